@@ -1,0 +1,172 @@
+#include "hsm/ca_operations.h"
+
+#include <openssl/err.h>
+#include <sys/random.h>
+
+#include "base/failure.h"
+#include "base/files.h"
+#include "pki/certificate_profile.h"
+#include "pki/csr.h"
+#include "pki/key.h"
+
+namespace hsm {
+namespace {
+
+using base::ExitCode;
+using base::Failure;
+
+// Opens module → token → login → key, in an order whose destruction is safe (key first).
+struct OpenKey {
+  Pkcs11Uri uri;
+  Module module;
+  Session session;
+  TokenKey key;
+
+  explicit OpenKey(const KeyAccess& access)
+      : uri(Pkcs11Uri::Parse(access.key_uri)),
+        module(ModulePath(access.module, &uri)),
+        session(module, SelectorFor(uri), false),
+        key(LoginAndFind(session, access, uri)) {}
+
+  static TokenKey LoginAndFind(Session& session, const KeyAccess& access, const Pkcs11Uri& uri) {
+    if (uri.type && *uri.type != "private") {
+      throw Failure(ExitCode::kUsage, "bad-uri", "the key URI must name type=private (or no type)");
+    }
+    std::string pin = ReadPin(access.pin, &uri);
+    try {
+      session.Login(pin);
+    } catch (...) {
+      base::Scrub(pin);
+      throw;
+    }
+    base::Scrub(pin);
+    return session.FindPrivateKey(uri.object, uri.id);
+  }
+};
+
+}  // namespace
+
+std::string CreateCaCertificate(const KeyAccess& access, const std::string& subject, int days,
+                                std::chrono::system_clock::time_point now) {
+  if (days < 1 || days > 36500) {
+    throw Failure(ExitCode::kUsage, "bad-days", "--days must be between 1 and 36500");
+  }
+  OpenKey open(access);
+  pki::CaCertificateFields fields;
+  fields.subject = subject;
+  fields.public_key = open.key.public_key.get();
+  fields.serial = pki::RandomSerial();
+  fields.not_before = now - std::chrono::minutes(5);
+  fields.not_after = now + std::chrono::hours(24) * days;
+  pki::X509Ptr cert = pki::BuildCaCertificate(fields);
+  pki::SignCertificate(cert.get(), open.key.private_key.get());
+  if (X509_verify(cert.get(), open.key.public_key.get()) != 1) {
+    pki::ThrowOpenSsl(ExitCode::kUnavailable, "token-sign-failed",
+                      "the token's signature does not verify with its public key");
+  }
+  return pki::ToPem(cert.get());
+}
+
+std::string CreateCaRequest(const KeyAccess& access, const std::string& subject) {
+  OpenKey open(access);
+  pki::X509ReqPtr req(X509_REQ_new());
+  pki::X509NamePtr name = pki::ParseSubject(subject);
+  if (!req || X509_REQ_set_version(req.get(), 0) != 1 ||
+      X509_REQ_set_subject_name(req.get(), name.get()) != 1 ||
+      X509_REQ_set_pubkey(req.get(), open.key.public_key.get()) != 1) {
+    pki::ThrowOpenSsl(ExitCode::kSoftware, "internal", "cannot build the CA request");
+  }
+  pki::SignRequest(req.get(), open.key.private_key.get());
+  return pki::ToPem(req.get());
+}
+
+std::string BuildCaBundle(const std::vector<std::string>& files,
+                          std::chrono::system_clock::time_point now) {
+  if (files.empty()) throw Failure(ExitCode::kUsage, "usage", "name at least one CA certificate");
+  std::string bundle;
+  for (const auto& file : files) {
+    for (auto& cert : pki::ReadCertificateBundleFile(file)) {
+      if (X509_check_ca(cert.get()) == 0) {
+        throw Failure(ExitCode::kDataErr, "not-a-ca",
+                      file + ": '" + pki::NameToString(X509_get_subject_name(cert.get())) +
+                          "' is not a CA certificate");
+      }
+      if (pki::NotAfter(cert.get()) <= now) {
+        throw Failure(ExitCode::kDataErr, "ca-expired",
+                      file + ": '" + pki::NameToString(X509_get_subject_name(cert.get())) +
+                          "' has expired; an expired CA does not belong in a bundle");
+      }
+      bundle += pki::ToPem(cert.get());
+    }
+  }
+  return bundle;
+}
+
+std::vector<CheckResult> CheckCaKey(const KeyAccess& access, const std::string& ca_cert_path,
+                                    std::chrono::system_clock::time_point now) {
+  pki::X509Ptr cert = pki::ReadCertificateFile(ca_cert_path);
+  OpenKey open(access);
+  std::vector<CheckResult> results;
+  auto add = [&](bool ok, const std::string& name, const std::string& detail) {
+    results.push_back({ok, name, detail});
+  };
+  EVP_PKEY* cert_key = X509_get0_pubkey(cert.get());
+  add(cert_key != nullptr && pki::SamePublicKey(cert_key, open.key.public_key.get()),
+      "key-matches-certificate",
+      "token key " + pki::DescribeKey(open.key.public_key.get()).name + ", sha256 " +
+          pki::PublicKeySha256(open.key.public_key.get()).substr(0, 16) + "…");
+
+  unsigned char message[32];
+  if (getrandom(message, sizeof message, 0) != static_cast<ssize_t>(sizeof message)) {
+    throw Failure(ExitCode::kSoftware, "internal", "getrandom failed");
+  }
+  std::vector<unsigned char> signature;
+  {
+    pki::EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+    std::size_t len = 0;
+    if (EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr,
+                           open.key.private_key.get()) != 1 ||
+        EVP_DigestSign(ctx.get(), nullptr, &len, message, sizeof message) != 1) {
+      pki::ThrowOpenSsl(ExitCode::kUnavailable, "token-sign-failed", "the token refused to sign");
+    }
+    signature.resize(len);
+    if (EVP_DigestSign(ctx.get(), signature.data(), &len, message, sizeof message) != 1) {
+      pki::ThrowOpenSsl(ExitCode::kUnavailable, "token-sign-failed", "the token refused to sign");
+    }
+    signature.resize(len);
+  }
+  bool verified = false;
+  if (cert_key != nullptr) {
+    pki::EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+    verified = EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, cert_key) == 1 &&
+               EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), message,
+                                sizeof message) == 1;
+    ERR_clear_error();
+  }
+  add(verified, "test-signature",
+      verified ? "SHA-256 signature made in the token verifies with the certificate's key"
+               : "a signature made in the token does not verify with the certificate's key");
+
+  const KeyAttributes& a = open.key.attributes;
+  auto flag = [](const std::optional<bool>& v) { return !v ? "unknown" : *v ? "true" : "false"; };
+  add(a.sensitive.value_or(false) && a.always_sensitive.value_or(false), "sensitive",
+      std::string("CKA_SENSITIVE=") + flag(a.sensitive) + " CKA_ALWAYS_SENSITIVE=" +
+          flag(a.always_sensitive));
+  add(a.extractable.has_value() && !*a.extractable && a.never_extractable.value_or(false),
+      "never-extractable",
+      std::string("CKA_EXTRACTABLE=") + flag(a.extractable) + " CKA_NEVER_EXTRACTABLE=" +
+          flag(a.never_extractable));
+  add(a.sign.value_or(false) && a.token.value_or(false) && a.is_private.value_or(false),
+      "token-private-sign",
+      std::string("CKA_TOKEN=") + flag(a.token) + " CKA_PRIVATE=" + flag(a.is_private) +
+          " CKA_SIGN=" + flag(a.sign));
+  add(X509_check_ca(cert.get()) != 0, "certificate-is-ca",
+      pki::NameToString(X509_get_subject_name(cert.get())));
+  auto not_after = pki::NotAfter(cert.get());
+  auto days_left = std::chrono::duration_cast<std::chrono::hours>(not_after - now).count() / 24;
+  add(pki::NotBefore(cert.get()) <= now && now < not_after, "certificate-valid",
+      now < not_after ? std::to_string(days_left) + " days left" : "expired");
+  return results;
+}
+
+}  // namespace hsm

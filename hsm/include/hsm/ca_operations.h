@@ -1,0 +1,46 @@
+// What the operators' tool `etcd-hsm` does with a CA key that lives in a token. Each function opens
+// the module, uses the token and closes everything before returning.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "hsm/pin.h"
+#include "hsm/session.h"
+
+namespace hsm {
+
+// How to reach a key: module, RFC 7512 URI, PIN source.
+struct KeyAccess {
+  std::string module;  // may be empty when the URI has module-path=
+  std::string key_uri;
+  PinSource pin;
+};
+
+// Self-signed CA certificate (CA:TRUE, pathlen 0, keyCertSign+cRLSign, SKI/AKI) for the token key,
+// valid from now - 5 min for `days` days, signed by the token. Returns PEM.
+std::string CreateCaCertificate(const KeyAccess& access, const std::string& subject, int days,
+                                std::chrono::system_clock::time_point now);
+
+// PKCS#10 request for the token key (for an offline root to sign). Returns PEM.
+std::string CreateCaRequest(const KeyAccess& access, const std::string& subject);
+
+// Concatenates CA certificates (current first, then previous ones) after checking each is a CA
+// certificate and not expired at `now`. Returns the PEM bundle.
+std::string BuildCaBundle(const std::vector<std::string>& files,
+                          std::chrono::system_clock::time_point now);
+
+struct CheckResult {
+  bool ok;
+  std::string name;
+  std::string detail;
+};
+
+// The `check` verb: test signature verified with the certificate's key; certificate and token
+// key match; the key is sensitive, never-extractable, sign-capable; the certificate is a CA and
+// currently valid. Every check runs and reports, even after one fails (token errors throw).
+std::vector<CheckResult> CheckCaKey(const KeyAccess& access, const std::string& ca_cert_path,
+                                    std::chrono::system_clock::time_point now);
+
+}  // namespace hsm

@@ -1,0 +1,64 @@
+// The certificates this project makes. Every field and extension comes from here, never from a CSR.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <string>
+
+#include "pki/openssl.h"
+
+namespace pki {
+
+using TimePoint = std::chrono::system_clock::time_point;
+using Serial = std::array<unsigned char, 16>;
+
+// 16 bytes from the OS CSPRNG (getrandom), top bit cleared so the INTEGER is positive and never
+// zero. Nothing is stored, so uniqueness rests on these 127 bits of entropy.
+Serial RandomSerial();
+
+// Profile `etcd-client` (DESIGN §3): v3, subject CN=<name> only, basicConstraints CA:FALSE
+// (critical), keyUsage digitalSignature (+keyEncipherment for RSA) (critical), extendedKeyUsage
+// clientAuth, subjectKeyIdentifier, authorityKeyIdentifier = the CA's SKI. Unsigned.
+struct ClientCertificateFields {
+  std::string common_name;
+  EVP_PKEY* subject_key = nullptr;
+  Serial serial{};
+  TimePoint not_before;
+  TimePoint not_after;
+};
+X509Ptr BuildClientCertificate(const ClientCertificateFields& fields, X509* ca_cert);
+
+// Self-signed CA for the etcd client CA (or a CA signed by `issuer`): CA:TRUE pathlen:0 (critical),
+// keyUsage keyCertSign+cRLSign (critical), SKI, AKI. `subject` is "CN=etcd-ca" or
+// "CN=etcd-ca,O=Example" (also "/CN=.../O=..."). Unsigned.
+struct CaCertificateFields {
+  std::string subject;
+  EVP_PKEY* public_key = nullptr;
+  Serial serial{};
+  TimePoint not_before;
+  TimePoint not_after;
+};
+X509Ptr BuildCaCertificate(const CaCertificateFields& fields);
+
+// Parses "CN=a,O=b" or "/CN=a/O=b" into a name. Throws Failure(kUsage, "bad-subject").
+X509NamePtr ParseSubject(const std::string& subject);
+
+// Signs `cert` with SHA-256 using `key` (a token key: the token computes the signature).
+void SignCertificate(X509* cert, EVP_PKEY* key);
+void SignRequest(X509_REQ* req, EVP_PKEY* key);
+
+// ASN1_TIME <-> time_point.
+TimePoint ToTimePoint(const ASN1_TIME* t);
+TimePoint NotBefore(X509* cert);
+TimePoint NotAfter(X509* cert);
+
+// Serial number as lowercase hex without separators.
+std::string SerialHex(X509* cert);
+
+// The subject's CN (first one), or "" when absent.
+std::string CommonName(X509_NAME* name);
+
+// One-line RFC 2253 rendering of a name.
+std::string NameToString(X509_NAME* name);
+
+}  // namespace pki
