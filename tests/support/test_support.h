@@ -1,0 +1,92 @@
+// Test support: temp dirs, running real programs, free loopback ports, a SoftHSM CA token.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace testing_support {
+
+// A fresh directory under $TMPDIR, removed with everything in it at destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+struct RunResult {
+  int exit_code = -1;  // 128+N when killed by signal N
+  std::string out;
+  std::string err;
+};
+
+struct RunOptions {
+  std::string input;
+  std::map<std::string, std::string> env;  // added to (or replacing in) the current environment
+  std::vector<std::string> unset_env;
+  std::chrono::milliseconds timeout{60000};
+  // Feed stdin slowly: one byte per `drip` (for timeout tests); 0 = all at once.
+  std::chrono::milliseconds drip{0};
+  bool keep_stdin_open = false;  // never close stdin (a client that stalls)
+};
+
+// Runs argv[0] (a path) with posix_spawn; collects stdout/stderr. Kills it at the timeout.
+RunResult Run(const std::vector<std::string>& argv, const RunOptions& options = {});
+
+// Starts a background process; Stop() (or the destructor) sends SIGTERM then SIGKILL.
+class Process {
+ public:
+  Process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
+          const std::string& log_path = "");
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+  int pid() const { return pid_; }
+  bool Running();
+  void Stop();
+
+ private:
+  int pid_ = -1;
+};
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreePort();
+
+// Waits until 127.0.0.1:port accepts connections.
+bool WaitForPort(int port, std::chrono::milliseconds timeout);
+
+std::string ReadFile(const std::string& path);
+void WriteFile(const std::string& path, const std::string& contents, unsigned mode = 0644);
+std::vector<std::string> Lines(const std::string& text);
+
+// Paths of the built programs and the source tree (from CMake).
+std::string Binary(const std::string& name);  // etcd-hsm, etcd-signer, etcd-requester
+std::string SourceDir();
+
+constexpr const char* kSoftHsmModule = "/usr/lib/softhsm/libsofthsm2.so";
+
+// A throwaway SoftHSM token with a CA key and certificate, made by softhsm-fixtures/make-ca-token.
+struct CaToken {
+  explicit CaToken(const std::string& dir, const std::string& key_type = "ec-p256",
+                   const std::map<std::string, std::string>& extra_env = {});
+  std::string dir;
+  std::string conf;      // SOFTHSM2_CONF
+  std::string key_uri;   // pkcs11:token=etcd-ca;object=ca-key;type=private
+  std::string pin_file;
+  std::string ca_cert;
+  std::map<std::string, std::string> env() const { return {{"SOFTHSM2_CONF", conf}}; }
+};
+
+// openssl CLI helpers (the reference implementation the tests compare against).
+RunResult OpenSsl(const std::vector<std::string>& args, const std::string& input = "");
+
+}  // namespace testing_support
