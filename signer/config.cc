@@ -1,0 +1,90 @@
+#include "signer/config.h"
+
+#include <regex>
+#include <set>
+#include <toml++/toml.h>
+
+#include "base/failure.h"
+
+namespace signer {
+namespace {
+
+[[noreturn]] void Bad(const std::string& message) {
+  throw base::Failure(base::ExitCode::kConfig, "bad-config", message);
+}
+
+base::Seconds Duration(const toml::node& node, const std::string& key) {
+  if (auto i = node.value<int64_t>()) {
+    if (*i < 0) Bad(key + " must not be negative");
+    return base::Seconds(*i);
+  }
+  if (auto s = node.value<std::string>()) {
+    try {
+      return base::ParseDuration(*s);
+    } catch (const base::Failure& f) {
+      Bad(key + ": " + f.what());
+    }
+  }
+  Bad(key + " must be a duration such as \"24h\" or a number of seconds");
+}
+
+std::string String(const toml::node& node, const std::string& key) {
+  auto s = node.value<std::string>();
+  if (!s) Bad(key + " must be a string");
+  return *s;
+}
+
+}  // namespace
+
+void LoadConfigFile(const std::string& path, SignerConfig& c) {
+  toml::table table;
+  try {
+    table = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    Bad(path + ": " + std::string(e.description()));
+  }
+  for (auto&& [k, node] : table) {
+    std::string key(k.str());
+    if (key == "module") c.module = String(node, key);
+    else if (key == "key") c.key_uri = String(node, key);
+    else if (key == "pin_file") c.pin.file = String(node, key);
+    else if (key == "pin_env") c.pin.env_name = String(node, key);
+    else if (key == "ca_cert") c.ca_cert = String(node, key);
+    else if (key == "ca_bundle") c.ca_bundle = String(node, key);
+    else if (key == "identity") c.identity = String(node, key);
+    else if (key == "name_pattern") c.name_pattern = String(node, key);
+    else if (key == "lifetime_default") c.lifetime_default = Duration(node, key);
+    else if (key == "lifetime_min") c.lifetime_min = Duration(node, key);
+    else if (key == "lifetime_max") c.lifetime_max = Duration(node, key);
+    else if (key == "backdate") c.backdate = Duration(node, key);
+    else if (key == "audit_log") c.audit_log = String(node, key);
+    else if (key == "deadline") c.deadline = Duration(node, key);
+    else if (key == "input_timeout") c.input_timeout = Duration(node, key);
+    else if (key == "syslog") {
+      auto b = node.value<bool>();
+      if (!b) Bad("syslog must be true or false");
+      c.syslog = *b;
+    } else {
+      Bad(path + ": unknown key '" + key + "'");
+    }
+  }
+}
+
+void ValidateConfig(const SignerConfig& c) {
+  if (c.key_uri.empty()) Bad("no CA key: set --key (a PKCS#11 URI)");
+  if (c.ca_cert.empty()) Bad("no CA certificate: set --ca-cert");
+  if (c.lifetime_min.count() < 60) Bad("lifetime_min must be at least 60 seconds");
+  if (c.lifetime_min > c.lifetime_max) Bad("lifetime_min is larger than lifetime_max");
+  if (c.lifetime_default < c.lifetime_min || c.lifetime_default > c.lifetime_max) {
+    Bad("lifetime_default must lie between lifetime_min and lifetime_max");
+  }
+  if (c.backdate > base::Seconds(3600)) Bad("backdate must be at most 1h");
+  if (c.deadline.count() < 1 || c.input_timeout.count() < 1) Bad("timeouts must be at least 1s");
+  try {
+    std::regex re(c.name_pattern, std::regex::ECMAScript);
+  } catch (const std::regex_error&) {
+    Bad("name_pattern is not a valid regular expression");
+  }
+}
+
+}  // namespace signer

@@ -1,0 +1,43 @@
+// The operator's side of the signer: policy and token settings from the forced command's argv
+// and/or a TOML file. The client can never change any of these.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "base/duration.h"
+#include "hsm/pin.h"
+
+namespace signer {
+
+constexpr const char* kDefaultNamePattern = "^kubemaster-[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
+
+struct SignerConfig {
+  std::string module;            // PKCS#11 module path (or module-path= in the key URI)
+  std::string key_uri;           // pkcs11:token=...;object=...;type=private
+  hsm::PinSource pin;            // pin_file / pin_env
+  std::string ca_cert;           // the CA certificate matching the token key
+  std::string ca_bundle;         // served by `ca`; defaults to ca_cert
+  std::string identity;          // when set, the CN must equal it exactly
+  std::string name_pattern = kDefaultNamePattern;
+  base::Seconds lifetime_default{24 * 3600};
+  base::Seconds lifetime_min{10 * 60};
+  base::Seconds lifetime_max{7 * 24 * 3600};
+  base::Seconds backdate{5 * 60};
+  std::string audit_log;         // JSON lines file; syslog is always written
+  bool syslog = true;
+  base::Seconds deadline{10};          // whole request
+  base::Seconds input_timeout{5};      // reading the CSR from stdin
+};
+
+// Reads a TOML config file over `config` (keys: module, key, pin_file, pin_env, ca_cert,
+// ca_bundle, identity, name_pattern, lifetime_default, lifetime_min, lifetime_max, backdate,
+// audit_log, syslog, deadline, input_timeout; durations as strings like "24h" or integers in
+// seconds). Unknown keys are errors (Failure kConfig "bad-config").
+void LoadConfigFile(const std::string& path, SignerConfig& config);
+
+// Checks the settings are coherent (min <= default <= max, regex compiles, ...). Throws
+// Failure(kConfig, "bad-config").
+void ValidateConfig(const SignerConfig& config);
+
+}  // namespace signer

@@ -1,0 +1,28 @@
+// Building and signing the certificate for an approved request (DESIGN §3).
+#pragma once
+
+#include <chrono>
+
+#include "pki/certificate_profile.h"
+#include "signer/policy.h"
+
+namespace signer {
+
+struct Validity {
+  pki::TimePoint not_before;
+  pki::TimePoint not_after;
+};
+
+// notBefore = now - backdate (not before the CA's notBefore); notAfter = now + lifetime, never past
+// the CA's notAfter. Failure(kUnavailable): "ca-expired" when the CA is not valid now,
+// "ca-expiring" when less than `min_lifetime` of CA validity is left.
+Validity ComputeValidity(X509* ca_cert, pki::TimePoint now, base::Seconds lifetime,
+                         base::Seconds backdate, base::Seconds min_lifetime);
+
+// Builds the etcd-client certificate, has `ca_key` sign it (inside the token), and verifies the
+// signature with the CA certificate's public key before returning it: a token that returns a bad
+// signature is caught here, not by etcd ("self-check-failed", kSoftware).
+pki::X509Ptr IssueCertificate(const Approval& approval, X509* ca_cert, EVP_PKEY* ca_key,
+                              const Validity& validity, const pki::Serial& serial);
+
+}  // namespace signer

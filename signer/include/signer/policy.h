@@ -1,0 +1,53 @@
+// The signer's policy over a CSR: decode, check, decide. Pure functions over attacker input; no
+// token, no clock of their own (the caller passes `now`).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/duration.h"
+#include "pki/csr.h"
+#include "signer/config.h"
+
+namespace signer {
+
+constexpr std::size_t kMaxInputBytes = 64 * 1024;
+constexpr std::size_t kMaxCommonNameLength = 64;  // X.520 ub-common-name
+
+// What the signer has learnt about a request so far; filled step by step and audited whether the
+// request succeeds or not.
+struct RequestFacts {
+  std::string common_name;       // as requested (may be refused)
+  std::string key_type;          // "EC P-256", "RSA 3072", ...
+  std::string public_key_sha256;
+  std::optional<base::Seconds> requested_lifetime;
+};
+
+// An approved request: everything the certificate will carry that came from the client.
+struct Approval {
+  std::string common_name;
+  pki::EvpPkeyPtr public_key;
+  base::Seconds lifetime{0};
+};
+
+// base64 (whitespace ignored) of a PEM or DER CSR → the decoded CSR. Failure(kDataErr):
+// "empty-input", "not-base64", "not-a-csr".
+pki::X509ReqPtr DecodeRequestBody(const std::string& body);
+
+// Applies the profile's rules to a decoded CSR (DESIGN §3) and the requested lifetime. Fills
+// `facts` as it goes. Failure(kDataErr, "bad-signature") for a CSR whose self-signature does not
+// verify; Failure(kNoPerm, reason) for policy refusals: "subject-attributes", "name-policy",
+// "identity-mismatch", "extensions-requested", "csr-attributes", "key-type", "key-size",
+// "lifetime-too-short".
+Approval ApplyPolicy(X509_REQ* req, std::optional<base::Seconds> requested_lifetime,
+                     const SignerConfig& config, RequestFacts& facts);
+
+// Lifetime rule alone: default when not asked; below min refused; above max clamped to max.
+base::Seconds GrantLifetime(std::optional<base::Seconds> requested, const SignerConfig& config);
+
+// Name rule alone: length, pattern (full match), identity binding.
+void CheckName(const std::string& common_name, const SignerConfig& config);
+
+}  // namespace signer

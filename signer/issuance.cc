@@ -1,0 +1,49 @@
+#include "signer/issuance.h"
+
+#include <openssl/err.h>
+
+#include "base/failure.h"
+
+namespace signer {
+
+Validity ComputeValidity(X509* ca_cert, pki::TimePoint now, base::Seconds lifetime,
+                         base::Seconds backdate, base::Seconds min_lifetime) {
+  pki::TimePoint ca_not_before = pki::NotBefore(ca_cert);
+  pki::TimePoint ca_not_after = pki::NotAfter(ca_cert);
+  if (now < ca_not_before || now >= ca_not_after) {
+    throw base::Failure(base::ExitCode::kUnavailable, "ca-expired",
+                        "the CA certificate is not valid now (valid " +
+                            base::FormatRfc3339(ca_not_before) + " to " +
+                            base::FormatRfc3339(ca_not_after) + ")");
+  }
+  Validity v;
+  v.not_before = std::max(now - backdate, ca_not_before);
+  v.not_after = std::min(now + lifetime, ca_not_after);
+  if (v.not_after - now < min_lifetime) {
+    throw base::Failure(base::ExitCode::kUnavailable, "ca-expiring",
+                        "the CA certificate expires at " + base::FormatRfc3339(ca_not_after) +
+                            ", too soon to issue a certificate; rotate the CA");
+  }
+  return v;
+}
+
+pki::X509Ptr IssueCertificate(const Approval& approval, X509* ca_cert, EVP_PKEY* ca_key,
+                              const Validity& validity, const pki::Serial& serial) {
+  pki::ClientCertificateFields fields;
+  fields.common_name = approval.common_name;
+  fields.subject_key = approval.public_key.get();
+  fields.serial = serial;
+  fields.not_before = validity.not_before;
+  fields.not_after = validity.not_after;
+  pki::X509Ptr cert = pki::BuildClientCertificate(fields, ca_cert);
+  pki::SignCertificate(cert.get(), ca_key);
+  EVP_PKEY* ca_public = X509_get0_pubkey(ca_cert);
+  if (ca_public == nullptr || X509_verify(cert.get(), ca_public) != 1) {
+    ERR_clear_error();
+    throw base::Failure(base::ExitCode::kSoftware, "self-check-failed",
+                        "the token's signature does not verify with the CA certificate");
+  }
+  return cert;
+}
+
+}  // namespace signer

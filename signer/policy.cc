@@ -1,0 +1,124 @@
+#include "signer/policy.h"
+
+#include <regex>
+
+#include "base/failure.h"
+#include "pki/base64.h"
+#include "pki/key.h"
+
+namespace signer {
+namespace {
+
+using base::ExitCode;
+using base::Failure;
+
+[[noreturn]] void Refuse(const std::string& reason, const std::string& message) {
+  throw Failure(ExitCode::kNoPerm, reason, message);
+}
+
+std::string Quoted(const std::string& s) {
+  // Attacker text in messages: bounded and stripped of control characters.
+  std::string out;
+  for (char c : s.substr(0, 80)) {
+    out.push_back(static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '?' : c);
+  }
+  return "'" + out + (s.size() > 80 ? "…'" : "'");
+}
+
+}  // namespace
+
+pki::X509ReqPtr DecodeRequestBody(const std::string& body) {
+  bool blank = body.find_first_not_of(" \t\r\n") == std::string::npos;
+  if (blank) throw Failure(ExitCode::kDataErr, "empty-input", "no CSR was sent on stdin");
+  auto der = pki::DecodeBase64(body);
+  if (!der) {
+    throw Failure(ExitCode::kDataErr, "not-base64",
+                  "stdin must be the base64 encoding of a PEM or DER CSR");
+  }
+  return pki::DecodeCsr(*der);
+}
+
+base::Seconds GrantLifetime(std::optional<base::Seconds> requested, const SignerConfig& config) {
+  base::Seconds lifetime = requested.value_or(config.lifetime_default);
+  if (lifetime < config.lifetime_min) {
+    Refuse("lifetime-too-short", "the requested lifetime " + base::FormatDuration(lifetime) +
+                                     " is below the minimum " +
+                                     base::FormatDuration(config.lifetime_min));
+  }
+  return std::min(lifetime, config.lifetime_max);
+}
+
+void CheckName(const std::string& cn, const SignerConfig& config) {
+  if (cn.empty()) Refuse("name-policy", "the CSR has an empty common name");
+  if (cn.size() > kMaxCommonNameLength) {
+    Refuse("name-policy", "the common name is longer than 64 characters");
+  }
+  std::regex pattern(config.name_pattern, std::regex::ECMAScript);
+  if (!std::regex_match(cn, pattern)) {
+    Refuse("name-policy", "the name " + Quoted(cn) + " does not match the master-name pattern " +
+                              config.name_pattern);
+  }
+  if (!config.identity.empty() && cn != config.identity) {
+    Refuse("identity-mismatch", "this SSH key may only request certificates for '" +
+                                    config.identity + "', not " + Quoted(cn));
+  }
+}
+
+Approval ApplyPolicy(X509_REQ* req, std::optional<base::Seconds> requested_lifetime,
+                     const SignerConfig& config, RequestFacts& facts) {
+  facts.requested_lifetime = requested_lifetime;
+  pki::CsrFacts csr = pki::InspectCsr(req);
+  for (const auto& [name, value] : csr.subject) {
+    if (name == "CN" && facts.common_name.empty()) facts.common_name = value;
+  }
+  if (!csr.public_key) {
+    throw Failure(ExitCode::kDataErr, "not-a-csr", "the CSR's public key cannot be decoded");
+  }
+  pki::KeyDescription key = pki::DescribeKey(csr.public_key.get());
+  facts.key_type = key.name;
+  facts.public_key_sha256 = pki::PublicKeySha256(csr.public_key.get());
+  // Proof of possession first: nothing else in an unsigned request deserves an answer.
+  if (!csr.signature_valid) {
+    throw Failure(ExitCode::kDataErr, "bad-signature",
+                  "the CSR's self-signature does not verify with its own key");
+  }
+  if (csr.subject.size() != 1 || csr.subject[0].first != "CN") {
+    std::string names;
+    for (const auto& [name, value] : csr.subject) names += (names.empty() ? "" : ",") + name;
+    Refuse(csr.subject.empty() ? "name-policy" : "subject-attributes",
+           csr.subject.empty() ? "the CSR has no subject"
+                               : "the subject must be exactly one CN, not [" + names +
+                                     "]: the signer copies nothing else");
+  }
+  CheckName(facts.common_name, config);
+  if (csr.requests_extensions) {
+    Refuse("extensions-requested",
+           "the CSR requests extensions (SANs, key usages, CA...): the signer sets them all itself; "
+           "send a CSR without an extensionRequest");
+  }
+  if (csr.other_attributes > 0) {
+    Refuse("csr-attributes", "the CSR carries attributes (e.g. challengePassword); send none");
+  }
+  switch (key.kind) {
+    case pki::KeyDescription::Kind::kEc:
+      if (key.curve != "P-256" && key.curve != "P-384") {
+        Refuse("key-type", "EC curve " + key.curve + " is not accepted (use P-256 or P-384)");
+      }
+      break;
+    case pki::KeyDescription::Kind::kRsa:
+      if (key.bits < 2048 || key.bits > 8192) {
+        Refuse("key-size", "RSA keys must have 2048 to 8192 bits, not " + std::to_string(key.bits));
+      }
+      if (!key.rsa_exponent_ok) Refuse("key-type", "the RSA public exponent must be odd and >= 65537");
+      break;
+    case pki::KeyDescription::Kind::kOther:
+      Refuse("key-type", key.name + " keys are not accepted (use EC P-256/P-384 or RSA >= 2048)");
+  }
+  Approval approval;
+  approval.common_name = facts.common_name;
+  approval.public_key = std::move(csr.public_key);
+  approval.lifetime = GrantLifetime(requested_lifetime, config);
+  return approval;
+}
+
+}  // namespace signer
