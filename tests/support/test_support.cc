@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -274,6 +275,75 @@ CaToken::CaToken(const std::string& d, const std::string& key_type,
             ";type=private";
   pin_file = dir + "/user.pin";
   ca_cert = dir + "/ca.pem";
+}
+
+SshServer::SshServer(const std::string& dir) : dir_(dir) {
+  port_ = FreePort();
+  RunResult r = Run({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", dir_ + "/host_key"});
+  if (r.exit_code != 0) throw std::runtime_error("ssh-keygen failed: " + r.err);
+  std::string host_pub = ReadFile(dir_ + "/host_key.pub");
+  host_pub = host_pub.substr(0, host_pub.find_last_not_of("\n") + 1);
+  known_hosts_ = dir_ + "/known_hosts";
+  WriteFile(known_hosts_, "[127.0.0.1]:" + std::to_string(port_) + " " + host_pub + "\n");
+  WriteFile(dir_ + "/authorized_keys", "", 0600);
+  std::string config =
+      "Port " + std::to_string(port_) + "\nListenAddress 127.0.0.1\nHostKey " + dir_ +
+      "/host_key\nPidFile " + dir_ + "/sshd.pid\nAuthorizedKeysFile " + dir_ +
+      "/authorized_keys\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n"
+      "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+      "PermitRootLogin forced-commands-only\nPrintMotd no\nLogLevel VERBOSE\n"
+      "MaxStartups 100:30:200\nMaxSessions 50\nPerSourcePenalties no\n";
+  WriteFile(dir_ + "/sshd_config", config);
+  ::mkdir("/run/sshd", 0755);
+}
+
+SshServer::~SshServer() { Stop(); }
+
+std::string SshServer::NewClientKey(const std::string& name) {
+  std::string path = dir_ + "/" + name;
+  RunResult r = Run({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path});
+  if (r.exit_code != 0) throw std::runtime_error("ssh-keygen failed: " + r.err);
+  return path;
+}
+
+void SshServer::Authorize(const std::string& private_key_path, const std::string& command) {
+  std::string pub = ReadFile(private_key_path + ".pub");
+  pub = pub.substr(0, pub.find_last_not_of("\n") + 1);
+  std::string line = "restrict,command=\"" + command + "\" " + pub + "\n";
+  WriteFile(dir_ + "/authorized_keys", ReadFile(dir_ + "/authorized_keys") + line, 0600);
+}
+
+void SshServer::Start() {
+  // Older OpenSSH (Debian 12's 9.2) does not know PerSourcePenalties; drop it if refused.
+  RunResult test = Run({"/usr/sbin/sshd", "-t", "-f", dir_ + "/sshd_config"});
+  if (test.exit_code != 0) {
+    std::string config = ReadFile(dir_ + "/sshd_config");
+    auto pos = config.find("PerSourcePenalties no\n");
+    if (pos != std::string::npos) config.erase(pos, 23);
+    WriteFile(dir_ + "/sshd_config", config);
+  }
+  sshd_ = std::make_unique<Process>(
+      std::vector<std::string>{"/usr/sbin/sshd", "-D", "-e", "-f", dir_ + "/sshd_config"},
+      std::map<std::string, std::string>{}, dir_ + "/sshd.log");
+  if (!WaitForPort(port_, std::chrono::seconds(10))) {
+    throw std::runtime_error("sshd did not start: " + ReadFile(dir_ + "/sshd.log"));
+  }
+}
+
+void SshServer::Stop() { sshd_.reset(); }
+
+std::string SshServer::user() const {
+  struct passwd* pw = ::getpwuid(::geteuid());
+  return pw != nullptr ? pw->pw_name : "root";
+}
+
+RunResult SshServer::Ssh(const std::string& key, const std::string& command,
+                         const std::string& input) {
+  return Run({"/usr/bin/ssh", "-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o",
+              "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o",
+              "UserKnownHostsFile=" + known_hosts_, "-o", "GlobalKnownHostsFile=/dev/null", "-p",
+              std::to_string(port_), user() + "@127.0.0.1", command},
+             {.input = input, .timeout = std::chrono::seconds(30)});
 }
 
 RunResult OpenSsl(const std::vector<std::string>& args, const std::string& input) {

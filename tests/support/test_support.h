@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -84,6 +85,33 @@ struct CaToken {
   std::string pin_file;
   std::string ca_cert;
   std::map<std::string, std::string> env() const { return {{"SOFTHSM2_CONF", conf}}; }
+};
+
+// A real sshd on 127.0.0.1:<free port> with its own host key, config and authorized_keys, for the
+// current user (root in CI: PermitRootLogin forced-commands-only). Keys are added with
+// forced commands exactly as an operator would write them.
+class SshServer {
+ public:
+  explicit SshServer(const std::string& dir);
+  ~SshServer();
+  // Makes a new ed25519 client key pair DIR/<name> (+ .pub); returns the private key path.
+  std::string NewClientKey(const std::string& name);
+  // Appends `restrict,command="<command>" <pubkey>` to authorized_keys.
+  void Authorize(const std::string& private_key_path, const std::string& command);
+  void Start();
+  void Stop();
+  int port() const { return port_; }
+  const std::string& known_hosts() const { return known_hosts_; }
+  std::string user() const;
+  // OpenSSH's own client, for comparison: ssh -i key ... user@127.0.0.1 <command>.
+  RunResult Ssh(const std::string& private_key_path, const std::string& command,
+                const std::string& input = "");
+
+ private:
+  std::string dir_;
+  int port_ = 0;
+  std::string known_hosts_;
+  std::unique_ptr<Process> sshd_;
 };
 
 // openssl CLI helpers (the reference implementation the tests compare against).
