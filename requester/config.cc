@@ -1,0 +1,136 @@
+#include "requester/config.h"
+
+#include <regex>
+#include <toml++/toml.h>
+
+#include "base/failure.h"
+
+namespace requester {
+namespace {
+
+using base::ExitCode;
+using base::Failure;
+
+[[noreturn]] void Bad(const std::string& message) {
+  throw Failure(ExitCode::kConfig, "bad-config", message);
+}
+
+}  // namespace
+
+ServerAddress ParseServer(const std::string& text) {
+  ServerAddress a;
+  auto at = text.find('@');
+  if (at == std::string::npos || at == 0 || at + 1 >= text.size()) {
+    throw Failure(ExitCode::kUsage, "bad-server", "--server must be USER@HOST[:PORT], not '" + text + "'");
+  }
+  a.user = text.substr(0, at);
+  std::string rest = text.substr(at + 1);
+  std::string port;
+  if (rest[0] == '[') {
+    auto close = rest.find(']');
+    if (close == std::string::npos) throw Failure(ExitCode::kUsage, "bad-server", "unclosed '[' in --server");
+    a.host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':') throw Failure(ExitCode::kUsage, "bad-server", "junk after ']' in --server");
+      port = rest.substr(close + 2);
+    }
+  } else {
+    auto colon = rest.rfind(':');
+    a.host = rest.substr(0, colon);
+    if (colon != std::string::npos) port = rest.substr(colon + 1);
+  }
+  if (a.host.empty()) throw Failure(ExitCode::kUsage, "bad-server", "--server has no host");
+  if (!port.empty() || rest.back() == ':') {
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(port) < 1 || std::stoi(port) > 65535) {
+      throw Failure(ExitCode::kUsage, "bad-server", "bad port '" + port + "' in --server");
+    }
+    a.port = std::stoi(port);
+  }
+  for (char c : a.user + a.host) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == '\'' || c == '"' || c == '\\') {
+      throw Failure(ExitCode::kUsage, "bad-server", "--server contains a character that is not allowed");
+    }
+  }
+  return a;
+}
+
+void LoadConfigFile(const std::string& path, RequesterConfig& c) {
+  toml::table table;
+  try {
+    table = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    Bad(path + ": " + std::string(e.description()));
+  }
+  auto str = [&](const toml::node& n, const std::string& key) {
+    auto v = n.value<std::string>();
+    if (!v) Bad(key + " must be a string");
+    return *v;
+  };
+  auto dur = [&](const toml::node& n, const std::string& key) {
+    if (auto i = n.value<int64_t>()) return base::Seconds(*i);
+    try {
+      return base::ParseDuration(str(n, key));
+    } catch (const Failure& f) {
+      Bad(key + ": " + f.what());
+    }
+  };
+  for (auto&& [k, node] : table) {
+    std::string key(k.str());
+    if (key == "name") c.name = str(node, key);
+    else if (key == "server") c.server = str(node, key);
+    else if (key == "ssh_key") c.ssh_key = str(node, key);
+    else if (key == "known_hosts") c.known_hosts = str(node, key);
+    else if (key == "accept_new_host_key") {
+      auto b = node.value<bool>();
+      if (!b) Bad("accept_new_host_key must be true or false");
+      c.accept_new_host_key = *b;
+    } else if (key == "key_file") c.key_file = str(node, key);
+    else if (key == "key") c.key_uri = str(node, key);
+    else if (key == "module") c.module = str(node, key);
+    else if (key == "pin_file") c.pin.file = str(node, key);
+    else if (key == "pin_env") c.pin.env_name = str(node, key);
+    else if (key == "cert") c.cert = str(node, key);
+    else if (key == "ca_bundle") c.ca_bundle = str(node, key);
+    else if (key == "lifetime") c.lifetime = dur(node, key);
+    else if (key == "skew_tolerance") c.skew_tolerance = dur(node, key);
+    else if (key == "connect_timeout") c.connect_timeout = dur(node, key);
+    else if (key == "io_timeout") c.io_timeout = dur(node, key);
+    else if (key == "state_file") c.state_file = str(node, key);
+    else if (key == "prometheus_file") c.prometheus_file = str(node, key);
+    else if (key == "post_renew_hook") {
+      auto* array = node.as_array();
+      if (array == nullptr) Bad("post_renew_hook must be an array of strings (argv, no shell)");
+      c.post_renew_hook.clear();
+      for (auto&& item : *array) c.post_renew_hook.push_back(str(item, key));
+    } else {
+      Bad(path + ": unknown key '" + key + "'");
+    }
+  }
+}
+
+void CheckName(const RequesterConfig& c) {
+  if (c.name.empty()) throw Failure(ExitCode::kUsage, "bad-name", "--name is required (e.g. kubemaster-1)");
+  if (c.name.size() > 64 || !std::regex_match(c.name, std::regex(c.name_pattern))) {
+    throw Failure(ExitCode::kUsage, "bad-name",
+                  "'" + c.name + "' is not a valid master name: it must look like kubemaster-<id> "
+                  "(lowercase letters, digits and '-', not ending in '-')");
+  }
+}
+
+void ValidateConfig(const RequesterConfig& c, bool need_server) {
+  CheckName(c);
+  if (c.cert.empty()) throw Failure(ExitCode::kUsage, "usage", "--cert FILE is required");
+  if (c.key_file.empty() == c.key_uri.empty()) {
+    throw Failure(ExitCode::kUsage, "usage", "give exactly one of --key-file FILE or --key PKCS11-URI");
+  }
+  if (!need_server) return;
+  ParseServer(c.server);
+  if (c.known_hosts.empty()) {
+    throw Failure(ExitCode::kUsage, "usage",
+                  "--known-hosts FILE is required: the signer's host key must be known in advance");
+  }
+  if (c.connect_timeout.count() < 1 || c.io_timeout.count() < 1) Bad("timeouts must be at least 1s");
+}
+
+}  // namespace requester

@@ -1,0 +1,57 @@
+// The requester's settings: flags and/or a TOML file (flags win). DESIGN §5 has the contract.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/duration.h"
+#include "hsm/pin.h"
+
+namespace requester {
+
+struct ServerAddress {
+  std::string user;
+  std::string host;
+  int port = 22;
+};
+
+// "USER@HOST[:PORT]" (also "USER@[v6]:PORT"). Throws Failure(kUsage, "bad-server").
+ServerAddress ParseServer(const std::string& text);
+
+struct RequesterConfig {
+  std::string name;             // kubemaster-<id>
+  std::string server;           // USER@HOST[:PORT]
+  std::string ssh_key;          // client key file; empty = ssh-agent
+  std::string known_hosts;      // required: the signer's host key
+  bool accept_new_host_key = false;  // trust on first use, only when explicitly asked
+  std::string key_file;         // PKCS#8 PEM, 0600 — or:
+  std::string key_uri;          // pkcs11:token=...;object=...
+  std::string module;
+  hsm::PinSource pin;
+  std::string cert;             // where the certificate is stored
+  std::string ca_bundle;        // trust anchors for verification (and where `ca` writes)
+  base::Seconds lifetime{0};    // 0 = the signer's default
+  base::Seconds skew_tolerance{300};
+  base::Seconds connect_timeout{10};
+  base::Seconds io_timeout{30};
+  std::vector<std::string> post_renew_hook;  // argv, run without a shell after a renewal
+  std::string state_file;       // default: <cert>.state.json
+  std::string prometheus_file;  // `status --prometheus FILE` / `run` writes it after each attempt
+  std::string name_pattern = "^kubemaster-[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
+
+  std::string StateFile() const { return state_file.empty() ? cert + ".state.json" : state_file; }
+};
+
+// Keys as in the flags with '-' → '_' (name, server, ssh_key, known_hosts, accept_new_host_key,
+// key_file, key, module, pin_file, pin_env, cert, ca_bundle, lifetime, skew_tolerance,
+// connect_timeout, io_timeout, post_renew_hook (array), state_file, prometheus_file).
+void LoadConfigFile(const std::string& path, RequesterConfig& config);
+
+// Throws Failure(kUsage/kConfig) for missing or contradictory settings. `need_server` is false
+// for verbs that work offline (status).
+void ValidateConfig(const RequesterConfig& config, bool need_server);
+
+// The name rule, checked before any network traffic. Failure(kUsage, "bad-name").
+void CheckName(const RequesterConfig& config);
+
+}  // namespace requester

@@ -1,0 +1,78 @@
+// The requester's verbs (DESIGN §5). Each returns normally on success and throws base::Failure
+// otherwise; a failure never touches the stored key or certificate.
+#pragma once
+
+#include <cstdio>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "base/files.h"
+#include "requester/config.h"
+#include "requester/renewal.h"
+
+namespace requester {
+
+// What tests inject.
+struct RequesterEnv {
+  std::function<TimePoint()> now = [] { return std::chrono::system_clock::now(); };
+  std::function<double()> uniform01 = SystemUniform01();
+  base::AtomicFileWriter::FaultHook store_fault;  // crash simulation between fsync and rename
+  std::FILE* out = stdout;
+  std::FILE* log = stderr;
+};
+
+// The stored certificate and what it means now.
+struct StoredCertificate {
+  CertificateState state = CertificateState::kMissing;
+  std::string detail;  // why unreadable, for messages
+  std::string serial;
+  std::string common_name;
+  TimePoint not_before{};
+  TimePoint not_after{};
+  TimePoint renew_at{};
+};
+StoredCertificate InspectCertificate(const RequesterConfig& config, TimePoint now,
+                                     const RenewalSchedule& schedule = {});
+
+// Persistent counters for `status` and monitoring (JSON next to the certificate).
+struct RequesterState {
+  std::string last_attempt;  // RFC 3339
+  std::string last_success;
+  int consecutive_failures = 0;
+  std::string last_error;
+};
+RequesterState LoadState(const std::string& path);
+void SaveState(const std::string& path, const RequesterState& state);
+
+struct RequestOutcome {
+  bool renewed = false;
+  bool generated_key = false;
+  std::string serial;
+  TimePoint not_after{};
+  std::string message;
+};
+
+// request: key if missing, CSR, send, verify, store, hook.
+RequestOutcome Request(const RequesterConfig& config, const RequesterEnv& env);
+
+// renew: like request, but only when due (or `force`), and never creates a key.
+RequestOutcome Renew(const RequesterConfig& config, const RequesterEnv& env, bool force);
+
+// ca: fetches the signer's CA bundle, checks it parses, stores it at config.ca_bundle (or prints
+// it when that is empty).
+void FetchCa(const RequesterConfig& config, const RequesterEnv& env);
+
+// status: human text, JSON, or Prometheus textfile format.
+enum class StatusFormat { kHuman, kJson, kPrometheus };
+std::string RenderStatus(const RequesterConfig& config, TimePoint now, StatusFormat format);
+
+// diagnose: the runbook's checks, one line each; returns true when all pass.
+bool Diagnose(const RequesterConfig& config, const RequesterEnv& env);
+
+// run: the renewal daemon. `reload` re-reads the configuration on SIGHUP. Returns the exit code
+// (0 on SIGTERM/SIGINT).
+int RunDaemon(RequesterConfig config, const std::function<RequesterConfig()>& reload,
+              const RequesterEnv& env);
+
+}  // namespace requester

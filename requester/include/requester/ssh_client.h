@@ -1,0 +1,51 @@
+// One SSH connection to the signer (libssh). Host keys are checked against the configured
+// known_hosts only (no ~/.ssh/config, no global file, no trust on first use unless asked).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "requester/config.h"
+
+namespace requester {
+
+struct ExecResult {
+  int exit_status = -1;
+  std::string out;
+  std::string err;
+};
+
+struct SshOptions {
+  ServerAddress server;
+  std::string known_hosts;
+  bool accept_new_host_key = false;
+  std::string identity_file;  // empty: ssh-agent
+  std::chrono::seconds connect_timeout{10};
+  std::chrono::seconds io_timeout{30};
+};
+
+class SshClient {
+ public:
+  // Connects, verifies the host key and authenticates. Throws Failure: kUnavailable
+  // "connect-failed" (TCP/SSH), kNoPerm "host-key-changed" / "host-key-unknown" /
+  // "auth-failed".
+  explicit SshClient(const SshOptions& options);
+  ~SshClient();
+  SshClient(const SshClient&) = delete;
+  SshClient& operator=(const SshClient&) = delete;
+
+  // Runs `command` (the signer's request line) with `input` on stdin and EOF after it. Output
+  // is capped at 1 MiB per stream. Throws Failure(kTempFail, "io-timeout") or
+  // (kUnavailable, "connection-lost").
+  ExecResult Exec(const std::string& command, const std::string& input);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Short text of an SSH host key fingerprint and the known_hosts state, for `diagnose`.
+std::string DescribeServer(const SshOptions& options);
+
+}  // namespace requester

@@ -1,0 +1,165 @@
+// etcd-requester: keeps this master's etcd client certificate valid.
+#include <CLI/CLI.hpp>
+#include <deque>
+#include <functional>
+
+#include "base/deadline.h"
+#include "base/failure.h"
+#include "base/program.h"
+#include "requester/config.h"
+#include "requester/requester.h"
+
+namespace {
+
+using requester::RequesterConfig;
+
+constexpr const char* kDescription =
+    "etcd-requester — obtain and renew this master's etcd client certificate from etcd-signer over SSH.\n"
+    "The private key stays here: in a PKCS#11 token (TPM via tpm2-pkcs11, SoftHSM) or a 0600 key file.\n"
+    "Exit codes (sysexits): 0 ok, 64 usage, 65 bad answer/verification, 69 signer or token unavailable,\n"
+    "73/74 cannot store, 75 temporary, 77 refused (policy, host key, SSH auth), 78 configuration.\n"
+    "A signer refusal is shown verbatim and its exit code passed on.";
+
+// Flags shared by every verb; applied over the --config file (flags win).
+struct Flags {
+  std::string config_path;
+  std::deque<std::pair<CLI::Option*, std::function<void(RequesterConfig&)>>> apply;
+  std::deque<std::string> text;
+  std::deque<std::vector<std::string>> lists;
+  bool accept_new = false;
+
+  void Add(CLI::App* cmd) {
+    cmd->add_option("--config", config_path, "TOML file with the same keys (flags win)");
+    auto str = [&](const char* name, const char* help, std::string RequesterConfig::*field) {
+      std::string& v = text.emplace_back();
+      apply.emplace_back(cmd->add_option(name, v, help), [&v, field](RequesterConfig& c) { c.*field = v; });
+    };
+    auto dur = [&](const char* name, const char* help, base::Seconds RequesterConfig::*field) {
+      std::string& v = text.emplace_back();
+      apply.emplace_back(cmd->add_option(name, v, help), [&v, field](RequesterConfig& c) {
+        try {
+          c.*field = base::ParseDuration(v);
+        } catch (const base::Failure& f) {
+          throw base::Failure(base::ExitCode::kUsage, "bad-duration", f.what());
+        }
+      });
+    };
+    str("--name", "This master's name, kubemaster-<id> (the certificate's CN)", &RequesterConfig::name);
+    str("--server", "The signer: USER@HOST[:PORT]", &RequesterConfig::server);
+    str("--ssh-key", "SSH client key file (default: ssh-agent)", &RequesterConfig::ssh_key);
+    str("--known-hosts", "known_hosts file with the signer's host key", &RequesterConfig::known_hosts);
+    str("--key-file", "Private key file (PKCS#8 PEM, 0600), created if missing", &RequesterConfig::key_file);
+    str("--key", "PKCS#11 URI of the private key, created in the token if missing", &RequesterConfig::key_uri);
+    str("--module", "PKCS#11 module path (SoftHSM, tpm2-pkcs11)", &RequesterConfig::module);
+    {
+      std::string& v = text.emplace_back();
+      apply.emplace_back(cmd->add_option("--pin-file", v, "File holding the token PIN (0400)"),
+                         [&v](RequesterConfig& c) { c.pin.file = v; });
+      std::string& e = text.emplace_back();
+      apply.emplace_back(cmd->add_option("--pin-env", e, "Name of an environment variable holding the PIN"),
+                         [&e](RequesterConfig& c) { c.pin.env_name = e; });
+    }
+    str("--cert", "Where the certificate is stored (atomically replaced)", &RequesterConfig::cert);
+    str("--ca-bundle", "CA bundle to verify against (fetched from the signer if missing)", &RequesterConfig::ca_bundle);
+    dur("--lifetime", "Requested lifetime (default: the signer's)", &RequesterConfig::lifetime);
+    dur("--skew-tolerance", "Clock skew tolerated when checking validity (default 5m)", &RequesterConfig::skew_tolerance);
+    dur("--connect-timeout", "SSH connect timeout (default 10s)", &RequesterConfig::connect_timeout);
+    dur("--io-timeout", "Time allowed for the signer's answer (default 30s)", &RequesterConfig::io_timeout);
+    str("--state-file", "Counters for status/monitoring (default CERT.state.json)", &RequesterConfig::state_file);
+    {
+      auto& hook = lists.emplace_back();
+      apply.emplace_back(cmd->add_option("--post-renew-hook", hook, "Program (and args) run after a renewal, no shell")
+                             ->expected(1, 64)->allow_extra_args(false),
+                         [&hook](RequesterConfig& c) { c.post_renew_hook = hook; });
+    }
+    cmd->add_flag("--accept-new-host-key", accept_new,
+                  "Trust an unknown signer host key once and record it (never a changed one)");
+  }
+
+  RequesterConfig Load() const {
+    RequesterConfig c;
+    if (!config_path.empty()) requester::LoadConfigFile(config_path, c);
+    for (const auto& [option, fn] : apply) {
+      if (option->count() > 0) fn(c);
+    }
+    if (accept_new) c.accept_new_host_key = true;
+    return c;
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{kDescription, "etcd-requester"};
+  app.set_version_flag("--version", ETCD_SIGNER_VERSION);
+  app.require_subcommand(1);
+  Flags flags;
+  auto* request = app.add_subcommand("request", "Create the key if missing, get a certificate, verify and store it");
+  auto* renew = app.add_subcommand("renew", "Renew if due (70-90% of the lifetime passed, or missing/expired)");
+  auto* run = app.add_subcommand("run", "Daemon: renew forever with jitter and backoff (SIGTERM stops, SIGHUP reloads)");
+  auto* status = app.add_subcommand("status", "Show the certificate, its expiry and the last attempts");
+  auto* diagnose = app.add_subcommand("diagnose", "Run the runbook's checks: network, SSH, name, signer, clock, key, certificate");
+  auto* ca = app.add_subcommand("ca", "Fetch the signer's CA bundle (to --ca-bundle, or stdout)");
+  bool force = false, json = false;
+  std::string prometheus;
+  renew->add_flag("--force", force, "Renew even if not due");
+  status->add_flag("--json", json, "One JSON object");
+  status->add_option("--prometheus", prometheus, "Write node_exporter textfile metrics to FILE");
+  run->add_option("--prometheus", prometheus, "Write node_exporter textfile metrics to FILE after each attempt");
+  for (auto* cmd : {request, renew, run, status, diagnose, ca}) flags.Add(cmd);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : static_cast<int>(base::ExitCode::kUsage);
+  }
+
+  return base::RunProgram("etcd-requester", [&]() -> int {
+    RequesterConfig config = flags.Load();
+    if (!prometheus.empty()) config.prometheus_file = prometheus;
+    requester::RequesterEnv env;
+    if (run->parsed()) {
+      requester::ValidateConfig(config, true);
+      return requester::RunDaemon(config, [&] {
+        RequesterConfig fresh = flags.Load();
+        if (!prometheus.empty()) fresh.prometheus_file = prometheus;
+        requester::ValidateConfig(fresh, true);
+        return fresh;
+      }, env);
+    }
+    if (status->parsed()) {
+      requester::ValidateConfig(config, false);
+      auto now = env.now();
+      if (!config.prometheus_file.empty()) {
+        base::AtomicFileWriter(config.prometheus_file, 0644)
+            .Write(requester::RenderStatus(config, now, requester::StatusFormat::kPrometheus));
+      }
+      std::string text = requester::RenderStatus(
+          config, now, json ? requester::StatusFormat::kJson : requester::StatusFormat::kHuman);
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      return 0;
+    }
+    // One-shot verbs: an overall deadline so a wedged token or signer cannot hang a cron job.
+    base::Deadline deadline(config.connect_timeout + config.io_timeout + std::chrono::seconds(60), [] {
+      std::fputs("etcd-requester: deadline: the token or the signer did not answer in time\n", stderr);
+    });
+    if (diagnose->parsed()) {
+      if (config.server.empty() || config.known_hosts.empty()) requester::ValidateConfig(config, true);
+      if (!requester::Diagnose(config, env)) {
+        throw base::Failure(base::ExitCode::kUnavailable, "diagnose-failed", "at least one check failed (see above)");
+      }
+      return 0;
+    }
+    if (ca->parsed()) {
+      if (config.server.empty() || config.known_hosts.empty()) requester::ValidateConfig(config, true);
+      requester::FetchCa(config, env);
+      return 0;
+    }
+    requester::ValidateConfig(config, true);
+    requester::RequestOutcome outcome =
+        request->parsed() ? requester::Request(config, env) : requester::Renew(config, env, force);
+    std::printf("%s\n", outcome.message.c_str());
+    return 0;
+  });
+}

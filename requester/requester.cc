@@ -1,0 +1,527 @@
+#include "requester/requester.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fcntl.h>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <thread>
+
+#include "base/deadline.h"
+#include "base/failure.h"
+#include "pki/base64.h"
+#include "pki/csr.h"
+#include "pki/verify.h"
+#include "requester/key_store.h"
+#include "requester/ssh_client.h"
+
+extern char** environ;
+
+namespace requester {
+namespace {
+
+using base::ExitCode;
+using base::Failure;
+using std::chrono::seconds;
+
+void Log(const RequesterEnv& env, const std::string& line) {
+  std::string text = "etcd-requester: " + line + "\n";
+  std::fwrite(text.data(), 1, text.size(), env.log);
+  std::fflush(env.log);
+}
+
+SshOptions SshOptionsFor(const RequesterConfig& c) {
+  SshOptions o;
+  o.server = ParseServer(c.server);
+  o.known_hosts = c.known_hosts;
+  o.accept_new_host_key = c.accept_new_host_key;
+  o.identity_file = c.ssh_key;
+  o.connect_timeout = c.connect_timeout;
+  o.io_timeout = c.io_timeout;
+  return o;
+}
+
+bool Exists(const std::string& path) { return !path.empty() && ::access(path.c_str(), F_OK) == 0; }
+
+// The signer's failure as the operator should see it: its exit code (when it is a sysexits code)
+// and its one stderr line, verbatim.
+[[noreturn]] void SignerFailed(const ExecResult& r) {
+  std::string line = r.err;
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+  if (line.empty()) line = "the signer exited with status " + std::to_string(r.exit_status) + " and said nothing";
+  int code = r.exit_status;
+  bool sysexit = code == 64 || code == 65 || code == 69 || code == 70 || code == 75 || code == 77 || code == 78;
+  throw Failure(sysexit ? static_cast<ExitCode>(code) : ExitCode::kUnavailable, "signer-refused", line);
+}
+
+std::vector<pki::X509Ptr> FetchBundle(SshClient& ssh) {
+  ExecResult r = ssh.Exec("ca", "");
+  if (r.exit_status != 0) SignerFailed(r);
+  return pki::ParseCertificatesPem(r.out, "the signer's CA bundle");
+}
+
+void RunHook(const RequesterConfig& c, const RequesterEnv& env) {
+  if (c.post_renew_hook.empty()) return;
+  std::vector<std::string> argv = c.post_renew_hook;
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  pid_t pid = -1;
+  // posix_spawnp, no shell: the hook's words are passed as they are.
+  int rc = posix_spawnp(&pid, cargv[0], nullptr, nullptr, cargv.data(), environ);
+  if (rc != 0) {
+    Log(env, "post-renew hook '" + argv[0] + "' could not start: " + std::strerror(rc));
+    return;
+  }
+  int status = 0;
+  for (int i = 0; i < 600; ++i) {  // 60 s
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        Log(env, "post-renew hook '" + argv[0] + "' failed (status " + std::to_string(status) + ")");
+      }
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &status, 0);
+  Log(env, "post-renew hook '" + argv[0] + "' took longer than 60s and was killed");
+}
+
+RequestOutcome DoRequest(const RequesterConfig& c, const RequesterEnv& env, bool create_key) {
+  CheckName(c);  // before any network traffic
+  std::unique_ptr<KeyStore> keys = MakeKeyStore(c);
+  RequestOutcome outcome;
+  outcome.generated_key = keys->Open(create_key);
+  if (outcome.generated_key) Log(env, "generated a new EC P-256 key in " + keys->Describe());
+  pki::X509ReqPtr csr = pki::BuildCsr(c.name, keys->private_key());
+  std::vector<unsigned char> der = pki::ToDer(csr.get());
+  std::string body = pki::EncodeBase64(der.data(), der.size(), 76);
+
+  SshClient ssh(SshOptionsFor(c));
+  std::vector<pki::X509Ptr> anchors;
+  if (!c.ca_bundle.empty()) {
+    if (Exists(c.ca_bundle)) {
+      anchors = pki::ReadCertificateBundleFile(c.ca_bundle);
+    } else {
+      // First contact: take the bundle from the signer over the host-key-verified connection.
+      anchors = FetchBundle(ssh);
+      std::string pem;
+      for (auto& a : anchors) pem += pki::ToPem(a.get());
+      base::AtomicFileWriter(c.ca_bundle, 0644).Write(pem);
+      Log(env, "stored the signer's CA bundle in " + c.ca_bundle);
+    }
+  }
+  std::string command = "sign";
+  if (c.lifetime.count() > 0) command += " --lifetime " + std::to_string(c.lifetime.count());
+  ExecResult r = ssh.Exec(command, body);
+  if (r.exit_status != 0) SignerFailed(r);
+
+  pki::IssuedCertificateExpectations want;
+  want.public_key = keys->public_key();
+  want.common_name = c.name;
+  for (auto& a : anchors) want.trust_anchors.push_back(a.get());
+  want.now = env.now();
+  want.skew_tolerance = c.skew_tolerance;
+  pki::X509Ptr cert = pki::VerifyIssuedCertificate(r.out, want);
+
+  base::AtomicFileWriter writer(c.cert, 0644);
+  if (env.store_fault) writer.set_fault_hook(env.store_fault);
+  writer.Write(pki::ToPem(cert.get()));
+  outcome.renewed = true;
+  outcome.serial = pki::SerialHex(cert.get());
+  outcome.not_after = pki::NotAfter(cert.get());
+  outcome.message = "stored a certificate for " + c.name + " in " + c.cert + " (serial " +
+                    outcome.serial + ", valid until " + base::FormatRfc3339(outcome.not_after) + ")";
+  keys.reset();  // release the token before running the hook
+  RunHook(c, env);
+  return outcome;
+}
+
+// Runs one attempt and records it in the state file, success or failure.
+RequestOutcome Attempt(const RequesterConfig& c, const RequesterEnv& env, bool create_key) {
+  RequesterState state = LoadState(c.StateFile());
+  state.last_attempt = base::FormatRfc3339(env.now());
+  try {
+    RequestOutcome outcome = DoRequest(c, env, create_key);
+    state.last_success = state.last_attempt;
+    state.consecutive_failures = 0;
+    state.last_error.clear();
+    try {
+      SaveState(c.StateFile(), state);
+    } catch (const Failure& f) {
+      Log(env, std::string("cannot save the state file: ") + f.what());
+    }
+    return outcome;
+  } catch (const Failure& f) {
+    state.consecutive_failures += 1;
+    state.last_error = f.reason() + ": " + f.what();
+    try {
+      SaveState(c.StateFile(), state);
+    } catch (...) {
+    }
+    throw;
+  }
+}
+
+std::string Ago(TimePoint then, TimePoint now) {
+  auto d = std::chrono::duration_cast<seconds>(then - now);
+  return d.count() >= 0 ? "in " + base::FormatDuration(d) : base::FormatDuration(-d) + " ago";
+}
+
+}  // namespace
+
+StoredCertificate InspectCertificate(const RequesterConfig& c, TimePoint now,
+                                     const RenewalSchedule& schedule) {
+  StoredCertificate s;
+  if (!Exists(c.cert)) return s;
+  try {
+    pki::X509Ptr cert = pki::ReadCertificateFile(c.cert);
+    s.serial = pki::SerialHex(cert.get());
+    s.common_name = pki::CommonName(X509_get_subject_name(cert.get()));
+    s.not_before = pki::NotBefore(cert.get());
+    s.not_after = pki::NotAfter(cert.get());
+    s.renew_at = schedule.RenewAt(s.not_before, s.not_after, RenewalSchedule::StableUniform(s.serial));
+  } catch (const Failure& f) {
+    s.state = CertificateState::kUnreadable;
+    s.detail = f.what();
+    return s;
+  }
+  if (s.common_name != c.name) {
+    s.state = CertificateState::kUnreadable;
+    s.detail = "the stored certificate is for '" + s.common_name + "', not '" + c.name + "'";
+  } else if (now >= s.not_after) {
+    s.state = CertificateState::kExpired;
+  } else if (now >= s.renew_at) {
+    s.state = CertificateState::kDue;
+  } else {
+    s.state = CertificateState::kFresh;
+  }
+  return s;
+}
+
+RequesterState LoadState(const std::string& path) {
+  RequesterState state;
+  if (!Exists(path)) return state;
+  try {
+    auto j = nlohmann::json::parse(base::ReadFileLimited(path, 64 * 1024, "state-file"));
+    state.last_attempt = j.value("last_attempt", "");
+    state.last_success = j.value("last_success", "");
+    state.consecutive_failures = j.value("consecutive_failures", 0);
+    state.last_error = j.value("last_error", "");
+  } catch (const std::exception&) {
+    // A damaged state file only loses counters; it must never stop a renewal.
+  }
+  return state;
+}
+
+void SaveState(const std::string& path, const RequesterState& s) {
+  nlohmann::ordered_json j;
+  j["last_attempt"] = s.last_attempt;
+  j["last_success"] = s.last_success;
+  j["consecutive_failures"] = s.consecutive_failures;
+  j["last_error"] = s.last_error;
+  base::AtomicFileWriter(path, 0644).Write(j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+}
+
+RequestOutcome Request(const RequesterConfig& c, const RequesterEnv& env) {
+  return Attempt(c, env, /*create_key=*/true);
+}
+
+RequestOutcome Renew(const RequesterConfig& c, const RequesterEnv& env, bool force) {
+  CheckName(c);
+  StoredCertificate stored = InspectCertificate(c, env.now());
+  if (!force && stored.state == CertificateState::kFresh) {
+    RequestOutcome outcome;
+    outcome.serial = stored.serial;
+    outcome.not_after = stored.not_after;
+    outcome.message = "not due: the certificate renews at " + base::FormatRfc3339(stored.renew_at) +
+                      " (" + Ago(stored.renew_at, env.now()) + ")";
+    return outcome;
+  }
+  // Renewal reuses the key; only a first `request` creates one.
+  return Attempt(c, env, /*create_key=*/false);
+}
+
+void FetchCa(const RequesterConfig& c, const RequesterEnv& env) {
+  SshClient ssh(SshOptionsFor(c));
+  std::string pem;
+  for (auto& a : FetchBundle(ssh)) pem += pki::ToPem(a.get());
+  if (c.ca_bundle.empty()) {
+    std::fwrite(pem.data(), 1, pem.size(), env.out);
+    return;
+  }
+  base::AtomicFileWriter(c.ca_bundle, 0644).Write(pem);
+  Log(env, "stored the CA bundle in " + c.ca_bundle);
+}
+
+std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat format) {
+  StoredCertificate s = InspectCertificate(c, now);
+  RequesterState state = LoadState(c.StateFile());
+  bool has_cert = s.state != CertificateState::kMissing && s.state != CertificateState::kUnreadable;
+  auto epoch = [](TimePoint t) { return std::chrono::duration_cast<seconds>(t.time_since_epoch()).count(); };
+  long long left = has_cert ? std::chrono::duration_cast<seconds>(s.not_after - now).count() : 0;
+  if (format == StatusFormat::kJson) {
+    nlohmann::ordered_json j;
+    j["name"] = c.name;
+    j["certificate"] = c.cert;
+    j["state"] = StateName(s.state);
+    if (!s.detail.empty()) j["detail"] = s.detail;
+    if (has_cert) {
+      j["serial"] = s.serial;
+      j["not_before"] = base::FormatRfc3339(s.not_before);
+      j["not_after"] = base::FormatRfc3339(s.not_after);
+      j["renew_at"] = base::FormatRfc3339(s.renew_at);
+      j["seconds_left"] = left;
+    }
+    j["last_attempt"] = state.last_attempt;
+    j["last_success"] = state.last_success;
+    j["consecutive_failures"] = state.consecutive_failures;
+    j["last_error"] = state.last_error;
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  }
+  if (format == StatusFormat::kPrometheus) {
+    std::string label = "{name=\"" + c.name + "\"}";
+    std::string out;
+    auto metric = [&](const std::string& name, const std::string& help, long long value) {
+      out += "# HELP " + name + " " + help + "\n# TYPE " + name + " gauge\n" + name + label + " " +
+             std::to_string(value) + "\n";
+    };
+    metric("etcd_requester_certificate_valid", "1 if a certificate is stored and not expired.",
+           has_cert && left > 0 ? 1 : 0);
+    metric("etcd_requester_certificate_expiry_timestamp_seconds", "notAfter of the stored certificate.",
+           has_cert ? epoch(s.not_after) : 0);
+    metric("etcd_requester_certificate_seconds_left", "Seconds until the stored certificate expires.",
+           has_cert ? left : 0);
+    long long last_success = 0;
+    if (!state.last_success.empty()) {
+      try {
+        last_success = epoch(base::ParseRfc3339(state.last_success));
+      } catch (const Failure&) {
+      }
+    }
+    metric("etcd_requester_last_success_timestamp_seconds", "Time of the last successful request.", last_success);
+    metric("etcd_requester_consecutive_failures", "Failed attempts since the last success.",
+           state.consecutive_failures);
+    return out;
+  }
+  std::string out;
+  auto row = [&](const std::string& k, const std::string& v) {
+    out += k + std::string(k.size() < 16 ? 16 - k.size() : 1, ' ') + v + "\n";
+  };
+  row("name", c.name);
+  row("certificate", c.cert + " (" + StateName(s.state) + ")");
+  if (!s.detail.empty()) row("problem", s.detail);
+  if (has_cert) {
+    row("serial", s.serial);
+    row("valid", base::FormatRfc3339(s.not_before) + " to " + base::FormatRfc3339(s.not_after));
+    row(left > 0 ? "expires" : "expired", Ago(s.not_after, now));
+    row("renews", base::FormatRfc3339(s.renew_at) + " (" + Ago(s.renew_at, now) + ")");
+  }
+  row("key", c.key_file.empty() ? c.key_uri : c.key_file);
+  row("last success", state.last_success.empty() ? "never" : state.last_success);
+  row("failures", std::to_string(state.consecutive_failures) +
+                      (state.last_error.empty() ? "" : " (last: " + state.last_error + ")"));
+  return out;
+}
+
+bool Diagnose(const RequesterConfig& c, const RequesterEnv& env) {
+  bool all = true;
+  auto line = [&](bool ok, const std::string& check, const std::string& detail, const std::string& fix = "") {
+    std::string text = std::string(ok ? "ok   " : "FAIL ") + check +
+                       std::string(check.size() < 14 ? 14 - check.size() : 1, ' ') + detail + "\n";
+    if (!ok && !fix.empty()) text += "     fix: " + fix + "\n";
+    std::fwrite(text.data(), 1, text.size(), env.out);
+    std::fflush(env.out);
+    all = all && ok;
+    return ok;
+  };
+  try {
+    CheckName(c);
+    line(true, "name", "'" + c.name + "' is a valid master name");
+  } catch (const Failure& f) {
+    line(false, "name", f.what(), "use the node's name in the form kubemaster-<id>, e.g. kubemaster-1");
+  }
+  std::optional<SshOptions> options;
+  try {
+    options = SshOptionsFor(c);
+  } catch (const Failure& f) {
+    line(false, "server", f.what(), "set --server USER@HOST[:PORT]");
+  }
+  bool tcp_ok = false;
+  if (options) {
+    // Plain TCP first: tells "network/firewall" apart from "SSH" problems.
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    std::string port = std::to_string(options->server.port);
+    std::string detail;
+    if (getaddrinfo(options->server.host.c_str(), port.c_str(), &hints, &res) != 0 || res == nullptr) {
+      detail = "cannot resolve " + options->server.host;
+    } else {
+      int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      ::connect(fd, res->ai_addr, res->ai_addrlen);
+      pollfd p{fd, POLLOUT, 0};
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (::poll(&p, 1, static_cast<int>(c.connect_timeout.count() * 1000)) == 1 &&
+          ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) {
+        tcp_ok = true;
+        detail = options->server.host + ":" + port + " accepts TCP connections";
+      } else {
+        detail = "cannot connect to " + options->server.host + ":" + port + ": " +
+                 (err != 0 ? std::strerror(err) : "timed out");
+      }
+      ::close(fd);
+      freeaddrinfo(res);
+    }
+    line(tcp_ok, "tcp", detail, "check the signer host is up, sshd listens on that port, and firewalls allow it");
+  }
+  std::optional<SshClient> ssh;
+  if (tcp_ok) {
+    try {
+      ssh.emplace(*options);
+      line(true, "ssh", "host key matches " + c.known_hosts + " and the signer accepted our key");
+    } catch (const Failure& f) {
+      line(false, "ssh", f.what(),
+           f.reason() == "auth-failed" ? "add this host's SSH public key to the signer's authorized_keys "
+                                         "with the forced command"
+                                       : "fix known_hosts or the SSH key as the message says");
+    }
+  }
+  if (ssh) {
+    try {
+      ExecResult r = ssh->Exec("info", "");
+      if (r.exit_status != 0) SignerFailed(r);
+      auto j = nlohmann::json::parse(r.out);
+      line(true, "signer", "etcd-signer " + j.value("version", std::string("?")) + ", lifetime " +
+                               base::FormatDuration(seconds(j.value("lifetime_min", 0))) + " to " +
+                               base::FormatDuration(seconds(j.value("lifetime_max", 0))));
+      if (j.contains("identity") && j["identity"] != c.name) {
+        line(false, "identity", "this SSH key is bound to '" + j["identity"].get<std::string>() + "', not '" + c.name + "'",
+             "use the right --name or ask the operator to fix the forced command's --identity");
+      }
+      TimePoint server = base::ParseRfc3339(j.value("time", std::string()));
+      auto skew = std::chrono::duration_cast<seconds>(env.now() - server);
+      bool skew_ok = std::abs(skew.count()) <= c.skew_tolerance.count();
+      line(skew_ok, "clock",
+           "this host is " + base::FormatDuration(seconds(std::abs(skew.count()))) +
+               (skew.count() >= 0 ? " ahead of" : " behind") + " the signer (tolerance " +
+               base::FormatDuration(c.skew_tolerance) + ")",
+           "synchronize time (chrony/systemd-timesyncd) on this host and the signer");
+    } catch (const std::exception& e) {
+      line(false, "signer", e.what(), "check the forced command in authorized_keys runs etcd-signer");
+    }
+  }
+  std::unique_ptr<KeyStore> keys;
+  try {
+    keys = MakeKeyStore(c);
+    keys->Open(false);
+    line(true, "key", keys->Describe() + " is present");
+  } catch (const Failure& f) {
+    keys.reset();
+    line(false, "key", f.what(), "run 'etcd-requester request' to create the key (or fix the PIN/token)");
+  }
+  StoredCertificate stored = InspectCertificate(c, env.now());
+  if (stored.state == CertificateState::kMissing || stored.state == CertificateState::kUnreadable) {
+    line(false, "certificate", c.cert + ": " + (stored.detail.empty() ? "missing" : stored.detail),
+         "run 'etcd-requester request'");
+  } else {
+    bool valid = stored.state != CertificateState::kExpired;
+    line(valid, "certificate",
+         valid ? "valid until " + base::FormatRfc3339(stored.not_after) : "expired at " + base::FormatRfc3339(stored.not_after),
+         "run 'etcd-requester renew --force' (an expired certificate is simply requested again)");
+    if (keys) {
+      pki::X509Ptr cert = pki::ReadCertificateFile(c.cert);
+      bool match = pki::SamePublicKey(X509_get0_pubkey(cert.get()), keys->public_key());
+      line(match, "key-match", match ? "the certificate belongs to our key" : "the certificate is for another key",
+           "run 'etcd-requester renew --force' to get a certificate for the current key");
+    }
+    if (!c.ca_bundle.empty()) {
+      try {
+        auto anchors = pki::ReadCertificateBundleFile(c.ca_bundle);
+        std::vector<X509*> raw;
+        for (auto& a : anchors) raw.push_back(a.get());
+        pki::X509Ptr cert = pki::ReadCertificateFile(c.cert);
+        std::string error = pki::VerifyChain(cert.get(), raw, std::min(env.now(), stored.not_after - seconds(1)));
+        line(error.empty(), "ca-bundle", error.empty() ? "the certificate chains to " + c.ca_bundle : error,
+             "run 'etcd-requester ca' to refresh the bundle after a CA rotation");
+      } catch (const Failure& f) {
+        line(false, "ca-bundle", f.what(), "run 'etcd-requester ca'");
+      }
+    }
+  }
+  return all;
+}
+
+int RunDaemon(RequesterConfig c, const std::function<RequesterConfig()>& reload, const RequesterEnv& env) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  Backoff backoff(seconds(1), seconds(300), env.uniform01);
+  Log(env, "running for " + c.name + " (certificate " + c.cert + ")");
+  for (;;) {
+    std::chrono::milliseconds wait{0};
+    StoredCertificate stored = InspectCertificate(c, env.now());
+    if (stored.state == CertificateState::kFresh) {
+      wait = std::chrono::duration_cast<std::chrono::milliseconds>(stored.renew_at - env.now());
+      // Wake at least hourly: someone may have removed or replaced the certificate.
+      wait = std::clamp(wait, std::chrono::milliseconds(1000), std::chrono::milliseconds(3600 * 1000));
+    } else {
+      try {
+        // A wedged token or connection must not wedge the daemon: bound each attempt.
+        base::Deadline deadline(c.connect_timeout + c.io_timeout + seconds(60), [&] {
+          Log(env, "deadline: an attempt took too long; exiting so that systemd restarts us");
+        });
+        RequestOutcome outcome = Attempt(c, env, /*create_key=*/stored.state == CertificateState::kMissing);
+        Log(env, "renewed: " + outcome.message);
+        backoff.Reset();
+        continue;
+      } catch (const Failure& f) {
+        if (f.reason() == "pin-incorrect" || f.reason() == "pin-locked") {
+          // Never retry a refused PIN: TPMs and HSMs lock out.
+          Log(env, f.reason() + ": " + f.what() + "; stopping");
+          return static_cast<int>(f.code());
+        }
+        wait = backoff.Next();
+        Log(env, f.reason() + ": " + f.what() + "; retrying in " +
+                     base::FormatDuration(std::chrono::duration_cast<seconds>(wait)) + " (attempt " +
+                     std::to_string(backoff.failures()) + ")");
+      }
+    }
+    if (!c.prometheus_file.empty()) {
+      try {
+        base::AtomicFileWriter(c.prometheus_file, 0644).Write(RenderStatus(c, env.now(), StatusFormat::kPrometheus));
+      } catch (const Failure& f) {
+        Log(env, std::string("cannot write metrics: ") + f.what());
+      }
+    }
+    timespec ts{static_cast<time_t>(wait.count() / 1000), static_cast<long>((wait.count() % 1000) * 1000000)};
+    int sig = sigtimedwait(&set, nullptr, &ts);
+    if (sig == SIGTERM || sig == SIGINT) {
+      Log(env, "stopping on signal " + std::to_string(sig));
+      return 0;
+    }
+    if (sig == SIGHUP) {
+      try {
+        c = reload();
+        Log(env, "configuration reloaded");
+      } catch (const Failure& f) {
+        Log(env, std::string("reload failed, keeping the old configuration: ") + f.what());
+      }
+    }
+  }
+}
+
+}  // namespace requester
