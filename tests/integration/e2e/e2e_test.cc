@@ -1,0 +1,215 @@
+// The whole product against a real etcd: SoftHSM CA made with etcd-hsm → sshd with the signer as a
+// forced command → etcd-requester → etcd with --client-cert-auth → etcdctl.
+#include <gtest/gtest.h>
+#include <openssl/pem.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "base/files.h"
+#include "etcd_fixture.h"
+#include "hsm/session.h"
+#include "pki/certificate_profile.h"
+#include "test_support.h"
+
+namespace {
+
+using namespace testing_support;
+using namespace std::chrono_literals;
+
+class EndToEnd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    token_ = std::make_unique<CaToken>(dir_ / "ca-token");
+    ssh_ = std::make_unique<SshServer>(dir_.path());
+    etcd_ = std::make_unique<EtcdServer>(dir_.path());
+    WriteSignerConfig(token_->key_uri, token_->ca_cert, token_->ca_cert);
+    ssh_key_ = ssh_->NewClientKey("kubemaster-1-ssh");
+    ssh_->Authorize(ssh_key_, "SOFTHSM2_CONF=" + token_->conf + " " + Binary("etcd-signer") +
+                                  " --config " + (dir_ / "signer.toml") + " --identity kubemaster-1 sign");
+    ssh_->Start();
+  }
+
+  void WriteSignerConfig(const std::string& key_uri, const std::string& ca_cert,
+                         const std::string& ca_bundle, const std::string& extra = "") {
+    WriteFile(dir_ / "signer.toml",
+              "module = \"" + std::string(kSoftHsmModule) + "\"\nkey = \"" + key_uri +
+                  "\"\npin_file = \"" + token_->pin_file + "\"\nca_cert = \"" + ca_cert +
+                  "\"\nca_bundle = \"" + ca_bundle + "\"\naudit_log = \"" + (dir_ / "audit.log") +
+                  "\"\nsyslog = false\n" + extra);
+  }
+
+  std::vector<std::string> RequesterArgs(const std::string& verb) {
+    return {Binary("etcd-requester"), verb, "--name", "kubemaster-1", "--server",
+            ssh_->user() + "@127.0.0.1:" + std::to_string(ssh_->port()), "--ssh-key", ssh_key_,
+            "--known-hosts", ssh_->known_hosts(), "--key-file", dir_ / "client.key", "--cert",
+            dir_ / "client.pem", "--ca-bundle", dir_ / "ca-bundle.pem"};
+  }
+
+  RunResult Requester(const std::string& verb, std::vector<std::string> extra = {}) {
+    auto args = RequesterArgs(verb);
+    args.insert(args.end(), extra.begin(), extra.end());
+    return testing_support::Run(args, {.timeout = 60s});
+  }
+
+  // Signs a client certificate with the token's CA key in-process, with any validity and EKU:
+  // the certificates the signer itself would never issue.
+  void MintWithTokenCa(const std::string& key_uri_object, const std::string& ca_cert_path,
+                       pki::TimePoint not_before, pki::TimePoint not_after, bool client_auth,
+                       const std::string& cert_out, const std::string& key_out) {
+    ::setenv("SOFTHSM2_CONF", token_->conf.c_str(), 1);
+    pki::EvpPkeyPtr leaf_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+    pki::X509Ptr ca = pki::ReadCertificateFile(ca_cert_path);
+    pki::ClientCertificateFields fields{"kubemaster-1", leaf_key.get(), pki::RandomSerial(), not_before, not_after};
+    pki::X509Ptr cert = pki::BuildClientCertificate(fields, ca.get());
+    if (!client_auth) {
+      X509_delete_ext(cert.get(), X509_get_ext_by_NID(cert.get(), NID_ext_key_usage, -1));
+      X509V3_CTX ctx;
+      X509V3_set_ctx_nodb(&ctx);
+      X509V3_set_ctx(&ctx, ca.get(), cert.get(), nullptr, nullptr, 0);
+      pki::X509ExtensionPtr ext(X509V3_EXT_conf_nid(nullptr, &ctx, NID_ext_key_usage, "serverAuth"));
+      X509_add_ext(cert.get(), ext.get(), -1);
+    }
+    {
+      hsm::Module module(kSoftHsmModule);
+      hsm::Session session(module, hsm::TokenSelector{std::string("etcd-ca"), std::nullopt}, false);
+      session.Login(base::ReadSecretFile(token_->pin_file));
+      hsm::TokenKey key = session.FindPrivateKey(key_uri_object, std::nullopt);
+      pki::SignCertificate(cert.get(), key.private_key.get());
+    }
+    WriteFile(cert_out, pki::ToPem(cert.get()));
+    pki::BioPtr bio(BIO_new(BIO_s_mem()));
+    PEM_write_bio_PrivateKey(bio.get(), leaf_key.get(), nullptr, nullptr, 0, nullptr, nullptr);
+    char* data = nullptr;
+    long len = BIO_get_mem_data(bio.get(), &data);
+    WriteFile(key_out, std::string(data, static_cast<std::size_t>(len)), 0600);
+  }
+
+  RunResult Put(const std::string& cert, const std::string& key, const std::string& value) {
+    return etcd_->Ctl(cert, key, {"put", "/e2e/key", value});
+  }
+
+  TempDir dir_;
+  std::unique_ptr<CaToken> token_;
+  std::unique_ptr<SshServer> ssh_;
+  std::unique_ptr<EtcdServer> etcd_;
+  std::string ssh_key_;
+};
+
+TEST_F(EndToEnd, RequestedCertificateWorksWithEtcdClientCertAuth) {
+  RunResult r = Requester("request");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  etcd_->Start(token_->ca_cert);
+  RunResult put = Put(dir_ / "client.pem", dir_ / "client.key", "hello from kubemaster-1");
+  ASSERT_EQ(put.exit_code, 0) << put.err;
+  RunResult get = etcd_->Ctl(dir_ / "client.pem", dir_ / "client.key", {"get", "/e2e/key", "--print-value-only"});
+  ASSERT_EQ(get.exit_code, 0) << get.err;
+  EXPECT_EQ(get.out, "hello from kubemaster-1\n");
+}
+
+TEST_F(EndToEnd, EtcdRefusesForeignExpiredAndNonClientCertificates) {
+  etcd_->Start(token_->ca_cert);
+  // Another CA's certificate, otherwise perfect.
+  ASSERT_EQ(OpenSsl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                     "-keyout", dir_ / "rogue-ca.key", "-out", dir_ / "rogue-ca.pem", "-days", "2",
+                     "-subj", "/CN=etcd-ca"}).exit_code, 0);
+  ASSERT_EQ(OpenSsl({"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                     "-keyout", dir_ / "rogue.key", "-out", dir_ / "rogue.csr", "-subj", "/CN=kubemaster-1"}).exit_code, 0);
+  WriteFile(dir_ / "client.ext", "extendedKeyUsage=clientAuth\n");
+  ASSERT_EQ(OpenSsl({"x509", "-req", "-in", dir_ / "rogue.csr", "-CA", dir_ / "rogue-ca.pem", "-CAkey",
+                     dir_ / "rogue-ca.key", "-CAcreateserial", "-days", "1", "-extfile", dir_ / "client.ext",
+                     "-out", dir_ / "rogue.pem"}).exit_code, 0);
+  RunResult rogue = Put(dir_ / "rogue.pem", dir_ / "rogue.key", "x");
+  EXPECT_NE(rogue.exit_code, 0);
+
+  auto now = std::chrono::system_clock::now();
+  MintWithTokenCa("ca-key", token_->ca_cert, now - 2h, now - 1h, true, dir_ / "expired.pem", dir_ / "expired.key");
+  RunResult expired = Put(dir_ / "expired.pem", dir_ / "expired.key", "x");
+  EXPECT_NE(expired.exit_code, 0);
+
+  MintWithTokenCa("ca-key", token_->ca_cert, now - 1h, now + 1h, false, dir_ / "server-only.pem", dir_ / "server-only.key");
+  RunResult no_client_auth = Put(dir_ / "server-only.pem", dir_ / "server-only.key", "x");
+  EXPECT_NE(no_client_auth.exit_code, 0);
+
+  // The control: the same CA key with a valid window and clientAuth is accepted, so the three
+  // refusals above are about what differs.
+  MintWithTokenCa("ca-key", token_->ca_cert, now - 1h, now + 1h, true, dir_ / "good.pem", dir_ / "good.key");
+  RunResult good = Put(dir_ / "good.pem", dir_ / "good.key", "x");
+  EXPECT_EQ(good.exit_code, 0) << good.err;
+}
+
+TEST_F(EndToEnd, CaRotationWithOverlapThenRetirement) {
+  ASSERT_EQ(Requester("request").exit_code, 0);
+  ASSERT_EQ(testing_support::Run({Binary("etcd-hsm"), "keygen", "--module", kSoftHsmModule, "--token", "etcd-ca",
+                 "--pin-file", token_->pin_file, "--label", "ca-key-2", "--type", "ec-p256"},
+                {.env = token_->env()}).exit_code, 0);
+  std::string new_uri = "pkcs11:token=etcd-ca;object=ca-key-2;type=private";
+  RunResult created = testing_support::Run({Binary("etcd-hsm"), "ca", "create", "--module", kSoftHsmModule, "--key", new_uri,
+                           "--pin-file", token_->pin_file, "--subject", "CN=etcd-ca 2", "--days", "30",
+                           "--out", dir_ / "ca2.pem"}, {.env = token_->env()});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  RunResult bundle = testing_support::Run({Binary("etcd-hsm"), "ca", "bundle", dir_ / "ca2.pem", token_->ca_cert, "--out",
+                          dir_ / "bundle.pem"});
+  ASSERT_EQ(bundle.exit_code, 0) << bundle.err;
+
+  // Overlap: etcd trusts both; the old certificate still works.
+  etcd_->Start(dir_ / "bundle.pem");
+  std::string old_cert = ReadFile(dir_ / "client.pem");
+  WriteFile(dir_ / "old.pem", old_cert);
+  ASSERT_EQ(Put(dir_ / "old.pem", dir_ / "client.key", "old CA").exit_code, 0);
+
+  // The signer switches to the new CA and serves the bundle; the requester refreshes its bundle
+  // and renews with the same key.
+  WriteSignerConfig(new_uri, dir_ / "ca2.pem", dir_ / "bundle.pem");
+  RunResult ca = Requester("ca");
+  ASSERT_EQ(ca.exit_code, 0) << ca.err;
+  RunResult renewed = Requester("renew", {"--force"});
+  ASSERT_EQ(renewed.exit_code, 0) << renewed.err;
+  RunResult issuer = OpenSsl({"x509", "-in", dir_ / "client.pem", "-noout", "-issuer"});
+  EXPECT_NE(issuer.out.find("etcd-ca 2"), std::string::npos) << issuer.out;
+  ASSERT_EQ(Put(dir_ / "client.pem", dir_ / "client.key", "new CA").exit_code, 0);
+  ASSERT_EQ(Put(dir_ / "old.pem", dir_ / "client.key", "old CA, overlap").exit_code, 0);
+
+  // Retirement: etcd trusts only the new CA; the old certificate is refused, the new one works.
+  etcd_->Start(dir_ / "ca2.pem");
+  EXPECT_NE(Put(dir_ / "old.pem", dir_ / "client.key", "old CA, retired").exit_code, 0);
+  EXPECT_EQ(Put(dir_ / "client.pem", dir_ / "client.key", "new CA only").exit_code, 0);
+}
+
+TEST_F(EndToEnd, DaemonRenewalKeepsEtcdClientWorking) {
+  WriteSignerConfig(token_->key_uri, token_->ca_cert, token_->ca_cert,
+                    "lifetime_min = 60\nlifetime_default = 60\nbackdate = 0\n");
+  etcd_->Start(token_->ca_cert);
+  auto args = RequesterArgs("run");
+  args.insert(args.end(), {"--lifetime", "60s"});
+  Process daemon(args, {}, dir_ / "daemon.log");
+  auto serial = [&] {
+    RunResult r = OpenSsl({"x509", "-in", dir_ / "client.pem", "-noout", "-serial"});
+    return r.exit_code == 0 ? r.out : std::string();
+  };
+  std::string first;
+  for (int i = 0; i < 200 && first.empty(); ++i) {
+    std::this_thread::sleep_for(100ms);
+    first = serial();
+  }
+  ASSERT_FALSE(first.empty()) << ReadFile(dir_ / "daemon.log");
+  ASSERT_EQ(Put(dir_ / "client.pem", dir_ / "client.key", "before renewal").exit_code, 0);
+  std::string second = first;
+  auto until = std::chrono::steady_clock::now() + 90s;  // renewal at 70-90 % of 60 s
+  while (second == first && std::chrono::steady_clock::now() < until) {
+    RunResult put = Put(dir_ / "client.pem", dir_ / "client.key", "during");
+    EXPECT_EQ(put.exit_code, 0) << put.err;  // never a gap: old cert stays until the new one is in place
+    std::this_thread::sleep_for(2s);
+    second = serial();
+  }
+  ASSERT_NE(second, first) << ReadFile(dir_ / "daemon.log");
+  EXPECT_EQ(Put(dir_ / "client.pem", dir_ / "client.key", "after renewal").exit_code, 0);
+  ::kill(daemon.pid(), SIGTERM);
+  int status = 0;
+  ASSERT_EQ(::waitpid(daemon.pid(), &status, 0), daemon.pid());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadFile(dir_ / "daemon.log");
+}
+
+}  // namespace

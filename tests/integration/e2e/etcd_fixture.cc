@@ -1,0 +1,60 @@
+#include "etcd_fixture.h"
+
+#include <stdexcept>
+#include <thread>
+
+namespace testing_support {
+
+EtcdServer::EtcdServer(const std::string& dir) : dir_(dir) {
+  auto check = [](const RunResult& r, const char* what) {
+    if (r.exit_code != 0) throw std::runtime_error(std::string(what) + ": " + r.err);
+  };
+  check(OpenSsl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-keyout", dir_ + "/server-ca.key", "-out", dir_ + "/server-ca.pem", "-days", "2",
+                 "-subj", "/CN=etcd server test CA"}),
+        "server CA");
+  check(OpenSsl({"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-keyout", dir_ + "/server.key", "-out", dir_ + "/server.csr", "-subj", "/CN=etcd"}),
+        "server CSR");
+  WriteFile(dir_ + "/server.ext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n");
+  check(OpenSsl({"x509", "-req", "-in", dir_ + "/server.csr", "-CA", dir_ + "/server-ca.pem", "-CAkey",
+                 dir_ + "/server-ca.key", "-CAcreateserial", "-days", "2", "-extfile",
+                 dir_ + "/server.ext", "-out", dir_ + "/server.pem"}),
+        "server certificate");
+}
+
+EtcdServer::~EtcdServer() { Stop(); }
+
+void EtcdServer::Start(const std::string& client_ca_bundle) {
+  Stop();
+  client_port_ = FreePort();
+  peer_port_ = FreePort();
+  std::string client = "https://127.0.0.1:" + std::to_string(client_port_);
+  std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
+  etcd_ = std::make_unique<Process>(
+      std::vector<std::string>{
+          "/usr/bin/etcd", "--name", "test", "--data-dir", dir_ + "/data", "--listen-client-urls",
+          client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
+          "--initial-advertise-peer-urls", peer, "--initial-cluster", "test=" + peer,
+          "--cert-file", dir_ + "/server.pem", "--key-file", dir_ + "/server.key",
+          "--client-cert-auth", "--trusted-ca-file", client_ca_bundle, "--log-level", "warn"},
+      std::map<std::string, std::string>{}, dir_ + "/etcd.log");
+  if (!WaitForPort(client_port_, std::chrono::seconds(20))) {
+    throw std::runtime_error("etcd did not start: " + ReadFile(dir_ + "/etcd.log"));
+  }
+}
+
+void EtcdServer::Stop() { etcd_.reset(); }
+
+RunResult EtcdServer::Ctl(const std::string& cert, const std::string& key,
+                          const std::vector<std::string>& args) const {
+  std::vector<std::string> argv{"/usr/bin/etcdctl", "--endpoints",
+                                "https://127.0.0.1:" + std::to_string(client_port_), "--cacert",
+                                dir_ + "/server-ca.pem", "--cert", cert, "--key", key,
+                                "--dial-timeout", "3s", "--command-timeout", "5s"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return Run(argv, {.env = {{"ETCDCTL_API", "3"}}, .timeout = std::chrono::seconds(30)});
+}
+
+}  // namespace testing_support
