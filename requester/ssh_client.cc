@@ -128,26 +128,28 @@ ExecResult SshClient::Exec(const std::string& command, const std::string& input)
   ExecResult result;
   auto deadline = std::chrono::steady_clock::now() + o.io_timeout;
   char buf[16384];
-  for (int stream : {0, 1}) {
-    std::string& sink = stream == 0 ? result.out : result.err;
-    for (;;) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) {
-        throw Failure(ExitCode::kTempFail, "io-timeout",
-                      "the signer did not answer within " + std::to_string(o.io_timeout.count()) + "s");
-      }
-      int n = ssh_channel_read_timeout(channel.get(), buf, sizeof buf, stream,
-                                       static_cast<int>(std::min<long long>(left.count(), 1000)));
-      if (n == SSH_ERROR) throw lost("reading the answer");
-      if (n > 0) {
-        if (sink.size() + static_cast<std::size_t>(n) > kMaxOutput) {
-          throw Failure(ExitCode::kDataErr, "answer-too-large", "the signer's answer is larger than 1 MiB");
-        }
-        sink.append(buf, static_cast<std::size_t>(n));
-        continue;
-      }
-      if (ssh_channel_is_eof(channel.get()) || ssh_channel_is_closed(channel.get())) break;
+  auto append = [](std::string& sink, const char* data, int n) {
+    if (sink.size() + static_cast<std::size_t>(n) > kMaxOutput) {
+      throw Failure(ExitCode::kDataErr, "answer-too-large", "the signer's answer is larger than 1 MiB");
     }
+    sink.append(data, static_cast<std::size_t>(n));
+  };
+  // Drain stdout and stderr together: libssh reports EOF only once *both* buffers are empty, so
+  // reading one stream to its end first would wait for a timeout whenever the other has data.
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      throw Failure(ExitCode::kTempFail, "io-timeout",
+                    "the signer did not answer within " + std::to_string(o.io_timeout.count()) + "s");
+    }
+    int n = ssh_channel_read_timeout(channel.get(), buf, sizeof buf, 0,
+                                     static_cast<int>(std::min<long long>(left.count(), 200)));
+    if (n == SSH_ERROR) throw lost("reading the answer");
+    if (n > 0) append(result.out, buf, n);
+    int m = ssh_channel_read_nonblocking(channel.get(), buf, sizeof buf, 1);
+    if (m == SSH_ERROR) throw lost("reading the answer");
+    if (m > 0) append(result.err, buf, m);
+    if (n <= 0 && m <= 0 && (ssh_channel_is_eof(channel.get()) || ssh_channel_is_closed(channel.get()))) break;
   }
   result.exit_status = ssh_channel_get_exit_status(channel.get());
   ssh_channel_close(channel.get());
