@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   CLI::App app{kDescription, "etcd-signer"};
   app.set_version_flag("--version", ETCD_SIGNER_VERSION);
   app.allow_extras();  // the request words (sign/ca/info, --lifetime) are collected, not parsed
+  // The operator's argv: a repeated flag takes its last value, as in sshd_config-style tools.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
   std::string config_path;
   app.add_option("--config", config_path, "TOML configuration file (flags win over it)");
@@ -78,15 +80,19 @@ int main(int argc, char** argv) {
   bool no_syslog = false;
   app.add_flag("--no-syslog", no_syslog, "Do not send audit records to syslog");
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? 0 : static_cast<int>(base::ExitCode::kUsage);
-  }
-
   signer::SignerConfig config;
   std::optional<base::Failure> config_error;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // argv is written by the operator (the forced command), never by the client: a bad flag is
+    // a configuration error, reported and audited like one.
+    config_error = base::Failure(base::ExitCode::kConfig, "bad-config", e.what());
+  }
   try {
     if (!config_path.empty()) signer::LoadConfigFile(config_path, config);
     for (auto& [flag, apply] : flags) {
