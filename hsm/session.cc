@@ -357,9 +357,10 @@ std::vector<unsigned char> Session::GenerateKeyPair(KeyType type, const std::str
   std::vector<CK_ATTRIBUTE> pub{
       {CKA_CLASS, &pub_class, sizeof pub_class}, {CKA_KEY_TYPE, &key_type, sizeof key_type},
       {CKA_TOKEN, &yes, sizeof yes},             {CKA_PRIVATE, &no, sizeof no},
-      {CKA_VERIFY, &yes, sizeof yes},            {CKA_ENCRYPT, &no, sizeof no},
       {CKA_WRAP, &no, sizeof no},                {CKA_LABEL, label_copy.data(), label_copy.size()},
       {CKA_ID, id.data(), id.size()}};
+  // CKA_VERIFY/CKA_ENCRYPT are left to the token: tpm2-pkcs11 derives them from the TPM object
+  // and refuses a template that states them differently; a public key's uses grant nothing.
   std::vector<CK_ATTRIBUTE> priv{
       {CKA_CLASS, &priv_class, sizeof priv_class}, {CKA_KEY_TYPE, &key_type, sizeof key_type},
       {CKA_TOKEN, &yes, sizeof yes},               {CKA_PRIVATE, &yes, sizeof yes},
