@@ -62,6 +62,9 @@ class Process {
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int FreePort();
 
+// True if nothing listens on 127.0.0.1:port and it can be bound.
+bool PortIsFree(int port);
+
 // Waits until 127.0.0.1:port accepts connections.
 bool WaitForPort(int port, std::chrono::milliseconds timeout);
 

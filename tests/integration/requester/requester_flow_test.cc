@@ -1,0 +1,276 @@
+// etcd-requester against a real sshd whose forced command runs the real etcd-signer with a
+// SoftHSM CA; the requester's own key in a file, a second SoftHSM token, or a TPM (swtpm).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "test_support.h"
+
+namespace {
+
+using namespace testing_support;
+using namespace std::chrono_literals;
+
+class Requester : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ca_ = std::make_unique<CaToken>(dir_ / "ca-token");
+    ssh_ = std::make_unique<SshServer>(dir_.path());
+    WriteSignerConfig("");
+    ssh_key_ = ssh_->NewClientKey("master-ssh");
+    ssh_->Authorize(ssh_key_, "SOFTHSM2_CONF=" + ca_->conf + " " + Binary("etcd-signer") + " --config " +
+                                  (dir_ / "signer.toml") + " --identity kubemaster-1 sign");
+    ssh_->Start();
+  }
+
+  void WriteSignerConfig(const std::string& extra) {
+    WriteFile(dir_ / "signer.toml", "module = \"" + std::string(kSoftHsmModule) + "\"\nkey = \"" + ca_->key_uri +
+                                        "\"\npin_file = \"" + ca_->pin_file + "\"\nca_cert = \"" + ca_->ca_cert +
+                                        "\"\naudit_log = \"" + (dir_ / "audit.log") + "\"\nsyslog = false\n" + extra);
+  }
+
+  std::vector<std::string> Args(const std::string& verb, std::vector<std::string> key_flags = {}) {
+    if (key_flags.empty()) key_flags = {"--key-file", dir_ / "client.key"};
+    std::vector<std::string> a{Binary("etcd-requester"), verb, "--name", "kubemaster-1", "--server",
+                               ssh_->user() + "@127.0.0.1:" + std::to_string(ssh_->port()), "--ssh-key", ssh_key_,
+                               "--known-hosts", ssh_->known_hosts(), "--cert", dir_ / "client.pem",
+                               "--ca-bundle", dir_ / "ca-bundle.pem", "--connect-timeout", "5s"};
+    a.insert(a.end(), key_flags.begin(), key_flags.end());
+    return a;
+  }
+
+  RunResult Do(std::vector<std::string> args, const std::map<std::string, std::string>& env = {}) {
+    return testing_support::Run(args, {.env = env, .timeout = 60s});
+  }
+
+  std::string PublicKeyOf(const std::string& cert) {
+    return OpenSsl({"x509", "-in", cert, "-noout", "-pubkey"}).out;
+  }
+  std::string SerialOf(const std::string& cert) { return OpenSsl({"x509", "-in", cert, "-noout", "-serial"}).out; }
+
+  TempDir dir_;
+  std::unique_ptr<CaToken> ca_;
+  std::unique_ptr<SshServer> ssh_;
+  std::string ssh_key_;
+};
+
+TEST_F(Requester, FileKeyRequestThenRenewOnlyWhenDueWithTheSameKey) {
+  RunResult r = Do(Args("request"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(OpenSsl({"verify", "-purpose", "sslclient", "-CAfile", ca_->ca_cert, dir_ / "client.pem"}).exit_code, 0);
+  struct stat st {};
+  ASSERT_EQ(::stat((dir_ / "client.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(ReadFile(dir_ / "ca-bundle.pem"), ReadFile(ca_->ca_cert));
+
+  std::string before = ReadFile(dir_ / "client.pem");
+  RunResult not_due = Do(Args("renew"));
+  EXPECT_EQ(not_due.exit_code, 0) << not_due.err;
+  EXPECT_NE(not_due.out.find("not due"), std::string::npos) << not_due.out;
+  EXPECT_EQ(ReadFile(dir_ / "client.pem"), before);
+  EXPECT_EQ(Lines(ReadFile(dir_ / "audit.log")).size(), 2u);  // ca + sign; the no-op renew asked nothing
+
+  RunResult forced = Do(Args("renew", {"--key-file", dir_ / "client.key", "--force"}));
+  ASSERT_EQ(forced.exit_code, 0) << forced.err;
+  EXPECT_NE(ReadFile(dir_ / "client.pem"), before);
+  WriteFile(dir_ / "before.pem", before);
+  EXPECT_EQ(PublicKeyOf(dir_ / "client.pem"), PublicKeyOf(dir_ / "before.pem"));
+  EXPECT_NE(SerialOf(dir_ / "client.pem"), SerialOf(dir_ / "before.pem"));
+
+  RunResult status = Do(Args("status", {"--key-file", dir_ / "client.key", "--json"}));
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  auto j = nlohmann::json::parse(status.out);
+  EXPECT_EQ(j["state"], "fresh");
+  EXPECT_EQ(j["consecutive_failures"], 0);
+  EXPECT_GT(j["seconds_left"].get<long long>(), 86000);
+}
+
+TEST_F(Requester, FailuresLeaveTheCurrentCertificateIntact) {
+  ASSERT_EQ(Do(Args("request")).exit_code, 0);
+  const std::string good = ReadFile(dir_ / "client.pem");
+  const std::string key = ReadFile(dir_ / "client.key");
+
+  // The signer refuses (this SSH key is bound to kubemaster-1): its line is shown verbatim.
+  auto other = Args("renew", {"--key-file", dir_ / "client.key", "--force"});
+  other[3] = "kubemaster-2";
+  RunResult refused = Do(other);
+  EXPECT_EQ(refused.exit_code, 77);
+  EXPECT_NE(refused.err.find("etcd-signer: identity-mismatch: "), std::string::npos) << refused.err;
+  EXPECT_EQ(ReadFile(dir_ / "client.pem"), good);
+
+  // The signer's host key changed.
+  WriteFile(dir_ / "known_hosts.orig", ReadFile(ssh_->known_hosts()));
+  testing_support::Run({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", dir_ / "imposter"});
+  std::string imposter = ReadFile(dir_ / "imposter.pub");
+  WriteFile(ssh_->known_hosts(), "[127.0.0.1]:" + std::to_string(ssh_->port()) + " " + imposter);
+  RunResult mitm = Do(Args("renew", {"--key-file", dir_ / "client.key", "--force"}));
+  EXPECT_EQ(mitm.exit_code, 77);
+  EXPECT_NE(mitm.err.find("etcd-requester: host-key-changed: "), std::string::npos) << mitm.err;
+  EXPECT_EQ(ReadFile(dir_ / "client.pem"), good);
+  // An unknown host is refused too, unless trust on first use is asked for explicitly.
+  WriteFile(ssh_->known_hosts(), "");
+  RunResult unknown = Do(Args("renew", {"--key-file", dir_ / "client.key", "--force"}));
+  EXPECT_EQ(unknown.exit_code, 77);
+  EXPECT_NE(unknown.err.find("host-key-unknown"), std::string::npos) << unknown.err;
+  RunResult tofu = Do(Args("renew", {"--key-file", dir_ / "client.key", "--force", "--accept-new-host-key"}));
+  EXPECT_EQ(tofu.exit_code, 0) << tofu.err;
+  EXPECT_NE(ReadFile(ssh_->known_hosts()).find("ssh-ed25519"), std::string::npos);
+  const std::string renewed = ReadFile(dir_ / "client.pem");
+
+  // The store fails (the certificate's directory does not exist): nothing else is touched.
+  auto nowhere = Args("renew", {"--key-file", dir_ / "client.key", "--force"});
+  for (auto& a : nowhere) {
+    if (a == dir_ / "client.pem") a = dir_ / "missing-dir/client.pem";
+  }
+  RunResult store = Do(nowhere);
+  EXPECT_NE(store.exit_code, 0);
+  EXPECT_EQ(Lines(store.err).back().rfind("etcd-requester: write-failed: ", 0), 0u) << store.err;
+
+  // sshd is gone.
+  ssh_->Stop();
+  RunResult down = Do(Args("renew", {"--key-file", dir_ / "client.key", "--force"}));
+  EXPECT_EQ(down.exit_code, 69);
+  EXPECT_NE(down.err.find("etcd-requester: connect-failed: "), std::string::npos) << down.err;
+  EXPECT_EQ(ReadFile(dir_ / "client.pem"), renewed);
+  EXPECT_EQ(ReadFile(dir_ / "client.key"), key);
+
+  RunResult status = Do(Args("status", {"--key-file", dir_ / "client.key", "--json"}));
+  auto j = nlohmann::json::parse(status.out);
+  // The TOFU renewal reset the count; the store failure kept its state next to its own path.
+  EXPECT_EQ(j["consecutive_failures"], 1);
+  EXPECT_NE(j["last_error"].get<std::string>().find("connect-failed"), std::string::npos);
+}
+
+TEST_F(Requester, BadNameFailsBeforeAnyNetworkTraffic) {
+  auto args = Args("request");
+  args[3] = "Kubemaster_1";
+  for (auto& a : args) {
+    if (a.find("@127.0.0.1:") != std::string::npos) a = "nobody@127.0.0.1:1";  // nothing listens
+  }
+  RunResult r = Do(args);
+  EXPECT_EQ(r.exit_code, 64);
+  EXPECT_EQ(r.err.rfind("etcd-requester: bad-name: ", 0), 0u) << r.err;
+  EXPECT_NE(::access((dir_ / "client.key").c_str(), F_OK), 0);  // no key made either
+}
+
+TEST_F(Requester, DiagnoseReportsEachCheckAndTheFailingOne) {
+  ASSERT_EQ(Do(Args("request")).exit_code, 0);
+  RunResult ok = Do(Args("diagnose"));
+  EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+  for (const char* check : {"ok   name", "ok   tcp", "ok   ssh", "ok   signer", "ok   clock", "ok   key",
+                            "ok   certificate", "ok   key-match", "ok   ca-bundle"}) {
+    EXPECT_NE(ok.out.find(check), std::string::npos) << check << "\n" << ok.out;
+  }
+  ssh_->Stop();
+  RunResult down = Do(Args("diagnose"));
+  EXPECT_EQ(down.exit_code, 69);
+  EXPECT_NE(down.out.find("FAIL tcp"), std::string::npos) << down.out;
+  EXPECT_NE(down.out.find("     fix: "), std::string::npos) << down.out;
+}
+
+TEST_F(Requester, SoftHsmKeyIsMadeInTheTokenAndWrongPinIsNotRetried) {
+  // The requester's own token, separate from the CA's.
+  std::string node = dir_ / "node-token";
+  ::mkdir(node.c_str(), 0755);
+  ::mkdir((node + "/tokens").c_str(), 0755);
+  WriteFile(node + "/softhsm2.conf", "directories.tokendir = " + node + "/tokens\nobjectstore.backend = file\n");
+  WriteFile(node + "/pin", "246810\n", 0400);
+  WriteFile(node + "/so.pin", "13579135\n", 0400);
+  WriteFile(node + "/wrong.pin", "111111\n", 0400);
+  std::map<std::string, std::string> env{{"SOFTHSM2_CONF", node + "/softhsm2.conf"}};
+  ASSERT_EQ(Do({Binary("etcd-hsm"), "init-token", "--module", kSoftHsmModule, "--label", "node", "--so-pin-file",
+                node + "/so.pin", "--pin-file", node + "/pin"}, env).exit_code, 0);
+  std::vector<std::string> key{"--key", "pkcs11:token=node;object=etcd-client", "--module", kSoftHsmModule,
+                               "--pin-file", node + "/pin"};
+  RunResult r = Do(Args("request", key), env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("generated a new EC P-256 key in token"), std::string::npos) << r.err;
+  RunResult list = Do({Binary("etcd-hsm"), "list", "--module", kSoftHsmModule, "--token", "node", "--pin-file", node + "/pin"}, env);
+  EXPECT_NE(list.out.find("private-key  etcd-client"), std::string::npos) << list.out;
+  std::string first = PublicKeyOf(dir_ / "client.pem");
+  auto force = key;
+  force.push_back("--force");
+  ASSERT_EQ(Do(Args("renew", force), env).exit_code, 0);
+  EXPECT_EQ(PublicKeyOf(dir_ / "client.pem"), first);
+
+  std::vector<std::string> wrong{"--key", "pkcs11:token=node;object=etcd-client", "--module", kSoftHsmModule,
+                                 "--pin-file", node + "/wrong.pin", "--force"};
+  RunResult bad = Do(Args("renew", wrong), env);
+  EXPECT_EQ(bad.exit_code, 69);
+  EXPECT_EQ(Lines(bad.err).size(), 1u) << bad.err;
+  EXPECT_NE(bad.err.find("pin-incorrect"), std::string::npos) << bad.err;
+  EXPECT_EQ(Do(Args("renew", force), env).exit_code, 0);  // the right PIN still works
+}
+
+TEST_F(Requester, DaemonRenewsTwiceWithTheSameKeyAndStopsOnSigterm) {
+  WriteSignerConfig("lifetime_min = 60\nlifetime_default = 60\nbackdate = 0\n");
+  auto args = Args("run", {"--key-file", dir_ / "client.key", "--lifetime", "60s"});
+  Process daemon(args, {}, dir_ / "daemon.log");
+  std::set<std::string> serials;
+  std::set<std::string> keys;
+  auto until = std::chrono::steady_clock::now() + 170s;
+  while (serials.size() < 3 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(1s);
+    std::string serial = SerialOf(dir_ / "client.pem");
+    if (!serial.empty() && serials.insert(serial).second) keys.insert(PublicKeyOf(dir_ / "client.pem"));
+  }
+  EXPECT_GE(serials.size(), 3u) << ReadFile(dir_ / "daemon.log");  // first issue + two renewals
+  EXPECT_EQ(keys.size(), 1u);
+  ASSERT_TRUE(daemon.Running());
+  ::kill(daemon.pid(), SIGTERM);
+  int status = 0;
+  ASSERT_EQ(::waitpid(daemon.pid(), &status, 0), daemon.pid());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadFile(dir_ / "daemon.log");
+  EXPECT_NE(ReadFile(dir_ / "daemon.log").find("stopping on signal"), std::string::npos);
+}
+
+// A TPM 2.0 (swtpm) holds the requester's key through tpm2-pkcs11.
+TEST_F(Requester, TpmKeyEndToEnd) {
+  const std::string module = "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so";
+  ASSERT_EQ(::access(module.c_str(), R_OK), 0) << "libtpm2-pkcs11-1 is not installed";
+  ASSERT_EQ(::access("/usr/bin/swtpm", X_OK), 0) << "swtpm is not installed";
+  std::string tpm = dir_ / "tpm";
+  ::mkdir(tpm.c_str(), 0700);
+  ::mkdir((tpm + "/state").c_str(), 0700);
+  ::mkdir((tpm + "/store").c_str(), 0700);
+  // The swtpm TCTI always talks to the control channel on port + 1.
+  int port = FreePort();
+  while (port > 65000 || !PortIsFree(port + 1)) port = FreePort();
+  int ctrl = port + 1;
+  Process swtpm({"/usr/bin/swtpm", "socket", "--tpm2", "--server",
+                 "type=tcp,port=" + std::to_string(port) + ",bindaddr=127.0.0.1", "--ctrl",
+                 "type=tcp,port=" + std::to_string(ctrl) + ",bindaddr=127.0.0.1", "--tpmstate", "dir=" + tpm + "/state",
+                 "--flags", "not-need-init,startup-clear"},
+                {}, tpm + "/swtpm.log");
+  ASSERT_TRUE(WaitForPort(port, 10s)) << ReadFile(tpm + "/swtpm.log");
+  std::string tcti = "swtpm:host=127.0.0.1,port=" + std::to_string(port);
+  std::map<std::string, std::string> env{{"TPM2_PKCS11_TCTI", tcti}, {"TPM2_PKCS11_STORE", tpm + "/store"},
+                                         {"TPM2TOOLS_TCTI", tcti}, {"TSS2_LOG", "all+NONE"}};
+  // Tests type PINs on purpose: lift the dictionary-attack lockout so they never lock the TPM.
+  RunResult lockout = Do({"/usr/bin/tpm2_dictionarylockout", "--setup-parameters", "--max-tries=4294967295",
+                          "--recovery-time=0", "--lockout-recovery-time=0", "--clear-lockout"}, env);
+  ASSERT_EQ(lockout.exit_code, 0) << lockout.err;
+  WriteFile(tpm + "/pin", "2468\n", 0400);
+  WriteFile(tpm + "/so.pin", "13571357\n", 0400);
+  RunResult init = Do({Binary("etcd-hsm"), "init-token", "--module", module, "--label", "node", "--so-pin-file",
+                       tpm + "/so.pin", "--pin-file", tpm + "/pin"}, env);
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  std::vector<std::string> key{"--key", "pkcs11:token=node;object=etcd-client", "--module", module, "--pin-file", tpm + "/pin"};
+  RunResult r = Do(Args("request", key), env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("generated a new EC P-256 key in token"), std::string::npos) << r.err;
+  EXPECT_EQ(OpenSsl({"verify", "-purpose", "sslclient", "-CAfile", ca_->ca_cert, dir_ / "client.pem"}).exit_code, 0);
+  RunResult list = Do({Binary("etcd-hsm"), "list", "--module", module, "--token", "node", "--pin-file", tpm + "/pin"}, env);
+  EXPECT_NE(list.out.find("private-key  etcd-client"), std::string::npos) << list.out;
+  std::string first = PublicKeyOf(dir_ / "client.pem");
+  key.push_back("--force");
+  RunResult renewed = Do(Args("renew", key), env);
+  ASSERT_EQ(renewed.exit_code, 0) << renewed.err;
+  EXPECT_EQ(PublicKeyOf(dir_ / "client.pem"), first);
+}
+
+}  // namespace
