@@ -23,8 +23,9 @@ TimePoint RenewalSchedule::RenewAt(TimePoint not_before, TimePoint not_after, do
   u = std::clamp(u, 0.0, 1.0);
   double fraction = min_fraction + (max_fraction - min_fraction) * u;
   auto lifetime = std::chrono::duration_cast<std::chrono::milliseconds>(not_after - not_before);
-  return not_before + std::chrono::milliseconds(static_cast<long long>(
-                          std::floor(static_cast<double>(lifetime.count()) * fraction)));
+  // Rounded, not floored: 0.7 + 0.2 * 0.5 is 0.7999… in binary floating point.
+  return not_before + std::chrono::milliseconds(
+                          std::llround(static_cast<double>(lifetime.count()) * fraction));
 }
 
 double RenewalSchedule::StableUniform(const std::string& serial_hex) {
