@@ -89,9 +89,17 @@ std::string ReadFileLimited(const std::string& path, std::size_t max_bytes,
 
 std::string ReadSecretFile(const std::string& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (fd.get() < 0) ThrowErrno("pin-file", "cannot open PIN file", path, errno);
+  if (fd.get() < 0) {
+    // A PIN file is operator configuration: every problem with it is a configuration error.
+    int err = errno;
+    throw Failure(ExitCode::kConfig, "pin-file",
+                  "cannot open PIN file " + path + ": " +
+                      (err == ELOOP ? std::string("it is a symbolic link") : std::strerror(err)));
+  }
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) ThrowErrno("pin-file", "cannot stat PIN file", path, errno);
+  if (::fstat(fd.get(), &st) != 0) {
+    throw Failure(ExitCode::kConfig, "pin-file", "cannot stat PIN file " + path);
+  }
   if (!S_ISREG(st.st_mode)) {
     throw Failure(ExitCode::kConfig, "pin-file", "PIN file " + path + " is not a regular file");
   }
@@ -109,7 +117,7 @@ std::string ReadSecretFile(const std::string& path) {
     ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
-      ThrowErrno("pin-file", "cannot read PIN file", path, errno);
+      throw Failure(ExitCode::kConfig, "pin-file", "cannot read PIN file " + path);
     }
     if (n == 0) break;
     pin.append(buf, static_cast<std::size_t>(n));
