@@ -107,7 +107,8 @@ std::string ReadSecretFile(const std::string& path) {
     throw Failure(ExitCode::kConfig, "pin-file-permissions",
                   "PIN file " + path + " is accessible by group or others; chmod 0400 it");
   }
-  if (st.st_uid != ::geteuid()) {
+  // Owned by the caller, or the caller is root (an operator maintaining the signer's token).
+  if (st.st_uid != ::geteuid() && ::geteuid() != 0) {
     throw Failure(ExitCode::kConfig, "pin-file-permissions",
                   "PIN file " + path + " is not owned by the user running this program");
   }
@@ -194,6 +195,22 @@ void AppendLineLocked(const std::string& path, std::string_view line) {
   // One write() of the whole record under the lock: readers never see half a line.
   WriteAll(fd.get(), record, path);
   if (::fsync(fd.get()) != 0) ThrowErrno("audit-failed", "cannot fsync", path, errno);
+}
+
+FileLock::FileLock(const std::string& path) {
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) ThrowErrno("lock-failed", "cannot open", path, errno);
+  while (::flock(fd_, LOCK_EX) != 0) {
+    if (errno != EINTR) {
+      int err = errno;
+      ::close(fd_);
+      ThrowErrno("lock-failed", "cannot lock", path, err);
+    }
+  }
+}
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the lock
 }
 
 void Scrub(std::string& secret) noexcept {

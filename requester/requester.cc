@@ -410,7 +410,8 @@ bool Diagnose(const RequesterConfig& c, const RequesterEnv& env) {
              "use the right --name or ask the operator to fix the forced command's --identity");
       }
       TimePoint server = base::ParseRfc3339(j.value("time", std::string()));
-      auto skew = std::chrono::duration_cast<seconds>(env.now() - server);
+      // Both sides in whole seconds: the signer's time has no fraction.
+      auto skew = std::chrono::duration_cast<seconds>(std::chrono::floor<seconds>(env.now()) - server);
       bool skew_ok = std::abs(skew.count()) <= c.skew_tolerance.count();
       line(skew_ok, "clock",
            "this host is " + base::FormatDuration(seconds(std::abs(skew.count()))) +
@@ -451,7 +452,9 @@ bool Diagnose(const RequesterConfig& c, const RequesterEnv& env) {
         std::vector<X509*> raw;
         for (auto& a : anchors) raw.push_back(a.get());
         pki::X509Ptr cert = pki::ReadCertificateFile(c.cert);
-        std::string error = pki::VerifyChain(cert.get(), raw, std::min(env.now(), stored.not_after - seconds(1)));
+        // Trust only: validity and clock have their own lines, so check at a time inside it.
+        TimePoint at = std::clamp(env.now(), stored.not_before, stored.not_after - seconds(1));
+        std::string error = pki::VerifyChain(cert.get(), raw, at);
         line(error.empty(), "ca-bundle", error.empty() ? "the certificate chains to " + c.ca_bundle : error,
              "run 'etcd-requester ca' to refresh the bundle after a CA rotation");
       } catch (const Failure& f) {

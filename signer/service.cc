@@ -68,6 +68,10 @@ std::string InfoJson(const SignerConfig& c, pki::TimePoint now) {
 pki::X509Ptr SignWithToken(const SignerConfig& config, const Approval& approval, X509* ca_cert,
                            const Validity& validity, const pki::Serial& serial) {
   hsm::Pkcs11Uri uri = hsm::Pkcs11Uri::Parse(config.key_uri);
+  // One signer process at a time uses the token. SoftHSM's file store is not safe while one
+  // process rewrites the token file (login does) and another loads it: under load a loader sees
+  // "no initialized token". The lock is on the CA certificate, which every signer can read.
+  base::FileLock token_lock(config.ca_cert);
   hsm::Module module(hsm::ModulePath(config.module, &uri));
   hsm::Session session(module, hsm::SelectorFor(uri), false);
   {

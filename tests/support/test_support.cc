@@ -288,6 +288,28 @@ CaToken::CaToken(const std::string& d, const std::string& key_type,
   ca_cert = dir + "/ca.pem";
 }
 
+std::string SignerUser() {
+  static const std::string kUser = "etcd-signer-test";
+  if (::getpwnam(kUser.c_str()) == nullptr) {
+    // Parallel tests may race here; whoever loses finds the account made by the other.
+    Run({"/usr/sbin/useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell",
+         "/bin/sh", "--password", "*", kUser});
+    if (::getpwnam(kUser.c_str()) == nullptr) throw std::runtime_error("cannot create user " + kUser);
+  }
+  return kUser;
+}
+
+void GiveToSigner(const std::string& path) {
+  struct passwd* pw = ::getpwnam(SignerUser().c_str());
+  if (pw == nullptr) throw std::runtime_error("no signer account");
+  ::lchown(path.c_str(), pw->pw_uid, pw->pw_gid);
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
+       it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    ::lchown(it->path().c_str(), pw->pw_uid, pw->pw_gid);
+  }
+}
+
 SshServer::SshServer(const std::string& dir) : dir_(dir) {
   port_ = FreePort();
   RunResult r = Run({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", dir_ + "/host_key"});
@@ -325,6 +347,9 @@ void SshServer::Authorize(const std::string& private_key_path, const std::string
 }
 
 void SshServer::Start() {
+  // Everything made so far under the directory (token, PIN file, signer.toml, the place for the
+  // audit log) belongs to the signer account, as on a real signer host.
+  GiveToSigner(dir_);
   // Older OpenSSH (Debian 12's 9.2) does not know PerSourcePenalties; drop it if refused.
   RunResult test = Run({"/usr/sbin/sshd", "-t", "-f", dir_ + "/sshd_config"});
   if (test.exit_code != 0) {
@@ -343,10 +368,7 @@ void SshServer::Start() {
 
 void SshServer::Stop() { sshd_.reset(); }
 
-std::string SshServer::user() const {
-  struct passwd* pw = ::getpwuid(::geteuid());
-  return pw != nullptr ? pw->pw_name : "root";
-}
+std::string SshServer::user() const { return SignerUser(); }
 
 RunResult SshServer::Ssh(const std::string& key, const std::string& command,
                          const std::string& input) {
@@ -355,6 +377,35 @@ RunResult SshServer::Ssh(const std::string& key, const std::string& command,
               "UserKnownHostsFile=" + known_hosts_, "-o", "GlobalKnownHostsFile=/dev/null", "-p",
               std::to_string(port_), user() + "@127.0.0.1", command},
              {.input = input, .timeout = std::chrono::seconds(30)});
+}
+
+SignerDeployment::SignerDeployment(const std::string& d) : dir(d), ca(d + "/ca-token"), ssh(d) {
+  WriteSignerConfig();
+}
+
+void SignerDeployment::WriteSignerConfig(const std::string& extra) {
+  WriteFile(dir + "/signer.toml", "module = \"" + std::string(kSoftHsmModule) + "\"\nkey = \"" + ca.key_uri +
+                                      "\"\npin_file = \"" + ca.pin_file + "\"\nca_cert = \"" + ca.ca_cert +
+                                      "\"\naudit_log = \"" + dir + "/audit.log\"\nsyslog = false\n" + extra);
+}
+
+std::string SignerDeployment::SignerCommand(const std::string& identity) const {
+  return "SOFTHSM2_CONF=" + ca.conf + " " + Binary("etcd-signer") + " --config " + dir +
+         "/signer.toml --identity " + identity + " sign";
+}
+
+std::string SignerDeployment::AddMaster(const std::string& name, const std::string& command) {
+  std::string key = ssh.NewClientKey(name + "-ssh");
+  ssh.Authorize(key, command.empty() ? SignerCommand(name) : command);
+  return key;
+}
+
+std::vector<std::string> SignerDeployment::RequesterArgs(const std::string& verb, const std::string& name,
+                                                         const std::string& ssh_key) const {
+  return {Binary("etcd-requester"), verb, "--name", name, "--server",
+          ssh.user() + "@127.0.0.1:" + std::to_string(ssh.port()), "--ssh-key", ssh_key,
+          "--known-hosts", ssh.known_hosts(), "--key-file", dir + "/" + name + ".key", "--cert",
+          dir + "/" + name + ".pem", "--ca-bundle", dir + "/ca-bundle.pem", "--connect-timeout", "5s"};
 }
 
 RunResult OpenSsl(const std::vector<std::string>& args, const std::string& input) {

@@ -90,6 +90,13 @@ struct CaToken {
   std::map<std::string, std::string> env() const { return {{"SOFTHSM2_CONF", conf}}; }
 };
 
+// The account the test sshd logs into and the signer runs as: created on first use like an
+// operator would (shell /bin/sh, no rc files, password field '*' so that sshd with UsePAM=no
+// accepts keys). Never root: root's rc files here cost half a second per request.
+std::string SignerUser();
+// Hands `path` (recursively) to the signer account, e.g. a token directory and its PIN file.
+void GiveToSigner(const std::string& path);
+
 // A real sshd on 127.0.0.1:<free port> with its own host key, config and authorized_keys, for the
 // current user (root in CI: PermitRootLogin forced-commands-only). Keys are added with
 // forced commands exactly as an operator would write them.
@@ -115,6 +122,28 @@ class SshServer {
   int port_ = 0;
   std::string known_hosts_;
   std::unique_ptr<Process> sshd_;
+};
+
+// The signer side as an operator deploys it: a SoftHSM CA token, the signer's TOML, and an sshd
+// whose authorized_keys runs etcd-signer as a forced command bound to one master name per key.
+class SignerDeployment {
+ public:
+  // `dir` must outlive the deployment. sshd is started by Start().
+  explicit SignerDeployment(const std::string& dir);
+  // Rewrites signer.toml; `extra` is appended TOML (e.g. "lifetime_min = 60\n").
+  void WriteSignerConfig(const std::string& extra = "");
+  // A new SSH key for `name`, authorized with `restrict,command="... --identity <name> sign"`
+  // (or with `command` instead, when given). Returns the private key path.
+  std::string AddMaster(const std::string& name, const std::string& command = "");
+  void Start() { ssh.Start(); }
+  // etcd-requester <verb> with the flags for `name` and its key file under dir.
+  std::vector<std::string> RequesterArgs(const std::string& verb, const std::string& name,
+                                         const std::string& ssh_key) const;
+  std::string SignerCommand(const std::string& identity) const;
+
+  std::string dir;
+  CaToken ca;
+  SshServer ssh;
 };
 
 // openssl CLI helpers (the reference implementation the tests compare against).

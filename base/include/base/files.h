@@ -14,8 +14,8 @@ std::string ReadFileLimited(const std::string& path, std::size_t max_bytes,
                             const std::string& reason = "read-failed");
 
 // Reads a secret (a PIN) from a file. The file must be a regular file not accessible by group or
-// others (0400/0600), owned by the caller; one trailing newline is removed. The value is never part
-// of any error message.
+// others (0400/0600), owned by the caller (or the caller is root); one trailing newline is
+// removed. The value is never part of any error message.
 std::string ReadSecretFile(const std::string& path);
 
 // Reads a secret from the environment variable *named* by the operator (the value never travels
@@ -49,6 +49,19 @@ void WriteNewFileExclusive(const std::string& path, std::string_view contents, u
 // Appends one line to `path` under an exclusive flock, then fsyncs. Used for the audit log so that
 // concurrent writers never interleave records.
 void AppendLineLocked(const std::string& path, std::string_view line);
+
+// Holds an exclusive flock(2) on `path` (opened read-only: no write access needed) for its
+// lifetime. Used to serialize token use across processes.
+class FileLock {
+ public:
+  explicit FileLock(const std::string& path);
+  ~FileLock();
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 
 // Overwrites a string's bytes before it is released (for PINs).
 void Scrub(std::string& secret) noexcept;

@@ -150,6 +150,7 @@ TEST_F(EndToEnd, CaRotationWithOverlapThenRetirement) {
                            "--pin-file", token_->pin_file, "--subject", "CN=etcd-ca 2", "--days", "30",
                            "--out", dir_ / "ca2.pem"}, {.env = token_->env()});
   ASSERT_EQ(created.exit_code, 0) << created.err;
+  GiveToSigner(token_->dir);  // the new key's objects were made by root
   RunResult bundle = testing_support::Run({Binary("etcd-hsm"), "ca", "bundle", dir_ / "ca2.pem", token_->ca_cert, "--out",
                           dir_ / "bundle.pem"});
   ASSERT_EQ(bundle.exit_code, 0) << bundle.err;
