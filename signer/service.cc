@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "base/deadline.h"
@@ -71,7 +72,12 @@ pki::X509Ptr SignWithToken(const SignerConfig& config, const Approval& approval,
   // One signer process at a time uses the token. SoftHSM's file store is not safe while one
   // process rewrites the token file (login does) and another loads it: under load a loader sees
   // "no initialized token". The lock is on the CA certificate, which every signer can read.
-  base::FileLock token_lock(config.ca_cert);
+  std::optional<base::FileLock> token_lock;
+  try {
+    token_lock.emplace(config.ca_cert);
+  } catch (const Failure& f) {  // the certificate was loaded a moment ago: it has just gone
+    throw Failure(ExitCode::kUnavailable, "ca-cert-missing", std::string("cannot lock the CA certificate: ") + f.what());
+  }
   hsm::Module module(hsm::ModulePath(config.module, &uri));
   hsm::Session session(module, hsm::SelectorFor(uri), false);
   {

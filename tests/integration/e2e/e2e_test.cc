@@ -65,7 +65,7 @@ class EndToEnd : public ::testing::Test {
     pki::ClientCertificateFields fields{"kubemaster-1", leaf_key.get(), pki::RandomSerial(), not_before, not_after};
     pki::X509Ptr cert = pki::BuildClientCertificate(fields, ca.get());
     if (!client_auth) {
-      X509_delete_ext(cert.get(), X509_get_ext_by_NID(cert.get(), NID_ext_key_usage, -1));
+      X509_EXTENSION_free(X509_delete_ext(cert.get(), X509_get_ext_by_NID(cert.get(), NID_ext_key_usage, -1)));
       X509V3_CTX ctx;
       X509V3_set_ctx_nodb(&ctx);
       X509V3_set_ctx(&ctx, ca.get(), cert.get(), nullptr, nullptr, 0);

@@ -56,7 +56,7 @@ struct Ca {
                     bool client_auth = true) {
     pki::ClientCertificateFields f{cn, subject, pki::RandomSerial(), nb, na};
     pki::X509Ptr c = pki::BuildClientCertificate(f, cert.get());
-    if (!client_auth) X509_delete_ext(c.get(), X509_get_ext_by_NID(c.get(), NID_ext_key_usage, -1));
+    if (!client_auth) X509_EXTENSION_free(X509_delete_ext(c.get(), X509_get_ext_by_NID(c.get(), NID_ext_key_usage, -1)));
     pki::SignCertificate(c.get(), key.get());
     return pki::ToPem(c.get());
   }
