@@ -247,6 +247,17 @@ TEST_F(Faults, TokenDirectoryRemovedThenRestored) {
 
   std::filesystem::remove_all(d.ca.dir + "/tokens");
   std::filesystem::rename(d.ca.dir + "/tokens.away", d.ca.dir + "/tokens");
+  // Unreadable instead of gone (the signer account lost access): refused as clearly.
+  auto mode = std::filesystem::status(d.ca.dir + "/tokens").permissions();
+  std::filesystem::permissions(d.ca.dir + "/tokens", std::filesystem::perms::none);
+  RunResult unreadable = Do(args, env);
+  std::filesystem::permissions(d.ca.dir + "/tokens", mode);
+  EXPECT_EQ(unreadable.exit_code, 69) << unreadable.err;
+  // SoftHSM fails C_Initialize when it cannot read its token directory.
+  EXPECT_NE(unreadable.err.find("etcd-signer: module-load: "), std::string::npos) << unreadable.err;
+  EXPECT_NE(unreadable.err.find("check SOFTHSM2_CONF and its tokendir"), std::string::npos) << unreadable.err;
+  EXPECT_EQ(ReadFile(dir_ / "kubemaster-1.pem"), before);
+
   RunResult back = Do(args, env);
   EXPECT_EQ(back.exit_code, 0) << back.err;
   EXPECT_NE(ReadFile(dir_ / "kubemaster-1.pem"), before);
