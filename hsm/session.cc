@@ -69,7 +69,40 @@ struct Session::Impl {
     return out;
   }
 
+  // Attribute reads are most of the cost of a key lookup: SoftHSM re-reads its object file on every
+  // C_GetAttributeValue. So values are read into a scratch buffer in one call (the two-call
+  // size-then-value form only for values that do not fit), and several attributes at once.
+  static constexpr CK_ULONG kScratch = 1024;  // an RSA-8192 modulus; labels, ids, EC points
+
   std::optional<std::vector<unsigned char>> Bytes(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) {
+    return Many(object, {type}).front();
+  }
+
+  // Values of `types` in order (nullopt: absent, sensitive or unreadable). One call when the
+  // token answers as PKCS#11 says (CKR_OK, or one of the three codes that still fill every
+  // other attribute); otherwise, and for values above kScratch, attribute by attribute.
+  std::vector<std::optional<std::vector<unsigned char>>> Many(CK_OBJECT_HANDLE object,
+                                                              const std::vector<CK_ATTRIBUTE_TYPE>& types) {
+    std::vector<std::vector<unsigned char>> buffers(types.size(), std::vector<unsigned char>(kScratch));
+    std::vector<CK_ATTRIBUTE> tmpl;
+    for (std::size_t i = 0; i < types.size(); ++i) tmpl.push_back({types[i], buffers[i].data(), kScratch});
+    CK_RV rv = f()->C_GetAttributeValue(handle, object, tmpl.data(), tmpl.size());
+    bool filled = rv == CKR_OK || rv == CKR_ATTRIBUTE_SENSITIVE || rv == CKR_ATTRIBUTE_TYPE_INVALID ||
+                  rv == CKR_BUFFER_TOO_SMALL;
+    std::vector<std::optional<std::vector<unsigned char>>> out(types.size());
+    for (std::size_t i = 0; i < types.size(); ++i) {
+      if (filled && tmpl[i].ulValueLen != CK_UNAVAILABLE_INFORMATION) {
+        buffers[i].resize(tmpl[i].ulValueLen);
+        out[i] = std::move(buffers[i]);
+      } else if (!filled || rv == CKR_BUFFER_TOO_SMALL) {
+        out[i] = SizedBytes(object, types[i]);
+      }
+    }
+    return out;
+  }
+
+  // The two-call form: ask for the size, then the value.
+  std::optional<std::vector<unsigned char>> SizedBytes(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) {
     CK_ATTRIBUTE a{type, nullptr, 0};
     if (f()->C_GetAttributeValue(handle, object, &a, 1) != CKR_OK ||
         a.ulValueLen == CK_UNAVAILABLE_INFORMATION) {
@@ -82,8 +115,7 @@ struct Session::Impl {
     return value;
   }
 
-  std::optional<bool> Bool(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) {
-    auto v = Bytes(object, type);
+  static std::optional<bool> AsBool(const std::optional<std::vector<unsigned char>>& v) {
     if (!v || v->size() != sizeof(CK_BBOOL)) return std::nullopt;
     return (*v)[0] != CK_FALSE;
   }
@@ -97,21 +129,21 @@ struct Session::Impl {
   }
 
   KeyAttributes Attributes(CK_OBJECT_HANDLE o) {
+    auto v = Many(o, {CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, CKA_EXTRACTABLE, CKA_ALWAYS_SENSITIVE,
+                      CKA_NEVER_EXTRACTABLE, CKA_SIGN, CKA_DECRYPT, CKA_DERIVE, CKA_UNWRAP});
     KeyAttributes a;
-    a.token = Bool(o, CKA_TOKEN);
-    a.is_private = Bool(o, CKA_PRIVATE);
-    a.sensitive = Bool(o, CKA_SENSITIVE);
-    a.extractable = Bool(o, CKA_EXTRACTABLE);
-    a.always_sensitive = Bool(o, CKA_ALWAYS_SENSITIVE);
-    a.never_extractable = Bool(o, CKA_NEVER_EXTRACTABLE);
-    a.sign = Bool(o, CKA_SIGN);
-    a.decrypt = Bool(o, CKA_DECRYPT);
-    a.derive = Bool(o, CKA_DERIVE);
-    a.unwrap = Bool(o, CKA_UNWRAP);
+    a.token = AsBool(v[0]);
+    a.is_private = AsBool(v[1]);
+    a.sensitive = AsBool(v[2]);
+    a.extractable = AsBool(v[3]);
+    a.always_sensitive = AsBool(v[4]);
+    a.never_extractable = AsBool(v[5]);
+    a.sign = AsBool(v[6]);
+    a.decrypt = AsBool(v[7]);
+    a.derive = AsBool(v[8]);
+    a.unwrap = AsBool(v[9]);
     return a;
   }
-
-  // The public half of a key object as an OpenSSL key (nullptr when the object lacks it).
   pki::EvpPkeyPtr PublicKey(CK_OBJECT_HANDLE o) {
     auto type = Ulong(o, CKA_KEY_TYPE);
     if (!type) return nullptr;
@@ -121,8 +153,9 @@ struct Session::Impl {
     std::string group;
     pki::BignumPtr n, e;
     if (*type == CKK_EC) {
-      auto params = Bytes(o, CKA_EC_PARAMS);
-      auto raw_point = Bytes(o, CKA_EC_POINT);
+      auto values = Many(o, {CKA_EC_PARAMS, CKA_EC_POINT});
+      auto& params = values[0];
+      auto& raw_point = values[1];
       if (!params || !raw_point) return nullptr;
       const unsigned char* p = params->data();
       Asn1ObjectPtr oid(d2i_ASN1_OBJECT(nullptr, &p, static_cast<long>(params->size())));
@@ -146,8 +179,9 @@ struct Session::Impl {
       OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
                                        point.size());
     } else if (*type == CKK_RSA) {
-      auto modulus = Bytes(o, CKA_MODULUS);
-      auto exponent = Bytes(o, CKA_PUBLIC_EXPONENT);
+      auto values = Many(o, {CKA_MODULUS, CKA_PUBLIC_EXPONENT});
+      auto& modulus = values[0];
+      auto& exponent = values[1];
       if (!modulus || !exponent) return nullptr;
       n.reset(BN_bin2bn(modulus->data(), static_cast<int>(modulus->size()), nullptr));
       e.reset(BN_bin2bn(exponent->data(), static_cast<int>(exponent->size()), nullptr));
@@ -293,9 +327,9 @@ TokenKey Session::FindPrivateKey(const std::optional<std::string>& label,
   }
   CK_OBJECT_HANDLE o = found.front();
   TokenKey key;
-  auto l = impl_->Bytes(o, CKA_LABEL);
-  if (l) key.label.assign(l->begin(), l->end());
-  key.id = impl_->Bytes(o, CKA_ID).value_or(std::vector<unsigned char>{});
+  auto names = impl_->Many(o, {CKA_LABEL, CKA_ID});
+  if (names[0]) key.label.assign(names[0]->begin(), names[0]->end());
+  key.id = names[1].value_or(std::vector<unsigned char>{});
   key.attributes = impl_->Attributes(o);
   if (!key.id.empty()) {
     CK_OBJECT_CLASS pub = CKO_PUBLIC_KEY;
