@@ -97,9 +97,8 @@ std::string SignerUser();
 // Hands `path` (recursively) to the signer account, e.g. a token directory and its PIN file.
 void GiveToSigner(const std::string& path);
 
-// A real sshd on 127.0.0.1:<free port> with its own host key, config and authorized_keys, for the
-// current user (root in CI: PermitRootLogin forced-commands-only). Keys are added with
-// forced commands exactly as an operator would write them.
+// A real sshd on 127.0.0.1:<free port> with its own host key, config and authorized_keys, logging
+// in as SignerUser(). Keys are added with forced commands exactly as an operator would write them.
 class SshServer {
  public:
   explicit SshServer(const std::string& dir);
