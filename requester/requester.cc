@@ -52,10 +52,12 @@ SshOptions SshOptionsFor(const RequesterConfig& c) {
 bool Exists(const std::string& path) { return !path.empty() && ::access(path.c_str(), F_OK) == 0; }
 
 // The signer's failure as the operator should see it: its exit code (when it is a sysexits code)
-// and its one stderr line, verbatim.
+// and its one stderr line, verbatim. The signer writes that line last; anything before it comes
+// from sshd or the account's shell (e.g. "Could not chdir to home directory") and is dropped.
 [[noreturn]] void SignerFailed(const ExecResult& r) {
   std::string line = r.err;
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+  if (auto nl = line.find_last_of("\r\n"); nl != std::string::npos) line.erase(0, nl + 1);
   if (line.empty()) line = "the signer exited with status " + std::to_string(r.exit_status) + " and said nothing";
   int code = r.exit_status;
   bool sysexit = code == 64 || code == 65 || code == 69 || code == 70 || code == 75 || code == 77 || code == 78;

@@ -181,6 +181,7 @@ bool Process::Running() {
   int status = 0;
   if (::waitpid(pid_, &status, WNOHANG) == pid_) {
     pid_ = -1;
+    status_ = status;
     return false;
   }
   return true;

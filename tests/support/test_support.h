@@ -54,9 +54,12 @@ class Process {
   int pid() const { return pid_; }
   bool Running();
   void Stop();
+  // The wait status, once Running() has seen the process end.
+  int status() const { return status_; }
 
  private:
   int pid_ = -1;
+  int status_ = -1;
 };
 
 // A TCP port on 127.0.0.1 that was free a moment ago.

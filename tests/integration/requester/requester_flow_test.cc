@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -204,6 +206,24 @@ TEST_F(Requester, SoftHsmKeyIsMadeInTheTokenAndWrongPinIsNotRetried) {
   EXPECT_EQ(Lines(bad.err).size(), 1u) << bad.err;
   EXPECT_NE(bad.err.find("pin-incorrect"), std::string::npos) << bad.err;
   EXPECT_EQ(Do(Args("renew", force), env).exit_code, 0);  // the right PIN still works
+
+  // The daemon, enrolling a second certificate path with the wrong PIN, stops after one attempt
+  // instead of backing off and trying again (which would lock a TPM or HSM out).
+  wrong.pop_back();
+  auto run = Args("run", wrong);
+  std::replace(run.begin(), run.end(), dir_ / "client.pem", dir_ / "second.pem");
+  std::string current = ReadFile(dir_ / "client.pem");
+  Process daemon(run, env, dir_ / "daemon.log");
+  for (int i = 0; i < 300 && daemon.Running(); ++i) std::this_thread::sleep_for(100ms);
+  ASSERT_FALSE(daemon.Running()) << ReadFile(dir_ / "daemon.log");
+  EXPECT_TRUE(WIFEXITED(daemon.status()) && WEXITSTATUS(daemon.status()) == 69) << daemon.status();
+  std::string log = ReadFile(dir_ / "daemon.log");
+  EXPECT_NE(log.find("pin-incorrect"), std::string::npos) << log;
+  EXPECT_EQ(log.find("pin-incorrect"), log.rfind("pin-incorrect")) << log;  // tried once
+  EXPECT_NE(log.find("; stopping"), std::string::npos) << log;
+  EXPECT_EQ(log.find("retrying"), std::string::npos) << log;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "second.pem"));
+  EXPECT_EQ(ReadFile(dir_ / "client.pem"), current);
 }
 
 TEST_F(Requester, DaemonRenewsTwiceWithTheSameKeyAndStopsOnSigterm) {
