@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <random>
 
 namespace requester {
@@ -46,6 +47,20 @@ std::chrono::milliseconds Backoff::Next() {
   double wait = base_ms / 2 + base_ms / 2 * std::clamp(uniform01_(), 0.0, 1.0);
   double floor_ms = static_cast<double>(std::chrono::duration_cast<milliseconds>(initial_).count());
   return milliseconds(static_cast<long long>(std::max(wait, floor_ms)));
+}
+
+std::chrono::milliseconds ClockSkew(TimePoint sent, TimePoint received, TimePoint signer_time) {
+  using std::chrono::milliseconds;
+  TimePoint local = sent + (received - sent) / 2;
+  TimePoint signer = signer_time + milliseconds(500);  // the middle of the second it names
+  return std::chrono::duration_cast<milliseconds>(local - signer);
+}
+
+std::string DescribeSkew(std::chrono::milliseconds skew) {
+  std::int64_t ms = std::llabs(skew.count());
+  std::int64_t s = (ms + 500) / 1000;
+  if (s >= 600) s = (s + 30) / 60 * 60;
+  return base::FormatDuration(base::Seconds(s)) + (skew.count() >= 0 || s == 0 ? " ahead of" : " behind");
 }
 
 std::function<double()> SystemUniform01() {

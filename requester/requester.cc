@@ -401,7 +401,9 @@ bool Diagnose(const RequesterConfig& c, const RequesterEnv& env) {
   }
   if (ssh) {
     try {
+      TimePoint sent = env.now();
       ExecResult r = ssh->Exec("info", "");
+      TimePoint received = env.now();
       if (r.exit_status != 0) SignerFailed(r);
       auto j = nlohmann::json::parse(r.out);
       line(true, "signer", "etcd-signer " + j.value("version", std::string("?")) + ", lifetime " +
@@ -412,12 +414,10 @@ bool Diagnose(const RequesterConfig& c, const RequesterEnv& env) {
              "use the right --name or ask the operator to fix the forced command's --identity");
       }
       TimePoint server = base::ParseRfc3339(j.value("time", std::string()));
-      // Both sides in whole seconds: the signer's time has no fraction.
-      auto skew = std::chrono::duration_cast<seconds>(std::chrono::floor<seconds>(env.now()) - server);
-      bool skew_ok = std::abs(skew.count()) <= c.skew_tolerance.count();
+      auto skew = ClockSkew(sent, received, server);
+      bool skew_ok = std::chrono::abs(skew) <= c.skew_tolerance;
       line(skew_ok, "clock",
-           "this host is " + base::FormatDuration(seconds(std::abs(skew.count()))) +
-               (skew.count() >= 0 ? " ahead of" : " behind") + " the signer (tolerance " +
+           "this host is " + DescribeSkew(skew) + " the signer (tolerance " +
                base::FormatDuration(c.skew_tolerance) + ")",
            "synchronize time (chrony/systemd-timesyncd) on this host and the signer");
     } catch (const std::exception& e) {

@@ -372,12 +372,12 @@ void SshServer::Stop() { sshd_.reset(); }
 std::string SshServer::user() const { return SignerUser(); }
 
 RunResult SshServer::Ssh(const std::string& key, const std::string& command,
-                         const std::string& input) {
+                         const std::string& input, std::chrono::milliseconds timeout) {
   return Run({"/usr/bin/ssh", "-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o",
               "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o",
               "UserKnownHostsFile=" + known_hosts_, "-o", "GlobalKnownHostsFile=/dev/null", "-p",
               std::to_string(port_), user() + "@127.0.0.1", command},
-             {.input = input, .timeout = std::chrono::seconds(30)});
+             {.input = input, .timeout = timeout});
 }
 
 SignerDeployment::SignerDeployment(const std::string& d) : dir(d), ca(d + "/ca-token"), ssh(d) {

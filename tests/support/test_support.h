@@ -117,7 +117,8 @@ class SshServer {
   std::string user() const;
   // OpenSSH's own client, for comparison: ssh -i key ... user@127.0.0.1 <command>.
   RunResult Ssh(const std::string& private_key_path, const std::string& command,
-                const std::string& input = "");
+                const std::string& input = "",
+                std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
  private:
   std::string dir_;

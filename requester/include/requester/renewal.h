@@ -45,6 +45,14 @@ class Backoff {
   int failures_ = 0;
 };
 
+// How far this host's clock is ahead of the signer's (negative: behind). The signer read its clock
+// (reported in whole seconds, floored) somewhere between `sent` and `received` on ours, so the
+// midpoints are compared; the error is at most half the round trip.
+std::chrono::milliseconds ClockSkew(TimePoint sent, TimePoint received, TimePoint signer_time);
+// "1h behind", "9m12s ahead of": whole seconds, and whole minutes from 10 minutes up, where the
+// seconds are round-trip noise.
+std::string DescribeSkew(std::chrono::milliseconds skew);
+
 // A uniform [0,1) source from the OS CSPRNG-seeded engine (production default).
 std::function<double()> SystemUniform01();
 

@@ -83,6 +83,27 @@ void WriteCert(const std::string& path, const std::string& name, pki::TimePoint 
   testing_support::WriteFile(path, pki::ToPem(cert.get()));
 }
 
+TEST(ClockSkew, ComparesMidpointsSoASlowRoundTripIsNotMistakenForSkew) {
+  using requester::ClockSkew;
+  using requester::DescribeSkew;
+  // This host an hour behind; the answer took a second and crossed a second boundary: the
+  // signer said :01 (read at :01.2 on its clock), we sent at :00.7 and received at :01.7 on ours.
+  auto skew = ClockSkew(kT0 + 700ms, kT0 + 1700ms, kT0 + 3601s);
+  EXPECT_EQ(skew, -3600300ms);
+  EXPECT_EQ(DescribeSkew(skew), "1h behind");
+  // Same clocks, a fast answer within one second.
+  skew = ClockSkew(kT0 + 100ms, kT0 + 500ms, kT0);
+  EXPECT_EQ(skew, -200ms);
+  EXPECT_EQ(DescribeSkew(skew), "0s ahead of");
+  // Ahead by 9m12s: seconds still shown below ten minutes.
+  skew = ClockSkew(kT0 + 552s, kT0 + 552s + 1000ms, kT0);
+  EXPECT_EQ(DescribeSkew(skew), "9m12s ahead of");
+  // From ten minutes up, whole minutes.
+  EXPECT_EQ(DescribeSkew(-3569s), "59m behind");
+  EXPECT_EQ(DescribeSkew(599600ms), "10m ahead of");
+  EXPECT_EQ(DescribeSkew(-86400s - 40s), "1d1m behind");
+}
+
 TEST(InspectCertificate, StatesFromMissingToFresh) {
   TempDir dir;
   requester::RequesterConfig c;
