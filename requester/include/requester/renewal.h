@@ -47,7 +47,7 @@ class Backoff {
 
 // How far this host's clock is ahead of the signer's (negative: behind). The signer read its clock
 // (reported in whole seconds, floored) somewhere between `sent` and `received` on ours, so the
-// midpoints are compared; the error is at most half the round trip.
+// midpoints are compared; the error is at most half the round trip plus half a second.
 std::chrono::milliseconds ClockSkew(TimePoint sent, TimePoint received, TimePoint signer_time);
 // "1h behind", "9m12s ahead of": whole seconds, and whole minutes from 10 minutes up, where the
 // seconds are round-trip noise.
