@@ -9,20 +9,16 @@
 // Output: two tab-separated lines
 //   token-sign      ops  seconds  ops_per_s
 //   issuance        ops  seconds  ops_per_s
-#include <openssl/evp.h>
-
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "base/failure.h"
 #include "base/files.h"
-#include "hsm/module.h"
-#include "hsm/pin.h"
-#include "hsm/session.h"
-#include "hsm/uri.h"
+#include "hsm/ca_operations.h"
 #include "pki/certificate_profile.h"
 #include "pki/openssl.h"
 #include "signer/issuance.h"
@@ -36,36 +32,6 @@ struct Options {
   std::string module, key, pin_file, ca_cert, csr_b64;
   double seconds = 3;
 };
-
-[[noreturn]] void Usage(const std::string& why) {
-  std::fprintf(stderr,
-               "issuance-bench: %s\nusage: issuance-bench --module SO --key URI --pin-file FILE --ca-cert PEM "
-               "--csr-b64 FILE [--seconds S]\n",
-               why.c_str());
-  std::exit(64);
-}
-
-Options ParseArgs(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--help" || a == "-h") Usage("issuance rate vs raw token signature rate");
-    if (i + 1 >= argc) Usage(a + " needs a value");
-    std::string v = argv[++i];
-    if (a == "--module") o.module = v;
-    else if (a == "--key") o.key = v;
-    else if (a == "--pin-file") o.pin_file = v;
-    else if (a == "--ca-cert") o.ca_cert = v;
-    else if (a == "--csr-b64") o.csr_b64 = v;
-    else if (a == "--seconds") o.seconds = std::atof(v.c_str());
-    else Usage("unknown flag " + a);
-  }
-  if (o.module.empty() || o.key.empty() || o.pin_file.empty() || o.ca_cert.empty() || o.csr_b64.empty() ||
-      o.seconds <= 0) {
-    Usage("all of --module --key --pin-file --ca-cert --csr-b64 are required");
-  }
-  return o;
-}
 
 // Runs `op` repeatedly for about `seconds` and prints the rate.
 void Measure(const char* label, double seconds, const std::function<void()>& op) {
@@ -84,38 +50,33 @@ void Measure(const char* label, double seconds, const std::function<void()>& op)
 }  // namespace
 
 int main(int argc, char** argv) try {
-  Options o = ParseArgs(argc, argv);
-  hsm::Pkcs11Uri uri = hsm::Pkcs11Uri::Parse(o.key);
-  hsm::Module module(o.module);
-  hsm::Session session(module, hsm::SelectorFor(uri), false);
-  std::string pin = hsm::ReadPin(hsm::PinSource{o.pin_file, {}}, &uri);
-  session.Login(pin);
-  base::Scrub(pin);
-  hsm::TokenKey key = session.FindPrivateKey(uri.object, uri.id);
+  Options o;
+  CLI::App app("issuance-bench: issuance rate vs raw token signature rate");
+  app.add_option("--module", o.module, "PKCS#11 module (SoftHSM)")->required();
+  app.add_option("--key", o.key, "PKCS#11 URI of the CA key")->required();
+  app.add_option("--pin-file", o.pin_file, "File holding the token PIN")->required();
+  app.add_option("--ca-cert", o.ca_cert, "The CA certificate (PEM)")->required();
+  app.add_option("--csr-b64", o.csr_b64, "A base64 CSR, as the signer reads it")->required();
+  app.add_option("--seconds", o.seconds, "Seconds per measurement")->check(CLI::Range(0.1, 3600.0));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : static_cast<int>(base::ExitCode::kUsage);
+  }
+  hsm::OpenKey open({o.module, o.key, hsm::PinSource{o.pin_file, {}}});
   pki::X509Ptr ca = pki::ReadCertificateFile(o.ca_cert);
   pki::X509ReqPtr csr = signer::DecodeRequestBody(base::ReadFileLimited(o.csr_b64, 64 * 1024));
 
   // Raw: one SHA-256 + signature over a to-be-signed certificate's typical size (~450 bytes).
-  std::string tbs(450, 'x');
-  Measure("token-sign", o.seconds, [&] {
-    pki::EvpMdCtxPtr ctx(EVP_MD_CTX_new());
-    std::size_t len = 0;
-    if (EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.private_key.get()) != 1 ||
-        EVP_DigestSign(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(tbs.data()), tbs.size()) != 1) {
-      throw base::Failure(base::ExitCode::kUnavailable, "token-sign-failed", "cannot size the signature");
-    }
-    std::string sig(len, '\0');
-    if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
-                       reinterpret_cast<const unsigned char*>(tbs.data()), tbs.size()) != 1) {
-      throw base::Failure(base::ExitCode::kUnavailable, "token-sign-failed", "the token did not sign");
-    }
-  });
+  std::vector<unsigned char> tbs(450, 'x');
+  Measure("token-sign", o.seconds, [&] { hsm::SignSha256(open.key, tbs.data(), tbs.size()); });
 
   Measure("issuance", o.seconds, [&] {
     signer::Approval approval{"kubemaster-1", pki::EvpPkeyPtr(X509_REQ_get_pubkey(csr.get())), std::chrono::hours(24)};
     auto validity = signer::ComputeValidity(ca.get(), std::chrono::system_clock::now(), approval.lifetime,
                                             std::chrono::minutes(5), std::chrono::minutes(10));
-    pki::X509Ptr cert = signer::IssueCertificate(approval, ca.get(), key.private_key.get(), validity,
+    pki::X509Ptr cert = signer::IssueCertificate(approval, ca.get(), open.key.private_key.get(), validity,
                                                  pki::RandomSerial());
     if (pki::ToPem(cert.get()).empty()) {
       throw base::Failure(base::ExitCode::kSoftware, "internal", "empty certificate");

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -47,47 +48,21 @@ struct Sample {
   long max_rss_kib = 0;
 };
 
-[[noreturn]] void Usage(const char* why) {
-  std::fprintf(stderr,
-               "proc-bench: %s\nusage: proc-bench --label NAME --runs N [--parallel P] [--warmup W] "
-               "[--stdin FILE] [--expect-stdout] -- ARGV...\n",
-               why);
-  std::exit(64);
-}
-
 Options ParseArgs(int argc, char** argv) {
   Options o;
-  int i = 1;
-  auto value = [&](const char* flag) -> std::string {
-    if (i + 1 >= argc) Usage((std::string(flag) + " needs a value").c_str());
-    return argv[++i];
-  };
-  for (; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--") {
-      for (++i; i < argc; ++i) o.argv.emplace_back(argv[i]);
-      break;
-    }
-    if (a == "--label") {
-      o.label = value("--label");
-    } else if (a == "--runs") {
-      o.runs = std::atoi(value("--runs").c_str());
-    } else if (a == "--parallel") {
-      o.parallel = std::atoi(value("--parallel").c_str());
-    } else if (a == "--warmup") {
-      o.warmup = std::atoi(value("--warmup").c_str());
-    } else if (a == "--stdin") {
-      o.stdin_file = value("--stdin");
-    } else if (a == "--expect-stdout") {
-      o.expect_stdout = true;
-    } else if (a == "--help" || a == "-h") {
-      Usage("runs a command repeatedly and reports latency and peak RSS");
-    } else {
-      Usage(("unknown flag " + a).c_str());
-    }
-  }
-  if (o.argv.empty() || o.label.empty() || o.runs < 1 || o.parallel < 1 || o.warmup < 0) {
-    Usage("--label, --runs >= 1, --parallel >= 1 and a command after -- are required");
+  CLI::App app("proc-bench: runs a command repeatedly and reports latency and peak RSS");
+  app.add_option("--label", o.label, "Row label")->required();
+  app.add_option("--runs", o.runs, "Measured runs")->check(CLI::Range(1, 1000000));
+  app.add_option("--parallel", o.parallel, "Runs at a time")->check(CLI::Range(1, 1000));
+  app.add_option("--warmup", o.warmup, "Unmeasured runs first")->check(CLI::Range(0, 1000));
+  app.add_option("--stdin", o.stdin_file, "File fed to each run's stdin (default /dev/null)");
+  app.add_flag("--expect-stdout", o.expect_stdout, "A run that prints nothing on stdout fails");
+  app.add_option("command", o.argv, "The command and its arguments, after --")->required();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    std::exit(code == 0 ? 0 : 64);
   }
   return o;
 }

@@ -15,36 +15,44 @@ namespace {
 using base::ExitCode;
 using base::Failure;
 
-// Opens module → token → login → key, in an order whose destruction is safe (key first).
-struct OpenKey {
-  Pkcs11Uri uri;
-  Module module;
-  Session session;
-  TokenKey key;
-
-  explicit OpenKey(const KeyAccess& access)
-      : uri(Pkcs11Uri::Parse(access.key_uri)),
-        module(ModulePath(access.module, &uri)),
-        session(module, SelectorFor(uri), false),
-        key(LoginAndFind(session, access, uri)) {}
-
-  static TokenKey LoginAndFind(Session& session, const KeyAccess& access, const Pkcs11Uri& uri) {
-    if (uri.type && *uri.type != "private") {
-      throw Failure(ExitCode::kUsage, "bad-uri", "the key URI must name type=private (or no type)");
-    }
-    std::string pin = ReadPin(access.pin, &uri);
-    try {
-      session.Login(pin);
-    } catch (...) {
-      base::Scrub(pin);
-      throw;
-    }
-    base::Scrub(pin);
-    return session.FindPrivateKey(uri.object, uri.id);
+TokenKey LoginAndFind(Session& session, const KeyAccess& access, const Pkcs11Uri& uri) {
+  if (uri.type && *uri.type != "private") {
+    throw Failure(ExitCode::kUsage, "bad-uri", "the key URI must name type=private (or no type)");
   }
-};
+  std::string pin = ReadPin(access.pin, &uri);
+  try {
+    session.Login(pin);
+  } catch (...) {
+    base::Scrub(pin);
+    throw;
+  }
+  base::Scrub(pin);
+  return session.FindPrivateKey(uri.object, uri.id);
+}
 
 }  // namespace
+
+OpenKey::OpenKey(const KeyAccess& access)
+    : uri(Pkcs11Uri::Parse(access.key_uri)),
+      module(ModulePath(access.module, &uri)),
+      session(module, SelectorFor(uri), false),
+      key(LoginAndFind(session, access, uri)) {}
+
+std::vector<unsigned char> SignSha256(const TokenKey& key, const unsigned char* message,
+                                      std::size_t size) {
+  pki::EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  std::size_t len = 0;
+  if (EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.private_key.get()) != 1 ||
+      EVP_DigestSign(ctx.get(), nullptr, &len, message, size) != 1) {
+    pki::ThrowOpenSsl(ExitCode::kUnavailable, "token-sign-failed", "the token refused to sign");
+  }
+  std::vector<unsigned char> signature(len);
+  if (EVP_DigestSign(ctx.get(), signature.data(), &len, message, size) != 1) {
+    pki::ThrowOpenSsl(ExitCode::kUnavailable, "token-sign-failed", "the token refused to sign");
+  }
+  signature.resize(len);
+  return signature;
+}
 
 std::string CreateCaCertificate(const KeyAccess& access, const std::string& subject, int days,
                                 std::chrono::system_clock::time_point now) {
@@ -120,21 +128,7 @@ std::vector<CheckResult> CheckCaKey(const KeyAccess& access, const std::string& 
   if (getrandom(message, sizeof message, 0) != static_cast<ssize_t>(sizeof message)) {
     throw Failure(ExitCode::kSoftware, "internal", "getrandom failed");
   }
-  std::vector<unsigned char> signature;
-  {
-    pki::EvpMdCtxPtr ctx(EVP_MD_CTX_new());
-    std::size_t len = 0;
-    if (EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr,
-                           open.key.private_key.get()) != 1 ||
-        EVP_DigestSign(ctx.get(), nullptr, &len, message, sizeof message) != 1) {
-      pki::ThrowOpenSsl(ExitCode::kUnavailable, "token-sign-failed", "the token refused to sign");
-    }
-    signature.resize(len);
-    if (EVP_DigestSign(ctx.get(), signature.data(), &len, message, sizeof message) != 1) {
-      pki::ThrowOpenSsl(ExitCode::kUnavailable, "token-sign-failed", "the token refused to sign");
-    }
-    signature.resize(len);
-  }
+  std::vector<unsigned char> signature = SignSha256(open.key, message, sizeof message);
   bool verified = false;
   if (cert_key != nullptr) {
     pki::EvpMdCtxPtr ctx(EVP_MD_CTX_new());

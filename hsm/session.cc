@@ -144,6 +144,8 @@ struct Session::Impl {
     a.unwrap = AsBool(v[9]);
     return a;
   }
+
+  // The public half of a key object as an OpenSSL key (nullptr when the object lacks it).
   pki::EvpPkeyPtr PublicKey(CK_OBJECT_HANDLE o) {
     auto type = Ulong(o, CKA_KEY_TYPE);
     if (!type) return nullptr;

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <string>
 #include <vector>
 
+#include "hsm/module.h"
 #include "hsm/pin.h"
 #include "hsm/session.h"
 
@@ -17,6 +19,20 @@ struct KeyAccess {
   std::string key_uri;
   PinSource pin;
 };
+
+// Module → token → login → key, held in an order whose destruction is safe (key first). The PIN
+// is read from its source, used once and scrubbed; the URI must name a private key.
+struct OpenKey {
+  explicit OpenKey(const KeyAccess& access);
+  Pkcs11Uri uri;
+  Module module;
+  Session session;
+  TokenKey key;
+};
+
+// A SHA-256 signature over `message`, made in the token (throws token-sign-failed).
+std::vector<unsigned char> SignSha256(const TokenKey& key, const unsigned char* message,
+                                      std::size_t size);
 
 // Self-signed CA certificate (CA:TRUE, pathlen 0, keyCertSign+cRLSign, SKI/AKI) for the token key,
 // valid from now - 5 min for `days` days, signed by the token. Returns PEM.

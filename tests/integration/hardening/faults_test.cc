@@ -2,9 +2,7 @@
 // real signer, real SoftHSM; faults are real too (SIGKILL, full and read-only filesystems,
 // removed token directories, a skewed clock via libfaketime).
 #include <gtest/gtest.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 
@@ -12,10 +10,12 @@
 #include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
 
+#include "base/files.h"
 #include "test_support.h"
 
 namespace {
@@ -96,13 +96,11 @@ TEST_F(Faults, TokenHeldPastTheDeadlineGivesTempFailAnAuditRecordAndNoCertificat
   std::size_t audited_before = Lines(ReadFile(dir_ / "audit.log")).size();
   {
     // A wedged token, as the signer sees it: another holder keeps the token lock.
-    int fd = ::open(d.ca.ca_cert.c_str(), O_RDONLY | O_CLOEXEC);
-    ASSERT_GE(fd, 0);
-    ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+    std::optional<base::FileLock> token_lock(std::in_place, d.ca.ca_cert);
     auto t0 = std::chrono::steady_clock::now();
     RunResult r = Do(renew);
     auto waited = std::chrono::steady_clock::now() - t0;
-    ::close(fd);
+    token_lock.reset();
     EXPECT_EQ(r.exit_code, 75) << r.err;
     // One line, the signer's own: the test account has no home directory, and sshd's complaint
     // about it must not reach the operator.
