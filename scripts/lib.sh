@@ -18,3 +18,11 @@ wait_port() {
   done
   echo "${0##*/}: nothing listens on port $1" >&2; return 1
 }
+
+# Creates the signer account $1 if it is missing, as docs/operator-guide.md §2 does: a system
+# account with /bin/sh and no home (so no rc files). Password field "*": no password, but not
+# locked ("!"), which sshd refuses with UsePAM no.
+signer_account() {
+  id "$1" >/dev/null 2>&1 ||
+    useradd --system --no-create-home --home-dir /nonexistent --shell /bin/sh --password '*' "$1"
+}
