@@ -11,7 +11,8 @@ Deadline::Deadline(std::chrono::milliseconds budget, OnExpiry on_expiry)
   watchdog_ = std::thread([this] {
     std::unique_lock lock(mu_);
     if (cv_.wait_until(lock, expires_, [this] { return disarmed_; })) return;
-    if (on_expiry_) on_expiry_();
+    lock.unlock();  // the callback may take time (an audit write); the destructor must not wait on it
+    if (on_expiry_ && !on_expiry_()) return;
     ::_exit(static_cast<int>(ExitCode::kTempFail));
   });
 }

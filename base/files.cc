@@ -9,6 +9,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "base/failure.h"
@@ -135,12 +138,24 @@ std::string ReadSecretFile(const std::string& path) {
 }
 
 std::string ReadSecretEnv(const std::string& variable) {
-  const char* value = std::getenv(variable.c_str());
+  // Read once, then scrubbed from the environment so that no child (a post-renew hook) and no
+  // /proc/PID/environ reader sees it; later reads in this process (a daemon's next renewal) are
+  // served from memory.
+  static std::mutex mu;
+  static std::map<std::string, std::string> taken;
+  std::lock_guard lock(mu);
+  if (auto it = taken.find(variable); it != taken.end()) return it->second;
+  char* value = std::getenv(variable.c_str());
   if (value == nullptr || *value == '\0') {
     throw Failure(ExitCode::kConfig, "pin-env",
                   "environment variable " + variable + " (named for the PIN) is not set");
   }
-  return value;
+  std::string secret = value;
+  volatile char* p = value;
+  for (std::size_t i = 0; p[i] != '\0'; ++i) p[i] = 'x';
+  ::unsetenv(variable.c_str());
+  taken[variable] = secret;
+  return secret;
 }
 
 void AtomicFileWriter::Write(std::string_view contents) const {
@@ -186,31 +201,80 @@ void WriteNewFileExclusive(const std::string& path, std::string_view contents, u
   FsyncDirectory(DirectoryOf(path));
 }
 
-void AppendLineLocked(const std::string& path, std::string_view line) {
-  Fd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640));
-  if (fd.get() < 0) ThrowErrno("audit-failed", "cannot open audit log", path, errno);
-  if (::flock(fd.get(), LOCK_EX) != 0) ThrowErrno("audit-failed", "cannot lock", path, errno);
-  std::string record(line);
-  record.push_back('\n');
-  // One write() of the whole record under the lock: readers never see half a line.
-  WriteAll(fd.get(), record, path);
-  if (::fsync(fd.get()) != 0) ThrowErrno("audit-failed", "cannot fsync", path, errno);
-}
-
-FileLock::FileLock(const std::string& path) {
-  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd_ < 0) ThrowErrno("lock-failed", "cannot open", path, errno);
-  while (::flock(fd_, LOCK_EX) != 0) {
-    if (errno != EINTR) {
-      int err = errno;
+PrivateLock::PrivateLock(const std::string& path, std::chrono::milliseconds wait) {
+  // O_NOFOLLOW + fstat on the opened fd: what we check is what we lock. Owned by us (or we are
+  // root) and closed to group and others, so nobody else can open it to hold the lock.
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd_ < 0) {
+    int err = errno;
+    throw Failure(ExitCode::kUnavailable, "lock-failed",
+                  "cannot open the lock file " + path + ": " +
+                      (err == ELOOP ? std::string("it is a symbolic link") : std::strerror(err)));
+  }
+  struct stat st {};
+  std::string problem;
+  if (::fstat(fd_, &st) != 0) {
+    problem = "cannot stat it";
+  } else if (!S_ISREG(st.st_mode)) {
+    problem = "it is not a regular file";
+  } else if (st.st_uid != ::geteuid() && ::geteuid() != 0) {
+    problem = "it is owned by uid " + std::to_string(st.st_uid) + ", not by this account";
+  } else if ((st.st_mode & 077) != 0) {
+    problem = "group or others can open it (chmod 0600)";
+  }
+  if (!problem.empty()) {
+    ::close(fd_);
+    throw Failure(ExitCode::kConfig, "lock-file-unsafe", "the lock file " + path + " is unsafe: " + problem);
+  }
+  auto until = std::chrono::steady_clock::now() + wait;
+  auto pause = std::chrono::milliseconds(2);
+  while (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    if (err != EWOULDBLOCK && err != EINTR) {
       ::close(fd_);
       ThrowErrno("lock-failed", "cannot lock", path, err);
     }
+    auto now = std::chrono::steady_clock::now();
+    if (now >= until) {
+      ::close(fd_);
+      throw Failure(ExitCode::kTempFail, "lock-busy",
+                    path + " stayed locked for " + std::to_string(wait.count()) + "ms");
+    }
+    std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(pause, until - now));
+    pause = std::min(pause * 2, std::chrono::milliseconds(50));
   }
 }
 
-FileLock::~FileLock() {
+PrivateLock::~PrivateLock() {
   if (fd_ >= 0) ::close(fd_);  // closing releases the lock
+}
+
+void AppendLineLocked(const std::string& path, std::string_view line, std::chrono::milliseconds wait) {
+  // Readers of the log (often group adm) could hold a flock on the log itself; the lock lives in
+  // a private sidecar file instead.
+  PrivateLock lock(path + ".lock", wait);
+  Fd fd(::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640));
+  if (fd.get() < 0) ThrowErrno("audit-failed", "cannot open audit log", path, errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) ThrowErrno("audit-failed", "cannot stat", path, errno);
+  if (!S_ISREG(st.st_mode)) throw Failure(ExitCode::kIoErr, "audit-failed", path + " is not a regular file");
+  std::string record;
+  // A writer killed mid-line (before this lock existed, or by SIGKILL between write and
+  // truncate) leaves a fragment without a newline: keep it on a line of its own.
+  char last = '\n';
+  if (st.st_size > 0 && ::pread(fd.get(), &last, 1, st.st_size - 1) != 1) last = '\n';
+  if (last != '\n') record.push_back('\n');
+  record.append(line);
+  record.push_back('\n');
+  try {
+    WriteAll(fd.get(), record, path);
+    if (::fsync(fd.get()) != 0) ThrowErrno("audit-failed", "cannot fsync", path, errno);
+  } catch (const Failure& f) {
+    // A full disk must not leave half a record for the next one to be glued to: cut back to where
+    // this record began, under the same lock.
+    if (::ftruncate(fd.get(), st.st_size) == 0) ::fsync(fd.get());
+    throw Failure(f.code(), "audit-failed", f.what());
+  }
 }
 
 void Scrub(std::string& secret) noexcept {

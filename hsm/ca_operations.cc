@@ -154,6 +154,13 @@ std::vector<CheckResult> CheckCaKey(const KeyAccess& access, const std::string& 
       "token-private-sign",
       std::string("CKA_TOKEN=") + flag(a.token) + " CKA_PRIVATE=" + flag(a.is_private) +
           " CKA_SIGN=" + flag(a.sign));
+  // A signing key that can also decrypt, unwrap or derive gives whoever holds the PIN more than
+  // signatures (RSA decryption oracles, key agreement); a CA key must be sign-only.
+  bool sign_only = a.decrypt.has_value() && !*a.decrypt && a.unwrap.has_value() && !*a.unwrap &&
+                   a.derive.has_value() && !*a.derive;
+  add(sign_only, "sign-only",
+      std::string("CKA_DECRYPT=") + flag(a.decrypt) + " CKA_UNWRAP=" + flag(a.unwrap) +
+          " CKA_DERIVE=" + flag(a.derive) + (sign_only ? "" : ": make a new key with 'etcd-hsm keygen'"));
   add(X509_check_ca(cert.get()) != 0, "certificate-is-ca",
       pki::NameToString(X509_get_subject_name(cert.get())));
   auto not_after = pki::NotAfter(cert.get());

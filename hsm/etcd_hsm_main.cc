@@ -116,6 +116,7 @@ int main(int argc, char** argv) {
   return base::RunProgram("etcd-hsm", [&]() -> int {
     base::Deadline deadline(std::chrono::seconds(timeout), [] {
       std::fputs("etcd-hsm: deadline: the token did not answer in time\n", stderr);
+      return true;
     });
     auto now = std::chrono::system_clock::now();
     hsm::KeyAccess access{module, key_uri, pin};

@@ -6,8 +6,19 @@
 
 #include "base/failure.h"
 #include "base/files.h"
+#include "base/text.h"
 
 namespace signer {
+
+namespace {
+
+// Attacker-supplied text (the CN, messages that quote the CSR, the SSH peer) is capped before it
+// is encoded, so a record stays small enough for syslog to keep whole.
+constexpr std::size_t kMaxFieldBytes = 256;
+
+std::string Capped(const std::string& value) { return std::string(base::Utf8Prefix(value, kMaxFieldBytes)); }
+
+}  // namespace
 
 std::string ToJson(const AuditRecord& r) {
   nlohmann::ordered_json j;
@@ -17,35 +28,52 @@ std::string ToJson(const AuditRecord& r) {
   j["verb"] = r.verb;
   j["exit_code"] = r.exit_code;
   if (!r.reason.empty()) j["reason"] = r.reason;
-  if (!r.message.empty()) j["message"] = r.message;
-  j["cn"] = r.common_name;
-  j["identity"] = r.identity;
-  j["user"] = r.user;
-  j["ssh_peer"] = r.ssh_peer;
-  j["key_type"] = r.key_type;
+  if (!r.message.empty()) j["message"] = Capped(r.message);
+  j["cn"] = Capped(r.common_name);
+  j["identity"] = Capped(r.identity);
+  j["user"] = Capped(r.user);
+  j["ssh_peer"] = Capped(r.ssh_peer);
+  j["ssh_key_sha256"] = r.ssh_key_sha256;
+  j["key_type"] = Capped(r.key_type);
   j["public_key_sha256"] = r.public_key_sha256;
   j["serial"] = r.serial;
   j["not_before"] = r.not_before;
   j["not_after"] = r.not_after;
   if (r.requested_lifetime >= 0) j["requested_lifetime"] = r.requested_lifetime;
   if (r.granted_lifetime >= 0) j["granted_lifetime"] = r.granted_lifetime;
-  // Attacker-controlled strings (the CN) may hold invalid UTF-8: replace, never throw.
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // ensure_ascii: every non-ASCII character leaves as \uXXXX, so C1 controls, U+2028 and U+202E
+  // cannot reach a terminal or a log viewer raw; invalid UTF-8 becomes U+FFFD, never a throw.
+  return j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+}
+
+void AuditLog::Syslog(const AuditRecord& record, const std::string& line) const {
+  if (!syslog_) return;
+  ::openlog("etcd-signer", LOG_PID | LOG_NDELAY, LOG_AUTH);
+  ::syslog(record.outcome == "issued" || record.outcome == "served" ? LOG_INFO : LOG_WARNING, "%s",
+           line.c_str());
+  ::closelog();
 }
 
 void AuditLog::Write(const AuditRecord& record) const {
   std::string line = ToJson(record);
-  if (syslog_) {
-    ::openlog("etcd-signer", LOG_PID | LOG_NDELAY, LOG_AUTH);
-    ::syslog(record.outcome == "refused" || record.outcome == "error" ? LOG_WARNING : LOG_INFO,
-             "%s", line.c_str());
-    ::closelog();
+  // The file first: syslog must never hold "issued" for a certificate whose record the file
+  // refused (that certificate is not delivered).
+  if (!file_.empty()) {
+    try {
+      base::AppendLineLocked(file_, line, lock_wait_);
+    } catch (const base::Failure& f) {
+      throw base::Failure(base::ExitCode::kUnavailable, "audit-failed", f.what());
+    }
   }
-  if (file_.empty()) return;
+  Syslog(record, line);
+}
+
+void AuditLog::WriteEvenIfFileFails(const AuditRecord& record) const {
   try {
-    base::AppendLineLocked(file_, line);
-  } catch (const base::Failure& f) {
-    throw base::Failure(base::ExitCode::kUnavailable, "audit-failed", f.what());
+    Write(record);
+  } catch (const base::Failure&) {
+    Syslog(record, ToJson(record));
+    throw;
   }
 }
 

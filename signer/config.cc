@@ -1,10 +1,10 @@
 #include "signer/config.h"
 
-#include <regex>
 #include <set>
 #include <toml++/toml.h>
 
 #include "base/failure.h"
+#include "base/name_pattern.h"
 
 namespace signer {
 namespace {
@@ -36,6 +36,12 @@ std::string String(const toml::node& node, const std::string& key) {
 
 }  // namespace
 
+std::string Identity(const std::string& value) {
+  // An empty binding would read as "no binding" and let this SSH key ask for any name.
+  if (value.empty()) Bad("identity must not be empty (leave it out to bind no name)");
+  return value;
+}
+
 void LoadConfigFile(const std::string& path, SignerConfig& c) {
   toml::table table;
   try {
@@ -51,13 +57,14 @@ void LoadConfigFile(const std::string& path, SignerConfig& c) {
     else if (key == "pin_env") c.pin.env_name = String(node, key);
     else if (key == "ca_cert") c.ca_cert = String(node, key);
     else if (key == "ca_bundle") c.ca_bundle = String(node, key);
-    else if (key == "identity") c.identity = String(node, key);
+    else if (key == "identity") c.identity = Identity(String(node, key));
     else if (key == "name_pattern") c.name_pattern = String(node, key);
     else if (key == "lifetime_default") c.lifetime_default = Duration(node, key);
     else if (key == "lifetime_min") c.lifetime_min = Duration(node, key);
     else if (key == "lifetime_max") c.lifetime_max = Duration(node, key);
     else if (key == "backdate") c.backdate = Duration(node, key);
     else if (key == "audit_log") c.audit_log = String(node, key);
+    else if (key == "lock_file") c.lock_file = String(node, key);
     else if (key == "deadline") c.deadline = Duration(node, key);
     else if (key == "input_timeout") c.input_timeout = Duration(node, key);
     else if (key == "syslog") {
@@ -80,11 +87,8 @@ void ValidateConfig(const SignerConfig& c) {
   }
   if (c.backdate > base::Seconds(3600)) Bad("backdate must be at most 1h");
   if (c.deadline.count() < 1 || c.input_timeout.count() < 1) Bad("timeouts must be at least 1s");
-  try {
-    std::regex re(c.name_pattern, std::regex::ECMAScript);
-  } catch (const std::regex_error&) {
-    Bad("name_pattern is not a valid regular expression");
-  }
+  base::NamePattern checked(c.name_pattern);  // throws bad-config
+  if (c.lock_file.empty()) Bad("lock_file must not be empty");
 }
 
 }  // namespace signer

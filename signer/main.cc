@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   add("--ca-bundle", "CA bundle served by 'ca' (default: --ca-cert)",
       [](C& c, const std::string& v) { c.ca_bundle = v; });
   add("--identity", "Bind this SSH key to one name: the CN must equal it",
-      [](C& c, const std::string& v) { c.identity = v; });
+      [](C& c, const std::string& v) { c.identity = signer::Identity(v); });
   add("--name-pattern", "Regular expression a CN must match in full",
       [](C& c, const std::string& v) { c.name_pattern = v; });
   add("--lifetime-default", "Lifetime when the client asks none (default 24h)", duration(&C::lifetime_default));
@@ -75,6 +75,8 @@ int main(int argc, char** argv) {
   add("--lifetime-max", "Longest lifetime; longer requests are clamped (default 7d)", duration(&C::lifetime_max));
   add("--backdate", "notBefore = now - this, for clock skew (default 5m)", duration(&C::backdate));
   add("--audit-log", "Append JSON audit records to this file", [](C& c, const std::string& v) { c.audit_log = v; });
+  add("--lock-file", "Private lock file serialising token use (default /var/lib/etcd-signer/token.lock)",
+      [](C& c, const std::string& v) { c.lock_file = v; });
   add("--deadline", "Whole-request deadline (default 10s)", duration(&C::deadline));
   add("--input-timeout", "Time allowed to receive the CSR (default 5s)", duration(&C::input_timeout));
   bool no_syslog = false;

@@ -1,8 +1,8 @@
 #include "signer/policy.h"
 
-#include <regex>
-
 #include "base/failure.h"
+#include "base/name_pattern.h"
+#include "base/text.h"
 #include "pki/base64.h"
 #include "pki/key.h"
 
@@ -16,14 +16,9 @@ using base::Failure;
   throw Failure(ExitCode::kNoPerm, reason, message);
 }
 
-std::string Quoted(const std::string& s) {
-  // Attacker text in messages: bounded and stripped of control characters.
-  std::string out;
-  for (char c : s.substr(0, 80)) {
-    out.push_back(static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '?' : c);
-  }
-  return "'" + out + (s.size() > 80 ? "…'" : "'");
-}
+// Attacker text in messages (which reach the client, the audit record and syslog): bounded, and
+// every byte that is not printable ASCII escaped.
+std::string Quoted(const std::string& s) { return "'" + base::Printable(s, 80) + "'"; }
 
 }  // namespace
 
@@ -53,8 +48,7 @@ void CheckName(const std::string& cn, const SignerConfig& config) {
   if (cn.size() > kMaxCommonNameLength) {
     Refuse("name-policy", "the common name is longer than 64 characters");
   }
-  std::regex pattern(config.name_pattern, std::regex::ECMAScript);
-  if (!std::regex_match(cn, pattern)) {
+  if (!base::NamePattern(config.name_pattern).Matches(cn)) {
     Refuse("name-policy", "the name " + Quoted(cn) + " does not match the master-name pattern " +
                               config.name_pattern);
   }

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "base/deadline.h"
@@ -16,6 +17,7 @@
 #include "hsm/pin.h"
 #include "hsm/session.h"
 #include "hsm/uri.h"
+#include "pki/base64.h"
 #include "signer/audit.h"
 #include "signer/issuance.h"
 #include "signer/policy.h"
@@ -67,16 +69,21 @@ std::string InfoJson(const SignerConfig& c, pki::TimePoint now) {
 // Signs with the token: module → token → login (once) → key → certificate. Destruction runs in
 // reverse, so the token-backed key is released before its session and module.
 pki::X509Ptr SignWithToken(const SignerConfig& config, const Approval& approval, X509* ca_cert,
-                           const Validity& validity, const pki::Serial& serial) {
+                           const Validity& validity, const pki::Serial& serial,
+                           std::chrono::milliseconds lock_wait) {
   hsm::Pkcs11Uri uri = hsm::Pkcs11Uri::Parse(config.key_uri);
   // One signer process at a time uses the token. SoftHSM's file store is not safe while one
   // process rewrites the token file (login does) and another loads it: under load a loader sees
-  // "no initialized token". The lock is on the CA certificate, which every signer can read.
-  std::optional<base::FileLock> token_lock;
+  // "no initialized token". The lock is a private file of the signer account (a lock that others
+  // can open is one they can hold), and the wait for it is bounded by what is left of the deadline.
+  std::optional<base::PrivateLock> token_lock;
   try {
-    token_lock.emplace(config.ca_cert);
-  } catch (const Failure& f) {  // the certificate was loaded a moment ago: it has just gone
-    throw Failure(ExitCode::kUnavailable, "ca-cert-missing", std::string("cannot lock the CA certificate: ") + f.what());
+    token_lock.emplace(config.lock_file, lock_wait);
+  } catch (const Failure& f) {
+    if (f.reason() != "lock-busy") throw;
+    throw Failure(ExitCode::kTempFail, "token-busy",
+                  "the token is busy with other requests (waited " + std::to_string(lock_wait.count()) +
+                      "ms for " + config.lock_file + "); retry");
   }
   hsm::Module module(hsm::ModulePath(config.module, &uri));
   hsm::Session session(module, hsm::SelectorFor(uri), false);
@@ -116,7 +123,41 @@ Invocation InvocationFromEnvironment(const std::string& argv_words) {
   } else {
     inv.ssh_peer = "local";
   }
+  const char* auth_info = std::getenv("SSH_USER_AUTH");
+  if (auth_info != nullptr && *auth_info != '\0') inv.ssh_key_sha256 = SshKeyFingerprint(auth_info);
   return inv;
+}
+
+std::string SshKeyFingerprint(const std::string& auth_info_path) {
+  // sshd's ExposeAuthInfo file: one line per authentication method that succeeded, e.g.
+  // "publickey ssh-ed25519 AAAAC3Nza...". The key is the last "publickey" line's blob.
+  std::string text;
+  try {
+    text = base::ReadFileLimited(auth_info_path, 64 * 1024);
+  } catch (const Failure&) {
+    return "";
+  }
+  std::string blob64;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    start = end + 1;
+    if (line.rfind("publickey ", 0) != 0) continue;
+    std::size_t type_end = line.find(' ', 10);
+    if (type_end == std::string::npos) continue;
+    std::size_t blob_end = line.find(' ', type_end + 1);
+    blob64 = line.substr(type_end + 1, blob_end == std::string::npos ? std::string::npos : blob_end - type_end - 1);
+  }
+  auto blob = pki::DecodeBase64(blob64);
+  if (blob64.empty() || !blob || blob->empty()) return "";
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(blob->data(), blob->size(), digest, &length, EVP_sha256(), nullptr) != 1) return "";
+  std::string b64 = pki::EncodeBase64(digest, length);
+  while (!b64.empty() && b64.back() == '=') b64.pop_back();  // OpenSSH prints it unpadded
+  return "SHA256:" + b64;
 }
 
 std::string ReadInput(int fd, std::chrono::milliseconds timeout) {
@@ -154,42 +195,78 @@ std::string ReadInput(int fd, std::chrono::milliseconds timeout) {
 
 int Serve(const SignerConfig& config, const Invocation& invocation, const Environment& env,
           const std::optional<base::Failure>& config_error) {
-  AuditLog audit(config.audit_log, config.syslog);
-  std::mutex mu;  // the watchdog thread may write the record too
+  const auto budget = std::chrono::duration_cast<std::chrono::milliseconds>(config.deadline);
+  // The audit lock wait is short: a record must not eat the budget of the request it records.
+  AuditLog audit(config.audit_log, config.syslog, std::min(budget / 4, std::chrono::milliseconds(2000)));
   AuditRecord record;
   record.verb = "unknown";
   record.identity = config.identity;
   record.user = CurrentUser();
   record.ssh_peer = invocation.ssh_peer;
-  bool audited = false;
-  auto write_audit = [&](const std::string& outcome, int code, const std::string& reason,
-                         const std::string& message) {
+  record.ssh_key_sha256 = invocation.ssh_key_sha256;
+
+  // Who decides how this request ends: the main thread (an answer, or its failure) or the deadline
+  // watchdog. Decided once, under `mu`, before any record is written or any byte is printed; the
+  // loser never writes or prints. `mu` guards only this decision and `record` until it is made:
+  // no I/O happens under it, so the watchdog can always decide in time.
+  enum class Decider { kNone, kMain, kWatchdog };
+  std::mutex mu;
+  Decider decided = Decider::kNone;
+  auto decide = [&](Decider who) {
     std::lock_guard lock(mu);
-    if (audited) return;
-    audited = true;
+    if (decided == Decider::kNone) decided = who;
+    return decided == who;
+  };
+  auto update_record = [&](const std::function<void(AuditRecord&)>& change) {
+    std::lock_guard lock(mu);
+    change(record);
+  };
+  // After the watchdog has decided, the main thread waits for it to end the process.
+  auto yield_to_watchdog = [] {
+    for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+  };
+
+  base::Deadline deadline(budget, [&]() -> bool {
+    if (!decide(Decider::kWatchdog)) return false;  // the main thread is answering: let it finish
+    try {
+      // `record` is the watchdog's alone now.
+      record.time = base::FormatRfc3339(env.now());
+      record.outcome = "refused";
+      record.exit_code = static_cast<int>(ExitCode::kTempFail);
+      record.reason = "deadline";
+      record.message = "the request did not finish in time";
+      audit.WriteEvenIfFileFails(record);
+    } catch (...) {
+    }
+    std::fputs("etcd-signer: deadline: the request did not finish in time (token or client too slow); retry\n",
+               stderr);
+    return true;
+  });
+
+  auto finish = [&](const std::string& outcome, int code, const std::string& reason, const std::string& message) {
     record.time = base::FormatRfc3339(env.now());
     record.outcome = outcome;
     record.exit_code = code;
     record.reason = reason;
     record.message = message;
-    audit.Write(record);
   };
-
-  base::Deadline deadline(std::chrono::duration_cast<std::chrono::milliseconds>(config.deadline),
-                          [&] {
-                            try {
-                              write_audit("refused", static_cast<int>(ExitCode::kTempFail),
-                                          "deadline", "the request did not finish in time");
-                            } catch (...) {
-                            }
-                            std::fputs("etcd-signer: deadline: the request did not finish in time "
-                                       "(token or client too slow); retry\n",
-                                       stderr);
-                          });
-
   auto on_failure = [&](const Failure& f) {
-    write_audit(f.code() == ExitCode::kSoftware ? "error" : "refused", static_cast<int>(f.code()),
-                f.reason(), f.what());
+    if (!decide(Decider::kMain)) yield_to_watchdog();
+    bool ours = f.code() == ExitCode::kSoftware || f.reason() == "audit-failed";
+    finish(ours ? "error" : "refused", static_cast<int>(f.code()), f.reason(), f.what());
+    audit.WriteEvenIfFileFails(record);
+  };
+  // Commits the main thread to answering: after this the deadline no longer ends the process, and
+  // the record is on file before the first byte of the answer leaves.
+  auto commit_answer = [&](const std::string& outcome) {
+    if (!decide(Decider::kMain)) yield_to_watchdog();
+    finish(outcome, 0, "", "");
+    try {
+      audit.Write(record);
+    } catch (const Failure& f) {
+      // Not on file, so not delivered: on_failure records that (with the serial that was withheld).
+      throw Failure(f.code(), f.reason(), std::string(f.what()) + "; the answer was withheld");
+    }
   };
 
   return base::RunProgram(
@@ -197,16 +274,13 @@ int Serve(const SignerConfig& config, const Invocation& invocation, const Enviro
       [&]() -> int {
         if (config_error) throw *config_error;
         RequestLine request = ParseRequestLine(invocation.request_text);
-        {
-          std::lock_guard lock(mu);
-          record.verb = VerbName(request.verb);
-        }
+        update_record([&](AuditRecord& r) { r.verb = VerbName(request.verb); });
         ValidateConfig(config);
         // Whole seconds: certificates carry no fractions, and granted lifetimes should be exact.
         pki::TimePoint now = std::chrono::floor<std::chrono::seconds>(env.now());
         if (request.verb == Verb::kInfo) {
           std::string line = InfoJson(config, now) + "\n";
-          write_audit("served", 0, "", "");
+          commit_answer("served");
           WriteAll(env.output, line);
           return 0;
         }
@@ -219,7 +293,7 @@ int Serve(const SignerConfig& config, const Invocation& invocation, const Enviro
             throw Failure(ExitCode::kUnavailable, "ca-cert-missing",
                           std::string("cannot read the CA bundle: ") + f.what());
           }
-          write_audit("served", 0, "", "");
+          commit_answer("served");
           WriteAll(env.output, bundle);
           return 0;
         }
@@ -228,11 +302,12 @@ int Serve(const SignerConfig& config, const Invocation& invocation, const Enviro
                                                        config.input_timeout));
         RequestFacts facts;
         auto note_facts = [&] {
-          std::lock_guard lock(mu);
-          record.common_name = facts.common_name;
-          record.key_type = facts.key_type;
-          record.public_key_sha256 = facts.public_key_sha256;
-          if (facts.requested_lifetime) record.requested_lifetime = facts.requested_lifetime->count();
+          update_record([&](AuditRecord& r) {
+            r.common_name = facts.common_name;
+            r.key_type = facts.key_type;
+            r.public_key_sha256 = facts.public_key_sha256;
+            if (facts.requested_lifetime) r.requested_lifetime = facts.requested_lifetime->count();
+          });
         };
         Approval approval;
         try {
@@ -246,20 +321,20 @@ int Serve(const SignerConfig& config, const Invocation& invocation, const Enviro
         pki::X509Ptr ca_cert = LoadCaCertificate(config.ca_cert);
         Validity validity = ComputeValidity(ca_cert.get(), now, approval.lifetime, config.backdate,
                                             config.lifetime_min);
-        pki::X509Ptr cert =
-            SignWithToken(config, approval, ca_cert.get(), validity, env.serial());
-        {
-          std::lock_guard lock(mu);
-          record.serial = pki::SerialHex(cert.get());
-          record.not_before = base::FormatRfc3339(pki::NotBefore(cert.get()));
-          record.not_after = base::FormatRfc3339(pki::NotAfter(cert.get()));
-          record.granted_lifetime = std::chrono::duration_cast<base::Seconds>(
-                                        pki::NotAfter(cert.get()) - now)
-                                        .count();
-        }
+        // Leave the watchdog room to record a deadline if the lock never comes.
+        auto lock_wait = std::max(deadline.remaining() - std::chrono::milliseconds(500), std::chrono::milliseconds(0));
+        pki::X509Ptr cert = SignWithToken(config, approval, ca_cert.get(), validity, env.serial(), lock_wait);
         std::string pem = pki::ToPem(cert.get());
-        // The record is written before the certificate leaves: no unaudited issuance.
-        write_audit("issued", 0, "", "");
+        update_record([&](AuditRecord& r) {
+          r.serial = pki::SerialHex(cert.get());
+          r.not_before = base::FormatRfc3339(pki::NotBefore(cert.get()));
+          r.not_after = base::FormatRfc3339(pki::NotAfter(cert.get()));
+          r.granted_lifetime =
+              std::chrono::duration_cast<base::Seconds>(pki::NotAfter(cert.get()) - now).count();
+        });
+        if (env.at_stage) env.at_stage("signed");
+        commit_answer("issued");
+        if (env.at_stage) env.at_stage("committed");
         WriteAll(env.output, pem);
         return 0;
       },

@@ -387,7 +387,8 @@ SignerDeployment::SignerDeployment(const std::string& d) : dir(d), ca(d + "/ca-t
 void SignerDeployment::WriteSignerConfig(const std::string& extra) {
   WriteFile(dir + "/signer.toml", "module = \"" + std::string(kSoftHsmModule) + "\"\nkey = \"" + ca.key_uri +
                                       "\"\npin_file = \"" + ca.pin_file + "\"\nca_cert = \"" + ca.ca_cert +
-                                      "\"\naudit_log = \"" + dir + "/audit.log\"\nsyslog = false\n" + extra);
+                                      "\"\naudit_log = \"" + dir + "/audit.log\"\nlock_file = \"" + dir +
+                                      "/token.lock\"\nsyslog = false\n" + extra);
 }
 
 std::string SignerDeployment::SignerCommand(const std::string& identity) const {

@@ -1,7 +1,9 @@
 // A whole-process deadline. A PKCS#11 module can wedge inside a C call (libp11 0.4.12 can hang on a
 // failing C_OpenSession), and no library call can be interrupted safely, so the only sound way out
 // is to end the process. A watchdog thread waits for the deadline; on expiry it runs the caller's
-// last-words callback (print one stderr line, write an audit record) and calls _exit(EX_TEMPFAIL).
+// last-words callback (print one stderr line, write an audit record) and, if the callback says so,
+// calls _exit(EX_TEMPFAIL). The callback may decline: a program whose main thread has already
+// committed to an outcome (the signer after deciding "issued") must not be cut off mid-answer.
 #pragma once
 
 #include <chrono>
@@ -14,7 +16,8 @@ namespace base {
 
 class Deadline {
  public:
-  using OnExpiry = std::function<void()>;
+  // Returns true to end the process now, false to let the main thread finish.
+  using OnExpiry = std::function<bool()>;
 
   // Starts the watchdog. `on_expiry` runs on the watchdog thread and must not throw.
   Deadline(std::chrono::milliseconds budget, OnExpiry on_expiry);

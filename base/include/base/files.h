@@ -1,6 +1,7 @@
 // Small, strict file primitives. Every read is bounded; every write that replaces a file is atomic.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <string>
@@ -19,7 +20,9 @@ std::string ReadFileLimited(const std::string& path, std::size_t max_bytes,
 std::string ReadSecretFile(const std::string& path);
 
 // Reads a secret from the environment variable *named* by the operator (the value never travels
-// in argv). Throws if unset or empty.
+// in argv). The first read overwrites the value and removes the variable from the environment
+// (children never inherit it); the process keeps it in memory for later reads. Throws if unset or
+// empty.
 std::string ReadSecretEnv(const std::string& variable);
 
 // Replaces `path` atomically: write a temp file in the same directory, fsync it, rename over the
@@ -46,22 +49,28 @@ class AtomicFileWriter {
 // overwrite anything (used for private key files).
 void WriteNewFileExclusive(const std::string& path, std::string_view contents, unsigned mode);
 
-// Appends one line to `path` under an exclusive flock, then fsyncs. Used for the audit log so that
-// concurrent writers never interleave records.
-void AppendLineLocked(const std::string& path, std::string_view line);
-
-// Holds an exclusive flock(2) on `path` (opened read-only: no write access needed) for its
-// lifetime. Used to serialize token use across processes.
-class FileLock {
+// An exclusive flock(2) on a private lock file, held for the object's lifetime. The file is
+// created 0600 if missing, opened with O_NOFOLLOW, and must be a regular file owned by the
+// effective user (or the caller is root) with no group/other access: a lock that other users can
+// open is a lock they can hold forever. Waits at most `wait`, then throws
+// Failure(kTempFail, "lock-busy"); an unsafe file is Failure(kConfig, "lock-file-unsafe").
+class PrivateLock {
  public:
-  explicit FileLock(const std::string& path);
-  ~FileLock();
-  FileLock(const FileLock&) = delete;
-  FileLock& operator=(const FileLock&) = delete;
+  PrivateLock(const std::string& path, std::chrono::milliseconds wait);
+  ~PrivateLock();
+  PrivateLock(const PrivateLock&) = delete;
+  PrivateLock& operator=(const PrivateLock&) = delete;
 
  private:
   int fd_ = -1;
 };
+
+// Appends one line to `path` (created 0640) under the PrivateLock `path`.lock (waiting at most
+// `wait`), then fsyncs. Concurrent writers never interleave; a failed or short write (full disk)
+// is truncated away under the lock, so the file only ever holds whole lines. Throws
+// Failure(reason "audit-failed" or "lock-busy").
+void AppendLineLocked(const std::string& path, std::string_view line,
+                      std::chrono::milliseconds wait = std::chrono::seconds(2));
 
 // Overwrites a string's bytes before it is released (for PINs).
 void Scrub(std::string& secret) noexcept;

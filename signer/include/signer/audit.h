@@ -3,6 +3,7 @@
 // stderr is not an audit channel: it goes back to the client.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 namespace signer {
@@ -18,6 +19,7 @@ struct AuditRecord {
   std::string identity;    // the operator's --identity binding for this SSH key
   std::string user;        // the account the signer runs as
   std::string ssh_peer;    // "ip port" from SSH_CONNECTION, or "local"
+  std::string ssh_key_sha256;  // "SHA256:..." of the SSH key sshd accepted (SSH_USER_AUTH), or ""
   std::string key_type;
   std::string public_key_sha256;
   std::string serial;
@@ -27,17 +29,27 @@ struct AuditRecord {
   long long granted_lifetime = -1;
 };
 
+// Serialises a record: one JSON line, pure ASCII (non-ASCII escaped), attacker-supplied fields
+// capped at 256 bytes each.
 std::string ToJson(const AuditRecord& record);
 
 class AuditLog {
  public:
-  AuditLog(std::string file, bool syslog) : file_(std::move(file)), syslog_(syslog) {}
-  // Throws Failure(kUnavailable, "audit-failed") when the file cannot be written.
+  AuditLog(std::string file, bool syslog,
+           std::chrono::milliseconds lock_wait = std::chrono::seconds(2))
+      : file_(std::move(file)), syslog_(syslog), lock_wait_(lock_wait) {}
+  // Appends to the file (if any), then syslogs. When the file cannot be written it throws
+  // Failure(kUnavailable, "audit-failed") and nothing reaches syslog: a record that says "issued"
+  // exists only if the file took it.
   void Write(const AuditRecord& record) const;
+  // For failure records: like Write, but syslog gets the record even when the file refuses it.
+  void WriteEvenIfFileFails(const AuditRecord& record) const;
 
  private:
+  void Syslog(const AuditRecord& record, const std::string& line) const;
   std::string file_;
   bool syslog_;
+  std::chrono::milliseconds lock_wait_;
 };
 
 }  // namespace signer

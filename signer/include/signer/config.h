@@ -10,6 +10,7 @@
 
 namespace signer {
 
+constexpr const char* kDefaultLockFile = "/var/lib/etcd-signer/token.lock";
 constexpr const char* kDefaultNamePattern = "^kubemaster-[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
 
 struct SignerConfig {
@@ -24,7 +25,8 @@ struct SignerConfig {
   base::Seconds lifetime_min{10 * 60};
   base::Seconds lifetime_max{7 * 24 * 3600};
   base::Seconds backdate{5 * 60};
-  std::string audit_log;         // JSON lines file; syslog is always written
+  std::string audit_log;         // JSON lines file (+ its private lock file audit_log.lock)
+  std::string lock_file = kDefaultLockFile;  // private 0600 file that serialises token use
   bool syslog = true;
   base::Seconds deadline{10};          // whole request
   base::Seconds input_timeout{5};      // reading the CSR from stdin
@@ -32,9 +34,12 @@ struct SignerConfig {
 
 // Reads a TOML config file over `config` (keys: module, key, pin_file, pin_env, ca_cert,
 // ca_bundle, identity, name_pattern, lifetime_default, lifetime_min, lifetime_max, backdate,
-// audit_log, syslog, deadline, input_timeout; durations as strings like "24h" or integers in
+// audit_log, lock_file, syslog, deadline, input_timeout; durations as strings like "24h" or integers in
 // seconds). Unknown keys are errors (Failure kConfig "bad-config").
 void LoadConfigFile(const std::string& path, SignerConfig& config);
+
+// Returns `value` for the identity binding; an empty value is Failure(kConfig, "bad-config").
+std::string Identity(const std::string& value);
 
 // Checks the settings are coherent (min <= default <= max, regex compiles, ...). Throws
 // Failure(kConfig, "bad-config").

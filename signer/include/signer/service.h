@@ -18,7 +18,12 @@ namespace signer {
 struct Invocation {
   std::string request_text;  // SSH_ORIGINAL_COMMAND, or argv's words
   std::string ssh_peer;      // "ip port" from SSH_CONNECTION; "local" without SSH
+  std::string ssh_key_sha256;  // from SSH_USER_AUTH (sshd ExposeAuthInfo yes); "" when absent
 };
+
+// The OpenSSH fingerprint ("SHA256:<base64, unpadded>") of the public key in sshd's
+// ExposeAuthInfo file (lines "publickey <type> <base64>"), or "" when it has none.
+std::string SshKeyFingerprint(const std::string& auth_info_path);
 
 // Builds an Invocation from the environment: SSH_ORIGINAL_COMMAND when set (what the client
 // asked for), else `argv_words` joined (local use: `etcd-signer --config f sign`).
@@ -30,6 +35,9 @@ struct Environment {
   std::function<pki::Serial()> serial = pki::RandomSerial;
   int input_fd = 0;
   std::FILE* output = stdout;
+  // Called at "signed" (certificate built, not yet committed to) and "committed" (record on file,
+  // answer not yet printed); tests stall there to make the deadline fire at the worst moments.
+  std::function<void(const std::string& stage)> at_stage;
 };
 
 // Reads at most kMaxInputBytes from `fd` within `timeout`. Failure(kDataErr): "oversize",

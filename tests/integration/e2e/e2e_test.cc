@@ -38,7 +38,7 @@ class EndToEnd : public ::testing::Test {
               "module = \"" + std::string(kSoftHsmModule) + "\"\nkey = \"" + key_uri +
                   "\"\npin_file = \"" + token_->pin_file + "\"\nca_cert = \"" + ca_cert +
                   "\"\nca_bundle = \"" + ca_bundle + "\"\naudit_log = \"" + (dir_ / "audit.log") +
-                  "\"\nsyslog = false\n" + extra);
+                  "\"\nlock_file = \"" + (dir_ / "token.lock") + "\"\nsyslog = false\n" + extra);
   }
 
   std::vector<std::string> RequesterArgs(const std::string& verb) {

@@ -96,7 +96,7 @@ TEST_F(Faults, TokenHeldPastTheDeadlineGivesTempFailAnAuditRecordAndNoCertificat
   std::size_t audited_before = Lines(ReadFile(dir_ / "audit.log")).size();
   {
     // A wedged token, as the signer sees it: another holder keeps the token lock.
-    std::optional<base::FileLock> token_lock(std::in_place, d.ca.ca_cert);
+    std::optional<base::PrivateLock> token_lock(std::in_place, dir_ / "token.lock", 1s);
     auto t0 = std::chrono::steady_clock::now();
     RunResult r = Do(renew);
     auto waited = std::chrono::steady_clock::now() - t0;

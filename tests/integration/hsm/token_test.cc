@@ -44,7 +44,8 @@ TEST_F(Token, CaCreatedInTheTokenVerifiesWithOpenSsl) {
   RunResult check = Hsm(Concat({"check"}, Concat(KeyFlags(token_->key_uri), {"--ca-cert", token_->ca_cert})));
   EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
   auto lines = Lines(check.out);
-  EXPECT_EQ(lines.size(), 7u);
+  EXPECT_EQ(lines.size(), 8u);
+  EXPECT_NE(check.out.find("ok   sign-only"), std::string::npos) << check.out;
   for (const auto& line : lines) EXPECT_EQ(line.rfind("ok ", 0), 0u) << line;
 }
 
@@ -56,6 +57,25 @@ TEST_F(Token, CheckFailsForAnotherKeysCertificate) {
   EXPECT_NE(check.out.find("FAIL key-matches-certificate"), std::string::npos) << check.out;
   EXPECT_NE(check.out.find("FAIL test-signature"), std::string::npos) << check.out;
   EXPECT_NE(check.err.find("etcd-hsm: check-failed: "), std::string::npos) << check.err;
+}
+
+TEST_F(Token, CheckFailsForACaKeyThatCanAlsoDecryptUnwrapOrDerive) {
+  // A key made outside etcd-hsm with more uses than signing (pkcs11-tool takes its PIN on argv;
+  // acceptable only for this throwaway test token).
+  RunResult gen = testing_support::Run(
+      {"/usr/bin/pkcs11-tool", "--module", kSoftHsmModule, "--token-label", "etcd-ca", "--login", "--pin",
+       ReadFile(token_->pin_file), "--keypairgen", "--key-type", "rsa:2048", "--label", "wide", "--id", "7e",
+       "--usage-sign", "--usage-decrypt"},
+      {.env = token_->env()});
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  std::string uri = "pkcs11:token=etcd-ca;object=wide;type=private";
+  ASSERT_EQ(Hsm(Concat({"ca", "create"}, Concat(KeyFlags(uri), {"--subject", "CN=wide", "--days", "30", "--out",
+                                                               dir_ / "wide.pem"}))).exit_code, 0);
+  RunResult check = Hsm(Concat({"check"}, Concat(KeyFlags(uri), {"--ca-cert", dir_ / "wide.pem"})));
+  EXPECT_EQ(check.exit_code, 65) << check.out << check.err;
+  EXPECT_NE(check.out.find("FAIL sign-only"), std::string::npos) << check.out;
+  EXPECT_NE(check.out.find("CKA_DECRYPT=true"), std::string::npos) << check.out;
+  EXPECT_NE(check.out.find("ok   key-matches-certificate"), std::string::npos) << check.out;
 }
 
 TEST_F(Token, EveryKeyTypeIsGeneratedSensitiveAndNeverExtractable) {

@@ -54,7 +54,8 @@ class SignerRefuses : public ::testing::Test {
   RunResult RunSigner(const Refusal& row, const std::string& audit) {
     std::vector<std::string> argv{Binary("etcd-signer"), "--module", kSoftHsmModule, "--key", token_->key_uri,
                                   "--pin-file", token_->pin_file, "--ca-cert", token_->ca_cert,
-                                  "--audit-log", audit, "--no-syslog", "--input-timeout", "2s"};
+                                  "--audit-log", audit, "--lock-file", audit + ".token-lock", "--no-syslog",
+                                  "--input-timeout", "2s"};
     argv.insert(argv.end(), row.flags.begin(), row.flags.end());
     argv.push_back("sign");
     RunOptions options = row.options;

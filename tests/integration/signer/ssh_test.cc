@@ -15,7 +15,8 @@ class SignerOverSsh : public ::testing::Test {
     WriteFile(dir_ / "signer.toml",
               "module = \"" + std::string(kSoftHsmModule) + "\"\nkey = \"" + token_->key_uri +
                   "\"\npin_file = \"" + token_->pin_file + "\"\nca_cert = \"" + token_->ca_cert +
-                  "\"\naudit_log = \"" + (dir_ / "audit.log") + "\"\nsyslog = false\n");
+                  "\"\naudit_log = \"" + (dir_ / "audit.log") + "\"\nlock_file = \"" + (dir_ / "token.lock") +
+                  "\"\nsyslog = false\n");
   }
 
   // The forced command an operator writes in authorized_keys.

@@ -336,6 +336,66 @@ TEST(Audit, RecordIsOneLineOfValidJsonEvenWithHostileText) {
   EXPECT_FALSE(j.contains("granted_lifetime"));
 }
 
+TEST(Audit, AttackerFieldsAreCappedAndEveryNonAsciiCharacterIsEscaped) {
+  signer::AuditRecord r;
+  r.outcome = "refused";
+  r.identity = "kubemaster-1";
+  r.ssh_peer = "192.0.2.1 40000";
+  // A 45,000-character CN once made a 45 KB record that syslog cut before identity and peer.
+  r.common_name = std::string(45000, 'a');
+  r.message = "the name '" + std::string(45000, 'b') + "' does not match";
+  std::string line = signer::ToJson(r);
+  EXPECT_LT(line.size(), 1500u);
+  auto j = nlohmann::json::parse(line);
+  EXPECT_EQ(j["cn"].get<std::string>(), std::string(256, 'a'));
+  EXPECT_EQ(j["identity"], "kubemaster-1");
+  EXPECT_EQ(j["ssh_peer"], "192.0.2.1 40000");
+  // C1 CSI, LINE SEPARATOR and RIGHT-TO-LEFT OVERRIDE leave as \u escapes, never raw.
+  r.common_name = "kube\xc2\x9bmaster\xe2\x80\xa8x\xe2\x80\xae" "1";
+  line = signer::ToJson(r);
+  for (unsigned char c : line) ASSERT_LT(c, 0x80) << line;
+  EXPECT_NE(line.find("kube\\u009bmaster\\u2028x\\u202e1"), std::string::npos) << line;
+  EXPECT_EQ(nlohmann::json::parse(line)["cn"], r.common_name);  // escaped, not lost
+  // A cap never splits a UTF-8 sequence into invalid bytes.
+  r.common_name = std::string(255, 'a') + "\xe2\x80\xae";
+  EXPECT_EQ(nlohmann::json::parse(signer::ToJson(r))["cn"], std::string(255, 'a'));
+}
+
+TEST(Config, AnEmptyIdentityIsAConfigurationErrorNotAMissingBinding) {
+  EXPECT_EQ(signer::Identity("kubemaster-3"), "kubemaster-3");
+  auto [code, reason] = Caught([] { signer::Identity(""); });
+  EXPECT_EQ(code, ExitCode::kConfig);
+  EXPECT_EQ(reason, "bad-config");
+}
+
+TEST(Policy, QuotedNamesInMessagesAreBoundedAndPrintable) {
+  signer::SignerConfig config;
+  try {
+    signer::CheckName("kubemaster-\x1b[2J\xe2\x80\xae" + std::string(20, 'z'), config);
+    FAIL() << "a hostile name passed";
+  } catch (const Failure& f) {
+    std::string what = f.what();
+    EXPECT_EQ(what.find('\x1b'), std::string::npos) << what;
+    EXPECT_NE(what.find("\\x1b[2J\\xe2\\x80\\xae"), std::string::npos) << what;
+    EXPECT_LT(what.size(), 300u);
+  }
+}
+
+TEST(SshKeyFingerprint, IsOpenSshsSha256OfTheAcceptedKey) {
+  // What `ssh-keygen -lf` prints for this key (the integration test compares with ssh-keygen on a
+  // fresh key through a real sshd).
+  char path[] = "/tmp/auth-info-XXXXXX";
+  int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  std::string text = "password\npublickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GK7l\n";
+  ASSERT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  ::close(fd);
+  std::string fp = signer::SshKeyFingerprint(path);
+  ::unlink(path);
+  EXPECT_EQ(fp, "SHA256:aMg1DFUExIP0pr63bJPO1m5nA6VuuskTV6Or/OFY864");
+  EXPECT_EQ(signer::SshKeyFingerprint("/nonexistent/auth-info"), "");
+}
+
 TEST(ReadInput, CapsSizeAndTime) {
   ::signal(SIGPIPE, SIG_IGN);  // the writer outlives the reader that gave up
   int fds[2];
