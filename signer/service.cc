@@ -197,7 +197,7 @@ int Serve(const SignerConfig& config, const Invocation& invocation, const Enviro
           const std::optional<base::Failure>& config_error) {
   const auto budget = std::chrono::duration_cast<std::chrono::milliseconds>(config.deadline);
   // The audit lock wait is short: a record must not eat the budget of the request it records.
-  AuditLog audit(config.audit_log, config.syslog, std::min(budget / 4, std::chrono::milliseconds(2000)));
+  AuditLog audit(config.audit_log, config.syslog, std::min(budget / 2, std::chrono::milliseconds(5000)));
   AuditRecord record;
   record.verb = "unknown";
   record.identity = config.identity;
@@ -258,9 +258,10 @@ int Serve(const SignerConfig& config, const Invocation& invocation, const Enviro
   };
   // Commits the main thread to answering: after this the deadline no longer ends the process, and
   // the record is on file before the first byte of the answer leaves.
-  auto commit_answer = [&](const std::string& outcome) {
+  auto commit_answer = [&](const std::string& outcome, const std::function<void(AuditRecord&)>& fill = nullptr) {
     if (!decide(Decider::kMain)) yield_to_watchdog();
     finish(outcome, 0, "", "");
+    if (fill) fill(record);  // the serial appears in a record only once this answer is decided
     try {
       audit.Write(record);
     } catch (const Failure& f) {
@@ -325,15 +326,14 @@ int Serve(const SignerConfig& config, const Invocation& invocation, const Enviro
         auto lock_wait = std::max(deadline.remaining() - std::chrono::milliseconds(500), std::chrono::milliseconds(0));
         pki::X509Ptr cert = SignWithToken(config, approval, ca_cert.get(), validity, env.serial(), lock_wait);
         std::string pem = pki::ToPem(cert.get());
-        update_record([&](AuditRecord& r) {
+        if (env.at_stage) env.at_stage("signed");
+        commit_answer("issued", [&](AuditRecord& r) {
           r.serial = pki::SerialHex(cert.get());
           r.not_before = base::FormatRfc3339(pki::NotBefore(cert.get()));
           r.not_after = base::FormatRfc3339(pki::NotAfter(cert.get()));
           r.granted_lifetime =
               std::chrono::duration_cast<base::Seconds>(pki::NotAfter(cert.get()) - now).count();
         });
-        if (env.at_stage) env.at_stage("signed");
-        commit_answer("issued");
         if (env.at_stage) env.at_stage("committed");
         WriteAll(env.output, pem);
         return 0;

@@ -325,7 +325,7 @@ SshServer::SshServer(const std::string& dir) : dir_(dir) {
       "/host_key\nPidFile " + dir_ + "/sshd.pid\nAuthorizedKeysFile " + dir_ +
       "/authorized_keys\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n"
       "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-      "PermitRootLogin forced-commands-only\nPrintMotd no\nLogLevel VERBOSE\n"
+      "PermitRootLogin forced-commands-only\nPrintMotd no\nLogLevel VERBOSE\nExposeAuthInfo yes\n"
       "MaxStartups 100:30:200\nMaxSessions 50\nPerSourcePenalties no\n";
   WriteFile(dir_ + "/sshd_config", config);
   ::mkdir("/run/sshd", 0755);
@@ -348,9 +348,18 @@ void SshServer::Authorize(const std::string& private_key_path, const std::string
 }
 
 void SshServer::Start() {
-  // Everything made so far under the directory (token, PIN file, signer.toml, the place for the
-  // audit log) belongs to the signer account, as on a real signer host.
+  // Everything made so far under the directory (token, PIN file, signer.toml) and the files the
+  // signer writes (audit log, its lock, the token lock) belong to the signer account, as on a real
+  // signer host. The directory itself stays root's: the requesters of these tests keep their keys
+  // in it, and a requester refuses a key directory owned by another user (#17).
+  for (const auto& [name, mode] : std::vector<std::pair<std::string, unsigned>>{
+           {"audit.log", 0640}, {"audit.log.lock", 0600}, {"token.lock", 0600}}) {
+    std::string path = dir_ + "/" + name;
+    if (::access(path.c_str(), F_OK) != 0) WriteFile(path, "", mode);
+  }
   GiveToSigner(dir_);
+  ::chown(dir_.c_str(), 0, 0);
+  ::chmod(dir_.c_str(), 0755);
   // Older OpenSSH (Debian 12's 9.2) does not know PerSourcePenalties; drop it if refused.
   RunResult test = Run({"/usr/sbin/sshd", "-t", "-f", dir_ + "/sshd_config"});
   if (test.exit_code != 0) {

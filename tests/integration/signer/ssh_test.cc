@@ -73,6 +73,15 @@ TEST_F(SignerOverSsh, IdentityBindingKeepsKeyAFromObtainingMasterB) {
   ASSERT_EQ(audit.size(), 2u);
   EXPECT_NE(audit[0].find("\"reason\":\"identity-mismatch\""), std::string::npos);
   EXPECT_NE(audit[0].find("\"identity\":\"kubemaster-a\""), std::string::npos);
+  // Each record names the SSH key that asked (sshd's ExposeAuthInfo), as ssh-keygen prints it: the
+  // refused request is tied to key A, the issued one to key B (#17).
+  auto fingerprint = [](const std::string& key) {
+    std::string out = testing_support::Run({"/usr/bin/ssh-keygen", "-lf", key + ".pub"}).out;
+    std::size_t start = out.find("SHA256:");
+    return out.substr(start, out.find(' ', start) - start);
+  };
+  EXPECT_NE(audit[0].find("\"ssh_key_sha256\":\"" + fingerprint(key_a) + "\""), std::string::npos) << audit[0];
+  EXPECT_NE(audit[1].find("\"ssh_key_sha256\":\"" + fingerprint(key_b) + "\""), std::string::npos) << audit[1];
 }
 
 TEST_F(SignerOverSsh, ClientCannotInjectOptionsOrShellThroughItsCommand) {
