@@ -5,6 +5,8 @@
 #include <sys/random.h>
 
 #include <cerrno>
+#include <iterator>
+#include <vector>
 #include <ctime>
 
 #include "pki/key.h"
@@ -91,17 +93,135 @@ X509NamePtr ParseSubject(const std::string& subject) {
   return name;
 }
 
+namespace {
+
+// Profile etcd-client's extensions, in the order the signer adds them.
+struct ProfileExtension {
+  int nid;
+  bool critical;
+};
+constexpr ProfileExtension kClientExtensions[] = {
+    {NID_basic_constraints, true},
+    {NID_key_usage, true},
+    {NID_ext_key_usage, false},
+    {NID_subject_key_identifier, false},
+    {NID_authority_key_identifier, false},
+};
+
+bool IsRsa(EVP_PKEY* key) { return DescribeKey(key).kind == KeyDescription::Kind::kRsa; }
+
+const char* ClientKeyUsage(EVP_PKEY* key) {
+  return IsRsa(key) ? "critical,digitalSignature,keyEncipherment" : "critical,digitalSignature";
+}
+
+std::string ExtensionValue(int nid, EVP_PKEY* key) {
+  switch (nid) {
+    case NID_basic_constraints: return "critical,CA:FALSE";
+    case NID_key_usage: return ClientKeyUsage(key);
+    case NID_ext_key_usage: return "clientAuth";
+    case NID_subject_key_identifier: return "hash";
+    default: return "keyid:always";
+  }
+}
+
+// SHA-1 of the subjectPublicKey BIT STRING (RFC 5280 §4.2.1.2 method 1), as the builder's "hash".
+std::vector<unsigned char> KeyIdOf(X509* cert) {
+  const unsigned char* bits = nullptr;
+  int len = 0;
+  X509_PUBKEY* pub = X509_get_X509_PUBKEY(cert);
+  if (pub == nullptr || X509_PUBKEY_get0_param(nullptr, &bits, &len, nullptr, pub) != 1) return {};
+  std::vector<unsigned char> id(20);
+  unsigned int out = 0;
+  if (EVP_Digest(bits, static_cast<std::size_t>(len), id.data(), &out, EVP_sha1(), nullptr) != 1) return {};
+  id.resize(out);
+  return id;
+}
+
+std::vector<unsigned char> Bytes(const ASN1_OCTET_STRING* s) {
+  if (s == nullptr) return {};
+  const unsigned char* p = ASN1_STRING_get0_data(s);
+  return std::vector<unsigned char>(p, p + ASN1_STRING_length(s));
+}
+
+std::string SubjectDifference(X509* cert, const std::string& common_name) {
+  X509_NAME* subject = X509_get_subject_name(cert);
+  int entries = X509_NAME_entry_count(subject);
+  if (entries != 1) return "the subject has " + std::to_string(entries) + " attributes, not exactly one CN";
+  X509_NAME_ENTRY* entry = X509_NAME_get_entry(subject, 0);
+  if (OBJ_obj2nid(X509_NAME_ENTRY_get_object(entry)) != NID_commonName) return "the subject's attribute is not a CN";
+  ASN1_STRING* value = X509_NAME_ENTRY_get_data(entry);
+  if (ASN1_STRING_type(value) != V_ASN1_UTF8STRING) return "the CN is not a UTF8String";
+  std::string cn(reinterpret_cast<const char*>(ASN1_STRING_get0_data(value)),
+                 static_cast<std::size_t>(ASN1_STRING_length(value)));
+  if (cn != common_name) return "the certificate is for '" + cn + "', not '" + common_name + "'";
+  return "";
+}
+
+std::string ExtensionsDifference(X509* cert, const ClientProfileExpectations& want) {
+  int count = X509_get_ext_count(cert);
+  bool seen[std::size(kClientExtensions)] = {};
+  for (int i = 0; i < count; ++i) {
+    X509_EXTENSION* ext = X509_get_ext(cert, i);
+    int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
+    std::size_t k = 0;
+    while (k < std::size(kClientExtensions) && kClientExtensions[k].nid != nid) ++k;
+    if (k == std::size(kClientExtensions)) {
+      char oid[80] = {0};
+      OBJ_obj2txt(oid, sizeof oid, X509_EXTENSION_get_object(ext), 1);
+      std::string name = nid != NID_undef ? std::string(OBJ_nid2sn(nid)) + " (" + oid + ")" : std::string(oid);
+      return "the certificate carries the extension " + name + ", which the profile does not set";
+    }
+    if (seen[k]) return std::string("the extension ") + OBJ_nid2sn(nid) + " appears twice";
+    seen[k] = true;
+    if ((X509_EXTENSION_get_critical(ext) != 0) != kClientExtensions[k].critical) {
+      return std::string("the extension ") + OBJ_nid2sn(nid) + (kClientExtensions[k].critical ? " is not" : " is") +
+             " critical";
+    }
+  }
+  for (std::size_t k = 0; k < std::size(kClientExtensions); ++k) {
+    if (!seen[k]) return std::string("the extension ") + OBJ_nid2sn(kClientExtensions[k].nid) + " is missing";
+  }
+  BasicConstraintsPtr bc(static_cast<BASIC_CONSTRAINTS*>(X509_get_ext_d2i(cert, NID_basic_constraints, nullptr, nullptr)));
+  if (!bc || bc->ca != 0 || bc->pathlen != nullptr) return "basicConstraints is not CA:FALSE";
+  AsnBitStringPtr ku(static_cast<ASN1_BIT_STRING*>(X509_get_ext_d2i(cert, NID_key_usage, nullptr, nullptr)));
+  if (!ku) return "keyUsage does not decode";
+  bool rsa = IsRsa(want.public_key);
+  for (int bit = 0; bit < 16; ++bit) {
+    bool want_bit = bit == 0 || (bit == 2 && rsa);  // digitalSignature (0), keyEncipherment (2)
+    if ((ASN1_BIT_STRING_get_bit(ku.get(), bit) != 0) != want_bit) {
+      return std::string("keyUsage is not exactly digitalSignature") + (rsa ? "+keyEncipherment" : "");
+    }
+  }
+  if (ASN1_STRING_length(ku.get()) > 2) return "keyUsage carries bits the profile does not set";
+  ExtendedKeyUsagePtr eku(static_cast<EXTENDED_KEY_USAGE*>(X509_get_ext_d2i(cert, NID_ext_key_usage, nullptr, nullptr)));
+  if (!eku || sk_ASN1_OBJECT_num(eku.get()) != 1 || OBJ_obj2nid(sk_ASN1_OBJECT_value(eku.get(), 0)) != NID_client_auth) {
+    return "extendedKeyUsage is not exactly clientAuth";
+  }
+  if (Bytes(X509_get0_subject_key_id(cert)) != KeyIdOf(cert)) return "subjectKeyIdentifier is not the key's SHA-1";
+  AUTHORITY_KEYID* aki = static_cast<AUTHORITY_KEYID*>(X509_get_ext_d2i(cert, NID_authority_key_identifier, nullptr, nullptr));
+  bool aki_ok = aki != nullptr && aki->keyid != nullptr && aki->issuer == nullptr && aki->serial == nullptr &&
+                (want.issuer == nullptr || Bytes(aki->keyid) == Bytes(X509_get0_subject_key_id(want.issuer)));
+  AUTHORITY_KEYID_free(aki);
+  if (!aki_ok) return "authorityKeyIdentifier is not the issuer's key identifier alone";
+  return "";
+}
+
+}  // namespace
+
 X509Ptr BuildClientCertificate(const ClientCertificateFields& fields, X509* ca_cert) {
   X509Ptr cert(X509_new());
   if (!cert || X509_set_version(cert.get(), X509_VERSION_3) != 1) BuildFailed("version");
   SetSerial(cert.get(), fields.serial);
   X509NamePtr subject(X509_NAME_new());
+  // The key as its numbers, canonically encoded: never the CSR's bytes (a compressed point or
+  // explicit curve parameters break Go's TLS stack, etcd's).
+  EvpPkeyPtr subject_key = CanonicalPublicKey(fields.subject_key);
   if (X509_NAME_add_entry_by_NID(subject.get(), NID_commonName, MBSTRING_UTF8,
                                  reinterpret_cast<const unsigned char*>(fields.common_name.c_str()),
                                  -1, -1, 0) != 1 ||
       X509_set_subject_name(cert.get(), subject.get()) != 1 ||
       X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_cert)) != 1 ||
-      X509_set_pubkey(cert.get(), fields.subject_key) != 1) {
+      X509_set_pubkey(cert.get(), subject_key.get()) != 1) {
     BuildFailed("names");
   }
   SetValidity(cert.get(), fields.not_before, fields.not_after);
@@ -109,14 +229,52 @@ X509Ptr BuildClientCertificate(const ClientCertificateFields& fields, X509* ca_c
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, ca_cert, cert.get(), nullptr, nullptr, 0);
-  bool rsa = DescribeKey(fields.subject_key).kind == KeyDescription::Kind::kRsa;
-  AddExtension(cert.get(), &ctx, NID_basic_constraints, "critical,CA:FALSE");
-  AddExtension(cert.get(), &ctx, NID_key_usage,
-               rsa ? "critical,digitalSignature,keyEncipherment" : "critical,digitalSignature");
-  AddExtension(cert.get(), &ctx, NID_ext_key_usage, "clientAuth");
-  AddExtension(cert.get(), &ctx, NID_subject_key_identifier, "hash");
-  AddExtension(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always");
+  for (const ProfileExtension& e : kClientExtensions) {
+    std::string value = ExtensionValue(e.nid, fields.subject_key);
+    AddExtension(cert.get(), &ctx, e.nid, value.c_str());
+  }
   return cert;
+}
+
+std::string ClientProfileDifference(X509* cert, const ClientProfileExpectations& want) {
+  if (X509_get_version(cert) != X509_VERSION_3) return "the certificate is not version 3";
+  BignumPtr serial(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr));
+  if (!serial || BN_is_negative(serial.get()) || BN_is_zero(serial.get()) || BN_num_bytes(serial.get()) > 20) {
+    return "the serial number is not a positive integer of at most 20 octets";
+  }
+  const ASN1_BIT_STRING* issuer_uid = nullptr;
+  const ASN1_BIT_STRING* subject_uid = nullptr;
+  X509_get0_uids(cert, &issuer_uid, &subject_uid);
+  if (issuer_uid != nullptr || subject_uid != nullptr) return "the certificate carries unique identifiers";
+  const X509_ALGOR* outer = nullptr;
+  X509_get0_signature(nullptr, &outer, cert);
+  const X509_ALGOR* inner = X509_get0_tbs_sigalg(cert);
+  if (outer == nullptr || inner == nullptr || X509_ALGOR_cmp(outer, inner) != 0) {
+    return "the signature algorithm inside the certificate differs from the one outside";
+  }
+  int sig_nid = X509_get_signature_nid(cert);
+  if (sig_nid != NID_ecdsa_with_SHA256 && sig_nid != NID_sha256WithRSAEncryption) {
+    return std::string("the signature algorithm is ") + OBJ_nid2sn(sig_nid) + ", not ECDSA or RSA with SHA-256";
+  }
+  if (std::string diff = SubjectDifference(cert, want.common_name); !diff.empty()) return diff;
+  EVP_PKEY* key = X509_get0_pubkey(cert);
+  if (key == nullptr || want.public_key == nullptr || !SamePublicKey(key, want.public_key)) {
+    return "the certificate is not for our key";
+  }
+  EvpPkeyPtr canonical = CanonicalPublicKey(want.public_key);
+  unsigned char* der = nullptr;
+  int der_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+  std::vector<unsigned char> got(der, der + std::max(der_len, 0));
+  OPENSSL_free(der);
+  if (got != PublicKeyToDer(canonical.get())) return "the public key is not canonically encoded (RFC 5480)";
+  TimePoint not_before = NotBefore(cert);
+  TimePoint not_after = NotAfter(cert);
+  if (not_after <= not_before) return "notAfter is not after notBefore";
+  if (want.issuer != nullptr &&
+      (not_before < NotBefore(want.issuer) || not_after > NotAfter(want.issuer))) {
+    return "the validity reaches outside the issuing CA's";
+  }
+  return ExtensionsDifference(cert, want);
 }
 
 X509Ptr BuildCaCertificate(const CaCertificateFields& fields) {

@@ -1,7 +1,11 @@
 #include "pki/key.h"
 
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/obj_mac.h>
+#include <openssl/param_build.h>
+
+#include <vector>
 
 #include "pki/openssl.h"
 
@@ -31,6 +35,11 @@ KeyDescription DescribeKey(EVP_PKEY* key) {
     } else {
       d.curve = "explicit-parameters";
     }
+    char encoding[32] = {0};
+    if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_EC_ENCODING, encoding, sizeof encoding,
+                                       &len) == 1) {
+      d.ec_explicit_parameters = std::string(encoding) == OSSL_PKEY_EC_ENCODING_EXPLICIT;
+    }
     d.name = "EC " + d.curve;
   } else if (id == EVP_PKEY_RSA) {
     d.kind = KeyDescription::Kind::kRsa;
@@ -49,6 +58,67 @@ KeyDescription DescribeKey(EVP_PKEY* key) {
     d.name = type != nullptr ? type : "unknown";
   }
   return d;
+}
+
+EvpPkeyPtr CanonicalPublicKey(EVP_PKEY* key) {
+  auto fail = [](const std::string& what) -> EvpPkeyPtr {
+    ThrowOpenSsl(base::ExitCode::kDataErr, "key-type", "cannot re-encode the public key: " + what);
+  };
+  OsslParamBldPtr build(OSSL_PARAM_BLD_new());
+  std::vector<unsigned char> point;
+  BignumPtr n_owner, e_owner;
+  const char* type = nullptr;
+  if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC) {
+    type = "EC";
+    char group_name[64] = {0};
+    size_t len = 0;
+    if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group_name, sizeof group_name, &len) != 1) {
+      return fail("the EC key names no curve");
+    }
+    EcGroupPtr group(EC_GROUP_new_by_curve_name(OBJ_txt2nid(group_name)));
+    size_t encoded_len = 0;
+    if (!group || EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, nullptr, 0, &encoded_len) != 1) {
+      return fail("no EC point");
+    }
+    std::vector<unsigned char> encoded(encoded_len);
+    EcPointPtr p(EC_POINT_new(group.get()));
+    if (!p ||
+        EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, encoded.data(), encoded.size(),
+                                        &encoded_len) != 1 ||
+        EC_POINT_oct2point(group.get(), p.get(), encoded.data(), encoded_len, nullptr) != 1) {
+      return fail("the EC point does not decode");
+    }
+    point.resize(EC_POINT_point2oct(group.get(), p.get(), POINT_CONVERSION_UNCOMPRESSED, nullptr, 0, nullptr));
+    if (point.empty() ||
+        EC_POINT_point2oct(group.get(), p.get(), POINT_CONVERSION_UNCOMPRESSED, point.data(), point.size(), nullptr) !=
+            point.size() ||
+        OSSL_PARAM_BLD_push_utf8_string(build.get(), OSSL_PKEY_PARAM_GROUP_NAME, group_name, 0) != 1 ||
+        OSSL_PARAM_BLD_push_octet_string(build.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()) != 1) {
+      return fail("EC parameters");
+    }
+  } else if (EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA) {
+    type = "RSA";
+    BIGNUM* n = nullptr;
+    BIGNUM* e = nullptr;
+    if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n) != 1) return fail("no RSA modulus");
+    n_owner.reset(n);
+    if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e) != 1) return fail("no RSA exponent");
+    e_owner.reset(e);
+    if (OSSL_PARAM_BLD_push_BN(build.get(), OSSL_PKEY_PARAM_RSA_N, n) != 1 ||
+        OSSL_PARAM_BLD_push_BN(build.get(), OSSL_PKEY_PARAM_RSA_E, e) != 1) {
+      return fail("RSA parameters");
+    }
+  } else {
+    throw base::Failure(base::ExitCode::kDataErr, "key-type", "only EC and RSA keys are re-encoded");
+  }
+  OsslParamPtr params(OSSL_PARAM_BLD_to_param(build.get()));
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+  EVP_PKEY* out = nullptr;
+  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+      EVP_PKEY_fromdata(ctx.get(), &out, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
+    return fail("rebuilding the key");
+  }
+  return EvpPkeyPtr(out);
 }
 
 }  // namespace pki

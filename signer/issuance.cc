@@ -43,6 +43,12 @@ pki::X509Ptr IssueCertificate(const Approval& approval, X509* ca_cert, EVP_PKEY*
     throw base::Failure(base::ExitCode::kSoftware, "self-check-failed",
                         "the token's signature does not verify with the CA certificate");
   }
+  // The same check the requester makes on the answer: nothing leaves that it would refuse.
+  pki::ClientProfileExpectations profile{approval.common_name, approval.public_key.get(), ca_cert};
+  if (std::string diff = pki::ClientProfileDifference(cert.get(), profile); !diff.empty()) {
+    throw base::Failure(base::ExitCode::kSoftware, "self-check-failed",
+                        "the certificate is not profile etcd-client: " + diff);
+  }
   return cert;
 }
 

@@ -95,6 +95,13 @@ Approval ApplyPolicy(X509_REQ* req, std::optional<base::Seconds> requested_lifet
   }
   switch (key.kind) {
     case pki::KeyDescription::Kind::kEc:
+      // RFC 5480: namedCurve only. Explicit parameters are where curve-substitution bugs live
+      // (CVE-2020-0601), and Go (etcd) refuses certificates that carry them. A compressed point
+      // is accepted: the certificate is built from the key's numbers, uncompressed.
+      if (key.ec_explicit_parameters) {
+        Refuse("key-type", "the EC key spells out its curve parameters; send a key that names its curve "
+                           "(namedCurve, RFC 5480)");
+      }
       if (key.curve != "P-256" && key.curve != "P-384") {
         Refuse("key-type", "EC curve " + key.curve + " is not accepted (use P-256 or P-384)");
       }

@@ -28,6 +28,24 @@ struct ClientCertificateFields {
 };
 X509Ptr BuildClientCertificate(const ClientCertificateFields& fields, X509* ca_cert);
 
+// The profile as a check, defined next to the builder so that what the signer builds and what the
+// requester accepts are one definition. The signer runs it on every certificate it signed before
+// it leaves; the requester on every answer before it stores it.
+struct ClientProfileExpectations {
+  std::string common_name;
+  EVP_PKEY* public_key = nullptr;  // the subject key: the certificate must carry exactly it
+  X509* issuer = nullptr;          // when known: validity nests in it, AKI = its SKI
+};
+// "" when `cert` is exactly profile `etcd-client`; otherwise the first difference, as a sentence:
+// v3; a positive serial of at most 20 octets; no unique IDs; the same signature algorithm inside
+// and outside, ECDSA or RSA with SHA-256; subject exactly one attribute, CN = common_name (a
+// UTF8String); the public key ours, canonically encoded; notBefore < notAfter (and inside the
+// issuer's validity); exactly the extensions basicConstraints (critical, CA:FALSE, no pathlen),
+// keyUsage (critical, digitalSignature + keyEncipherment for RSA keys, nothing else),
+// extendedKeyUsage (clientAuth only), subjectKeyIdentifier (SHA-1 of the key),
+// authorityKeyIdentifier (keyid only = the issuer's SKI), each once.
+std::string ClientProfileDifference(X509* cert, const ClientProfileExpectations& want);
+
 // Self-signed CA for the etcd client CA (or a CA signed by `issuer`): CA:TRUE pathlen:0 (critical),
 // keyUsage keyCertSign+cRLSign (critical), SKI, AKI. `subject` is "CN=etcd-ca" or
 // "CN=etcd-ca,O=Example" (also "/CN=.../O=..."). Unsigned.

@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "pki/openssl.h"
+
 namespace pki {
 
 struct KeyDescription {
@@ -14,8 +16,16 @@ struct KeyDescription {
   std::string curve;       // "P-256", "P-384", or the OpenSSL curve name for others
   bool rsa_exponent_ok = false;  // RSA public exponent is odd and >= 65537
   std::string name;        // "EC P-256", "RSA 3072", "ED25519", ...
+  bool ec_explicit_parameters = false;  // the key spelled its curve out instead of naming it
 };
 
 KeyDescription DescribeKey(EVP_PKEY* key);
+
+// The same public key, rebuilt from its numbers so that it encodes canonically (RFC 5480/3279):
+// EC as id-ecPublicKey + namedCurve OID + uncompressed point, RSA as rsaEncryption + NULL
+// parameters + (n, e). Whatever encoding the key arrived in (a compressed point, explicit
+// parameters naming a known curve) does not survive. Only EC and RSA keys; throws
+// Failure(kDataErr, "key-type") for others.
+EvpPkeyPtr CanonicalPublicKey(EVP_PKEY* key);
 
 }  // namespace pki

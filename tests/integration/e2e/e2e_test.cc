@@ -98,6 +98,55 @@ class EndToEnd : public ::testing::Test {
   std::string ssh_key_;
 };
 
+// #11: "accepted" means "works": for every key the policy accepts, and for a compressed point,
+// the signer's certificate is used by etcdctl (Go's TLS stack) against etcd --client-cert-auth.
+TEST_F(EndToEnd, EveryAcceptedKeyTypeAndEncodingWorksWithEtcdctl) {
+  etcd_->Start(token_->ca_cert);
+  struct KeyCase {
+    std::string name;
+    std::vector<std::string> genpkey;
+    bool compressed = false;
+  };
+  std::vector<KeyCase> cases{
+      {"ec-p256", {"-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"}},
+      {"ec-p384", {"-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"}},
+      {"rsa-2048", {"-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"}},
+      {"rsa-3072", {"-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:3072"}},
+      {"rsa-4096", {"-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:4096"}},
+      {"ec-p256-compressed", {"-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"}, true},
+      {"ec-p384-compressed", {"-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"}, true},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::string key = dir_ / (c.name + ".key");
+    std::vector<std::string> gen{"genpkey", "-out", key};
+    gen.insert(gen.end(), c.genpkey.begin(), c.genpkey.end());
+    ASSERT_EQ(OpenSsl(gen).exit_code, 0);
+    std::string csr_key = key;
+    if (c.compressed) {  // the same key, its public point sent compressed in the CSR
+      csr_key = dir_ / (c.name + ".compressed.key");
+      ASSERT_EQ(OpenSsl({"ec", "-in", key, "-conv_form", "compressed", "-out", csr_key}).exit_code, 0);
+    }
+    RunResult csr = OpenSsl({"req", "-new", "-key", csr_key, "-subj", "/CN=kubemaster-1"});
+    ASSERT_EQ(csr.exit_code, 0) << csr.err;
+    RunResult issued = testing_support::Run(
+        {Binary("etcd-signer"), "--config", dir_ / "signer.toml", "--lock-file", dir_ / "local-token.lock",
+         "--audit-log", dir_ / "local-audit.log", "--identity", "kubemaster-1", "sign"},
+        {.input = OpenSsl({"base64"}, csr.out).out, .env = token_->env()});
+    ASSERT_EQ(issued.exit_code, 0) << issued.err;
+    std::string cert = dir_ / (c.name + ".pem");
+    WriteFile(cert, issued.out);
+    if (c.compressed) {
+      RunResult text = OpenSsl({"x509", "-in", cert, "-noout", "-text"});
+      EXPECT_NE(text.out.find("pub:\n                    04:"), std::string::npos) << text.out;  // uncompressed
+    }
+    RunResult put = etcd_->Ctl(cert, key, {"put", "/e2e/" + c.name, c.name});
+    ASSERT_EQ(put.exit_code, 0) << put.err;
+    RunResult get = etcd_->Ctl(cert, key, {"get", "/e2e/" + c.name, "--print-value-only"});
+    EXPECT_EQ(get.out, c.name + "\n") << get.err;
+  }
+}
+
 TEST_F(EndToEnd, RequestedCertificateWorksWithEtcdClientCertAuth) {
   RunResult r = Requester("request");
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -98,6 +98,14 @@ TEST_F(SignerRefuses, EveryBadInputWithItsCodeReasonAndAuditRecord) {
     rsa_e3 = Csr({"req", "-new", "-key", *dir_ / "e3.key", "-subj", "/CN=kubemaster-1"});
   }
 
+  std::string explicit_params;
+  {
+    RunResult key = OpenSsl({"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-pkeyopt",
+                             "ec_param_enc:explicit"});
+    WriteFile(*dir_ / "explicit.key", key.out, 0600);
+    explicit_params = Csr({"req", "-new", "-key", *dir_ / "explicit.key", "-subj", "/CN=kubemaster-1"});
+  }
+
   const std::string b64 = B64(good);
   std::vector<Refusal> rows = {
       {"not base64", 65, "not-base64", "this is not base64!!\n"},
@@ -125,6 +133,7 @@ TEST_F(SignerRefuses, EveryBadInputWithItsCodeReasonAndAuditRecord) {
       {"curve secp256k1", 77, "key-type", B64(k256)},
       {"curve P-521", 77, "key-type", B64(p521)},
       {"Ed25519", 77, "key-type", B64(ed25519)},
+      {"P-256 with explicit curve parameters (RFC 5480, CVE-2020-0601 class)", 77, "key-type", B64(explicit_params)},
       {"requested SAN", 77, "extensions-requested", B64(EcCsr("/CN=kubemaster-1", {"-addext", "subjectAltName=DNS:etcd.example"}))},
       {"requested CA:TRUE", 77, "extensions-requested", B64(EcCsr("/CN=kubemaster-1", {"-addext", "basicConstraints=critical,CA:TRUE"}))},
       {"challengePassword attribute", 77, "csr-attributes", ""},  // filled below

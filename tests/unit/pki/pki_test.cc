@@ -4,6 +4,8 @@
 #include "pki/base64.h"
 #include "pki/certificate_profile.h"
 #include "pki/csr.h"
+#include "pki/key.h"
+#include <openssl/pem.h>
 #include "pki/verify.h"
 
 namespace {
@@ -54,10 +56,18 @@ struct Ca {
   }
   std::string Issue(const std::string& cn, EVP_PKEY* subject, pki::TimePoint nb, pki::TimePoint na,
                     bool client_auth = true) {
+    return Forge(cn, subject, nb, na, [&](X509* c) {
+      if (!client_auth) X509_EXTENSION_free(X509_delete_ext(c, X509_get_ext_by_NID(c, NID_ext_key_usage, -1)));
+    });
+  }
+  // The signer's certificate, changed by `mutate` before the CA signs it: a hostile signer with
+  // the real CA key.
+  std::string Forge(const std::string& cn, EVP_PKEY* subject, pki::TimePoint nb, pki::TimePoint na,
+                    const std::function<void(X509*)>& mutate, const EVP_MD* md = EVP_sha256()) {
     pki::ClientCertificateFields f{cn, subject, pki::RandomSerial(), nb, na};
     pki::X509Ptr c = pki::BuildClientCertificate(f, cert.get());
-    if (!client_auth) X509_EXTENSION_free(X509_delete_ext(c.get(), X509_get_ext_by_NID(c.get(), NID_ext_key_usage, -1)));
-    pki::SignCertificate(c.get(), key.get());
+    mutate(c.get());
+    if (X509_sign(c.get(), key.get(), md) <= 0) throw std::runtime_error("sign");
     return pki::ToPem(c.get());
   }
 };
@@ -128,14 +138,173 @@ TEST(VerifyIssued, AcceptsTheRightCertificateAndNamesEachFailure) {
       {"wrong CA", rogue.Issue("kubemaster-1", ours.get(), now - 5min, now + 1h), "cert-untrusted"},
       {"expired", ca.Issue("kubemaster-1", ours.get(), now - 2h, now - 1h), "cert-expired"},
       {"future beyond skew", ca.Issue("kubemaster-1", ours.get(), now + 10min, now + 2h), "cert-not-yet-valid"},
-      {"no clientAuth", ca.Issue("kubemaster-1", ours.get(), now - 5min, now + 1h, false), "cert-no-client-auth"},
-      {"garbage", "hello", "cert-unparsable"},
+      {"no clientAuth", ca.Issue("kubemaster-1", ours.get(), now - 5min, now + 1h, false), "cert-profile"},
+      {"garbage", "hello", "cert-profile"},
       {"two certificates", ca.Issue("kubemaster-1", ours.get(), now - 5min, now + 1h) +
-                               ca.Issue("kubemaster-1", ours.get(), now - 5min, now + 1h), "cert-unparsable"},
+                               ca.Issue("kubemaster-1", ours.get(), now - 5min, now + 1h), "cert-profile"},
   };
   for (const auto& c : cases) {
     EXPECT_EQ(Reason([&] { pki::VerifyIssuedCertificate(c.pem, want); }), c.reason) << c.what;
   }
+}
+
+// A hostile signer holding the real CA key (#11): everything the profile does not say is refused,
+// naming the first difference; the stored certificate would otherwise grant more than our name.
+TEST(VerifyIssued, AcceptsOnlyTheProfileFromAHostileSignerWithTheRealCaKey) {
+  Ca ca("CN=etcd-ca");
+  pki::EvpPkeyPtr ours(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+  auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  pki::IssuedCertificateExpectations want;
+  want.public_key = ours.get();
+  want.common_name = "kubemaster-1";
+  want.trust_anchors = {ca.cert.get()};
+  want.now = now;
+  auto forge = [&](const std::function<void(X509*)>& mutate, const EVP_MD* md = EVP_sha256()) {
+    return ca.Forge("kubemaster-1", ours.get(), now - 5min, now + 1h, mutate, md);
+  };
+  auto replace_ext = [](X509* c, int nid, const char* value) {
+    X509_EXTENSION_free(X509_delete_ext(c, X509_get_ext_by_NID(c, nid, -1)));
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, nullptr, c, nullptr, nullptr, 0);
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+    X509_add_ext(c, ext, -1);
+    X509_EXTENSION_free(ext);
+  };
+  auto add_ext = [](X509* c, int nid, const char* value) {
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, nullptr, c, nullptr, nullptr, 0);
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+    X509_add_ext(c, ext, -1);
+    X509_EXTENSION_free(ext);
+  };
+  std::string good = forge([](X509*) {});
+  EXPECT_TRUE(pki::VerifyIssuedCertificate(good, want));
+  EXPECT_TRUE(pki::VerifyIssuedCertificate(good.substr(0, good.size() - 1), want));  // no final newline
+  // Extension order carries no meaning (RFC 5280): moving SKI to the end is accepted.
+  EXPECT_TRUE(pki::VerifyIssuedCertificate(forge([](X509* c) {
+    X509_EXTENSION* ski = X509_delete_ext(c, X509_get_ext_by_NID(c, NID_subject_key_identifier, -1));
+    X509_add_ext(c, ski, -1);
+    X509_EXTENSION_free(ski);
+  }), want));
+  struct Case {
+    const char* what;
+    std::string pem;
+    const char* message;  // part of the one-line reason
+  };
+  std::vector<Case> cases{
+      {"CN=kubemaster-1, CN=kubemaster-2 (Go authenticates the last CN)", forge([](X509* c) {
+         X509_NAME* n = X509_get_subject_name(c);
+         X509_NAME_add_entry_by_NID(n, NID_commonName, MBSTRING_UTF8,
+                                    reinterpret_cast<const unsigned char*>("kubemaster-2"), -1, -1, 0);
+       }), "the subject has 2 attributes"},
+      {"a second attribute of another type", forge([](X509* c) {
+         X509_NAME_add_entry_by_txt(X509_get_subject_name(c), "O", MBSTRING_UTF8,
+                                    reinterpret_cast<const unsigned char*>("system:masters"), -1, -1, 0);
+       }), "the subject has 2 attributes"},
+      {"CA:TRUE with keyCertSign", forge([&](X509* c) {
+         replace_ext(c, NID_basic_constraints, "critical,CA:TRUE");
+         replace_ext(c, NID_key_usage, "critical,digitalSignature,keyCertSign");
+       }), "basicConstraints is not CA:FALSE"},
+      {"keyCertSign alone", forge([&](X509* c) {
+         replace_ext(c, NID_key_usage, "critical,digitalSignature,keyCertSign");
+       }), "keyUsage is not exactly"},
+      {"CA:TRUE alone", forge([&](X509* c) { replace_ext(c, NID_basic_constraints, "critical,CA:TRUE"); }),
+       "basicConstraints is not CA:FALSE"},
+      {"CA:FALSE with a path length", forge([&](X509* c) {
+         replace_ext(c, NID_basic_constraints, "critical,CA:FALSE,pathlen:0");
+       }), "basicConstraints is not CA:FALSE"},
+      {"basicConstraints not critical", forge([&](X509* c) { replace_ext(c, NID_basic_constraints, "CA:FALSE"); }),
+       "basicConstraints is not critical"},
+      {"text before the PEM block", "hello\n" + good, "does not start with a PEM certificate header"},
+      {"text after the PEM block", good + "trailing\n", "bytes after the certificate"},
+      {"two newlines after", good + "\n", "bytes after the certificate"},
+      {"a PEM header line", "-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\n" + good.substr(28),
+       "headers or characters outside base64"},
+      {"a duplicate extendedKeyUsage", forge([&](X509* c) { add_ext(c, NID_ext_key_usage, "clientAuth"); }),
+       "appears twice"},
+      {"a subjectAltName", forge([&](X509* c) { add_ext(c, NID_subject_alt_name, "DNS:kubemaster-2"); }),
+       "subjectAltName"},
+      {"serverAuth next to clientAuth", forge([&](X509* c) {
+         replace_ext(c, NID_ext_key_usage, "clientAuth,serverAuth");
+       }), "extendedKeyUsage is not exactly clientAuth"},
+      {"keyEncipherment on an EC key", forge([&](X509* c) {
+         replace_ext(c, NID_key_usage, "critical,digitalSignature,keyEncipherment");
+       }), "keyUsage is not exactly"},
+      {"a negative serial", forge([](X509* c) {
+         pki::BignumPtr bn(BN_new());
+         BN_set_word(bn.get(), 12345);
+         BN_set_negative(bn.get(), 1);
+         pki::Asn1IntegerPtr i(BN_to_ASN1_INTEGER(bn.get(), nullptr));
+         X509_set_serialNumber(c, i.get());
+       }), "serial number"},
+      {"validity longer than the CA's", ca.Forge("kubemaster-1", ours.get(), now - 5min, now + 48h, [](X509*) {}),
+       "outside the issuing CA's"},
+      {"a version 1 certificate", forge([](X509* c) {
+         while (X509_get_ext_count(c) > 0) X509_EXTENSION_free(X509_delete_ext(c, 0));
+         X509_set_version(c, X509_VERSION_1);
+       }), "not version 3"},
+      {"SHA-1", forge([](X509*) {}, EVP_sha1()), "signature algorithm is"},
+      {"AKI with issuer and serial", forge([&](X509* c) {
+         X509_EXTENSION_free(X509_delete_ext(c, X509_get_ext_by_NID(c, NID_authority_key_identifier, -1)));
+         X509V3_CTX ctx;
+         X509V3_set_ctx_nodb(&ctx);
+         X509V3_set_ctx(&ctx, ca.cert.get(), c, nullptr, nullptr, 0);
+         X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, NID_authority_key_identifier,
+                                                   "keyid:always,issuer:always");
+         X509_add_ext(c, ext, -1);
+         X509_EXTENSION_free(ext);
+       }), "authorityKeyIdentifier"},
+      {"our key as a compressed point", forge([&](X509* c) {
+         pki::EvpPkeyPtr compressed(EVP_PKEY_dup(ours.get()));
+         EVP_PKEY_set_utf8_string_param(compressed.get(), "point-format", "compressed");
+         X509_set_pubkey(c, compressed.get());
+       }), "not canonically encoded"},
+      {"an empty answer", "", "is empty"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    try {
+      pki::VerifyIssuedCertificate(c.pem, want);
+      ADD_FAILURE() << "accepted";
+    } catch (const base::Failure& f) {
+      EXPECT_EQ(f.reason(), "cert-profile") << f.what();
+      EXPECT_NE(std::string(f.what()).find(c.message), std::string::npos) << f.what();
+      EXPECT_EQ(f.code(), base::ExitCode::kDataErr);
+    }
+  }
+  // Inner and outer signature algorithms differ.
+  std::string mismatched = forge([](X509*) {});
+  {
+    pki::BioPtr bio(BIO_new_mem_buf(mismatched.data(), static_cast<int>(mismatched.size())));
+    pki::X509Ptr c(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    const X509_ALGOR* outer = nullptr;
+    X509_get0_signature(nullptr, &outer, c.get());
+    X509_ALGOR_set0(const_cast<X509_ALGOR*>(outer), OBJ_nid2obj(NID_ecdsa_with_SHA384), V_ASN1_UNDEF, nullptr);
+    mismatched = pki::ToPem(c.get());
+  }
+  try {
+    pki::VerifyIssuedCertificate(mismatched, want);
+    ADD_FAILURE() << "accepted a signature algorithm mismatch";
+  } catch (const base::Failure& f) {
+    EXPECT_NE(std::string(f.what()).find("differs from the one outside"), std::string::npos) << f.what();
+  }
+}
+
+TEST(CanonicalKey, CompressedAndExplicitEncodingsBecomeNamedCurveUncompressed) {
+  pki::EvpPkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"));
+  pki::EvpPkeyPtr odd(EVP_PKEY_dup(key.get()));
+  ASSERT_EQ(EVP_PKEY_set_utf8_string_param(odd.get(), "point-format", "compressed"), 1);
+  ASSERT_NE(pki::PublicKeyToDer(odd.get()), pki::PublicKeyToDer(key.get()));
+  pki::EvpPkeyPtr canonical = pki::CanonicalPublicKey(odd.get());
+  EXPECT_EQ(pki::PublicKeyToDer(canonical.get()), pki::PublicKeyToDer(key.get()));
+  ASSERT_EQ(EVP_PKEY_set_utf8_string_param(odd.get(), "encoding", "explicit"), 1);
+  EXPECT_TRUE(pki::DescribeKey(odd.get()).ec_explicit_parameters);
+  EXPECT_FALSE(pki::DescribeKey(key.get()).ec_explicit_parameters);
+  EXPECT_EQ(pki::PublicKeyToDer(pki::CanonicalPublicKey(odd.get()).get()), pki::PublicKeyToDer(key.get()));
+  pki::EvpPkeyPtr rsa(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(2048)));
+  EXPECT_EQ(pki::PublicKeyToDer(pki::CanonicalPublicKey(rsa.get()).get()), pki::PublicKeyToDer(rsa.get()));
 }
 
 TEST(Subject, ParsesBothNotationsAndRefusesJunk) {
