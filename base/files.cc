@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -249,22 +250,91 @@ PrivateLock::~PrivateLock() {
   if (fd_ >= 0) ::close(fd_);  // closing releases the lock
 }
 
-void AppendLineLocked(const std::string& path, std::string_view line, std::chrono::milliseconds wait) {
+namespace {
+
+constexpr std::size_t kMaxHeadBytes = 512;
+constexpr off_t kMaxLastLineBytes = 64 * 1024;
+constexpr std::string_view kHeadTag = "etcd-log-head size=";
+
+// The lock file holds one line "etcd-log-head size=<log size after the append> <head>\n". The
+// size ties the head to the log it describes: a head left behind by a crash before it was
+// updated, or a log grown by a torn fragment, no longer matches and is recovered from the log.
+std::string ReadStoredHead(int head_fd, off_t log_size) {
+  char buf[kMaxHeadBytes];
+  ssize_t n = ::pread(head_fd, buf, sizeof buf, 0);
+  if (n <= 0) return "";
+  std::string_view text(buf, static_cast<std::size_t>(n));
+  auto newline = text.find('\n');
+  if (newline == std::string_view::npos || text.substr(0, kHeadTag.size()) != kHeadTag) return "";
+  text = text.substr(kHeadTag.size(), newline - kHeadTag.size());
+  auto space = text.find(' ');
+  if (space == 0 || space == std::string_view::npos || space > 19) return "";
+  long long size = 0;
+  for (char c : text.substr(0, space)) {
+    if (c < '0' || c > '9') return "";
+    size = size * 10 + (c - '0');
+  }
+  if (log_size != 0 && size != log_size) return "";
+  return std::string(text.substr(space + 1));
+}
+
+// The last line that ends in a newline (a torn fragment after it is skipped), read backwards.
+std::string ReadLastCompleteLine(int fd, off_t size) {
+  off_t from = std::max<off_t>(0, size - kMaxLastLineBytes);
+  std::string tail(static_cast<std::size_t>(size - from), '\0');
+  std::size_t got = 0;
+  while (got < tail.size()) {
+    ssize_t n = ::pread(fd, tail.data() + got, tail.size() - got, from + static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return "";
+    got += static_cast<std::size_t>(n);
+  }
+  auto end = tail.rfind('\n');
+  if (end == std::string::npos) return "";
+  auto begin = end == 0 ? std::string::npos : tail.rfind('\n', end - 1);
+  if (begin == std::string::npos) {
+    if (from != 0) return "";  // longer than any record: not a line this program wrote
+    return tail.substr(0, end);
+  }
+  return tail.substr(begin + 1, end - begin - 1);
+}
+
+void StoreHead(int head_fd, const std::string& head, off_t log_size) {
+  std::string text = std::string(kHeadTag) + std::to_string(log_size) + " " + head + "\n";
+  if (::pwrite(head_fd, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) return;
+  if (::ftruncate(head_fd, static_cast<off_t>(text.size())) != 0) return;
+  ::fdatasync(head_fd);
+}
+
+void AppendUnderLock(const std::string& path, const std::function<ChainedLine(const LogHead&)>& build,
+                     std::chrono::milliseconds wait, bool chained) {
   // Readers of the log (often group adm) could hold a flock on the log itself; the lock lives in
   // a private sidecar file instead.
-  PrivateLock lock(path + ".lock", wait);
+  const std::string lock_path = path + ".lock";
+  PrivateLock lock(lock_path, wait);
   Fd fd(::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640));
   if (fd.get() < 0) ThrowErrno("audit-failed", "cannot open audit log", path, errno);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) ThrowErrno("audit-failed", "cannot stat", path, errno);
   if (!S_ISREG(st.st_mode)) throw Failure(ExitCode::kIoErr, "audit-failed", path + " is not a regular file");
+  // PrivateLock has checked this file (owner, mode, no symlink) and we hold its lock; a second
+  // descriptor reads and writes the head it carries.
+  Fd head_fd(chained ? ::open(lock_path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC) : -1);
+  if (chained && head_fd.get() < 0) ThrowErrno("audit-failed", "cannot open", lock_path, errno);
+  LogHead head;
+  head.log_empty = st.st_size == 0;
+  if (chained) {
+    head.stored = ReadStoredHead(head_fd.get(), st.st_size);
+    if (head.stored.empty() && !head.log_empty) head.last_line = ReadLastCompleteLine(fd.get(), st.st_size);
+  }
+  ChainedLine built = build(head);
   std::string record;
   // A writer killed mid-line (before this lock existed, or by SIGKILL between write and
   // truncate) leaves a fragment without a newline: keep it on a line of its own.
   char last = '\n';
   if (st.st_size > 0 && ::pread(fd.get(), &last, 1, st.st_size - 1) != 1) last = '\n';
   if (last != '\n') record.push_back('\n');
-  record.append(line);
+  record.append(built.line);
   record.push_back('\n');
   try {
     WriteAll(fd.get(), record, path);
@@ -275,6 +345,22 @@ void AppendLineLocked(const std::string& path, std::string_view line, std::chron
     if (::ftruncate(fd.get(), st.st_size) == 0) ::fsync(fd.get());
     throw Failure(f.code(), "audit-failed", f.what());
   }
+  if (chained && !built.head.empty() && built.head.size() + 40 <= kMaxHeadBytes &&
+      built.head.find('\n') == std::string::npos) {
+    StoreHead(head_fd.get(), built.head, st.st_size + static_cast<off_t>(record.size()));
+  }
+}
+
+}  // namespace
+
+void AppendLineLocked(const std::string& path, std::string_view line, std::chrono::milliseconds wait) {
+  std::string copy(line);
+  AppendUnderLock(path, [&](const LogHead&) { return ChainedLine{copy, ""}; }, wait, false);
+}
+
+void AppendLineLocked(const std::string& path, const std::function<ChainedLine(const LogHead&)>& build,
+                      std::chrono::milliseconds wait) {
+  AppendUnderLock(path, build, wait, true);
 }
 
 void Scrub(std::string& secret) noexcept {

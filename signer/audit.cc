@@ -7,6 +7,7 @@
 #include "base/failure.h"
 #include "base/files.h"
 #include "base/text.h"
+#include "signer/audit_chain.h"
 
 namespace signer {
 
@@ -22,6 +23,11 @@ std::string Capped(const std::string& value) { return std::string(base::Utf8Pref
 
 std::string ToJson(const AuditRecord& r) {
   nlohmann::ordered_json j;
+  j["v"] = kAuditFormatVersion;
+  if (r.seq > 0) {
+    j["seq"] = r.seq;
+    j["prev"] = r.prev;
+  }
   j["time"] = r.time;
   j["program"] = "etcd-signer";
   j["outcome"] = r.outcome;
@@ -55,12 +61,24 @@ void AuditLog::Syslog(const AuditRecord& record, const std::string& line) const 
 }
 
 void AuditLog::Write(const AuditRecord& record) const {
-  std::string line = ToJson(record);
+  std::string line;
   // The file first: syslog must never hold "issued" for a certificate whose record the file
   // refused (that certificate is not delivered).
-  if (!file_.empty()) {
+  if (file_.empty()) {
+    line = ToJson(record);
+  } else {
     try {
-      base::AppendLineLocked(file_, line, lock_wait_);
+      base::AppendLineLocked(
+          file_,
+          [&](const base::LogHead& log) {
+            ChainHead head = ResumeHead(log);
+            AuditRecord chained = record;
+            chained.seq = head.seq + 1;
+            chained.prev = head.hash;
+            line = ToJson(chained);
+            return base::ChainedLine{line, FormatHead(ChainHead{chained.seq, Sha256Hex(line)})};
+          },
+          lock_wait_);
     } catch (const base::Failure& f) {
       throw base::Failure(base::ExitCode::kUnavailable, "audit-failed", f.what());
     }

@@ -72,6 +72,33 @@ class PrivateLock {
 void AppendLineLocked(const std::string& path, std::string_view line,
                       std::chrono::milliseconds wait = std::chrono::seconds(2));
 
+// What a chained append knows, under the lock, about the log it extends.
+struct LogHead {
+  // The head the previous append stored (ChainedLine::head), if it still describes this log: the
+  // log has exactly the size recorded with it, or is empty (just rotated: the chain continues in
+  // the new file). "" when there is none or it is stale (a crash between the log's fsync and the
+  // head's, a log written before heads existed).
+  std::string stored;
+  bool log_empty = true;
+  // Only when `stored` is "" and the log is not empty: the log's last complete line (without its
+  // newline; a torn fragment after it is skipped), or "" if there is none within 64 KiB.
+  std::string last_line;
+};
+
+struct ChainedLine {
+  std::string line;  // appended, followed by a newline
+  std::string head;  // kept in `path`.lock once the line is fsync'd; at most 400 bytes, no newline
+};
+
+// Like AppendLineLocked, but the line is built under the lock by `build` from the head the
+// previous append left, and the new head is stored in the lock file itself (a private 0600 file
+// nobody else can open), so an append never reads the log except once to recover a missing or
+// stale head. The head is written only after the line is on disk: a line cut back or torn by a
+// killed writer never advances it. A failure to store the head is not an error of the append (the
+// line is on file); the next append sees the head as stale and recovers it from the log.
+void AppendLineLocked(const std::string& path, const std::function<ChainedLine(const LogHead&)>& build,
+                      std::chrono::milliseconds wait = std::chrono::seconds(2));
+
 // Overwrites a string's bytes before it is released (for PINs).
 void Scrub(std::string& secret) noexcept;
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 namespace signer {
@@ -27,10 +28,14 @@ struct AuditRecord {
   std::string not_after;
   long long requested_lifetime = -1;  // seconds; -1 = not requested
   long long granted_lifetime = -1;
+  // The hash chain (audit_chain.h), filled in under the log's lock; 0 = not on file (a record
+  // syslog got although the file refused it).
+  std::uint64_t seq = 0;
+  std::string prev;
 };
 
 // Serialises a record: one JSON line, pure ASCII (non-ASCII escaped), attacker-supplied fields
-// capped at 256 bytes each.
+// capped at 256 bytes each. It begins {"v":1,"seq":N,"prev":"<hex>", (seq/prev only when seq > 0).
 std::string ToJson(const AuditRecord& record);
 
 class AuditLog {
@@ -38,7 +43,9 @@ class AuditLog {
   AuditLog(std::string file, bool syslog,
            std::chrono::milliseconds lock_wait = std::chrono::seconds(2))
       : file_(std::move(file)), syslog_(syslog), lock_wait_(lock_wait) {}
-  // Appends to the file (if any), then syslogs. When the file cannot be written it throws
+  // Appends to the file (if any), chained: seq and prev are taken under the file's lock, and the
+  // new head is kept in its lock file (protocol.md §5). Then syslogs the same line, so syslog
+  // carries the chain off the host. When the file cannot be written it throws
   // Failure(kUnavailable, "audit-failed") and nothing reaches syslog: a record that says "issued"
   // exists only if the file took it.
   void Write(const AuditRecord& record) const;

@@ -1,0 +1,252 @@
+#include "signer/audit_chain.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "base/failure.h"
+#include "pki/openssl.h"
+
+namespace signer {
+
+const std::string kGenesisPrev(64, '0');
+
+namespace {
+
+constexpr std::size_t kMaxLineBytes = 1 << 20;
+
+bool IsLowerHex64(std::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+std::string Range(std::uint64_t from, std::uint64_t to) {
+  return from == to ? "record " + std::to_string(from) : "records " + std::to_string(from) + ".." + std::to_string(to);
+}
+
+}  // namespace
+
+std::string Sha256Hex(std::string_view bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), digest, &size, EVP_sha256(), nullptr) != 1) {
+    pki::ThrowOpenSsl(base::ExitCode::kSoftware, "internal", "SHA-256 failed");
+  }
+  return pki::Hex(digest, size);
+}
+
+bool operator==(const ChainHead& a, const ChainHead& b) { return a.seq == b.seq && a.hash == b.hash; }
+
+std::string FormatHead(const ChainHead& head) { return std::to_string(head.seq) + ":" + head.hash; }
+
+std::optional<ChainHead> ParseHead(std::string_view text) {
+  auto colon = text.find(':');
+  if (colon == 0 || colon == std::string_view::npos || colon > 19) return std::nullopt;
+  ChainHead head;
+  head.seq = 0;
+  for (char c : text.substr(0, colon)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    head.seq = head.seq * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  if (head.seq == 0 || !IsLowerHex64(text.substr(colon + 1))) return std::nullopt;
+  head.hash = std::string(text.substr(colon + 1));
+  return head;
+}
+
+std::optional<ChainFields> ParseChainFields(std::string_view line, std::string* why, bool* legacy) {
+  *legacy = false;
+  auto j = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    *why = "not a JSON record";
+    return std::nullopt;
+  }
+  auto v = j.find("v");
+  if (v == j.end()) {
+    auto program = j.find("program");
+    *legacy = program != j.end() && program->is_string() && *program == "etcd-signer";
+    *why = "a record without the chain fields v, seq and prev";
+    return std::nullopt;
+  }
+  if (!v->is_number_unsigned() || *v != kAuditFormatVersion) {
+    *why = "record format v=" + v->dump() + " is not known to this program (it knows v=1)";
+    return std::nullopt;
+  }
+  auto seq = j.find("seq");
+  auto prev = j.find("prev");
+  auto time = j.find("time");
+  if (seq == j.end() || !seq->is_number_unsigned() || seq->get<std::uint64_t>() == 0) {
+    *why = "a v=1 record without a valid seq";
+    return std::nullopt;
+  }
+  if (prev == j.end() || !prev->is_string() || !IsLowerHex64(prev->get_ref<const std::string&>())) {
+    *why = "a v=1 record without a valid prev";
+    return std::nullopt;
+  }
+  ChainFields fields;
+  fields.seq = seq->get<std::uint64_t>();
+  fields.prev = prev->get<std::string>();
+  if (time != j.end() && time->is_string()) fields.time = time->get<std::string>();
+  return fields;
+}
+
+ChainHead ResumeHead(const base::LogHead& log) {
+  if (auto stored = ParseHead(log.stored)) return *stored;
+  if (log.last_line.empty()) return ChainHead{};
+  std::string why;
+  bool legacy = false;
+  ChainHead head;
+  head.hash = Sha256Hex(log.last_line);
+  if (auto fields = ParseChainFields(log.last_line, &why, &legacy)) head.seq = fields->seq;
+  // A line from before the chain (or one nobody can parse) anchors a new chain: seq 1 with that
+  // line's hash as prev, which `audit verify` accepts only right after such a line.
+  return head;
+}
+
+void ChainVerifier::BeginFile(const std::string& name) {
+  file_ = name;
+  line_ = 0;
+}
+
+std::string ChainVerifier::Here() const { return file_ + ":" + std::to_string(line_); }
+
+std::string ChainVerifier::Previous() const {
+  return head_.seq == 0 ? std::string("the start") : "seq " + std::to_string(head_.seq) + " at " + prev_location_;
+}
+
+bool ChainVerifier::Break(const std::string& message) {
+  broken_ = ChainBreak{file_, line_, Here() + ": " + message};
+  return false;
+}
+
+bool ChainVerifier::Feed(std::string_view line, bool terminated) {
+  if (broken_) return false;
+  ++line_;
+  if (!terminated) {
+    return Break("the last line has no newline: a record torn by a writer killed mid-write, or a file cut short");
+  }
+  std::string why;
+  bool legacy = false;
+  auto fields = ParseChainFields(line, &why, &legacy);
+  std::string hash = Sha256Hex(line);
+  if (!fields) {
+    if (legacy && records_ == 0) {
+      // Written before the chain existed: accepted only before its first record.
+      ++legacy_;
+      prev_line_hash_ = hash;
+      return true;
+    }
+    if (line.size() >= kMaxLineBytes) why = "a line longer than 1 MiB";
+    return Break(why + (records_ > 0 ? " after " + Previous() : std::string()) +
+                 ": a fragment left by a writer killed mid-write, or an inserted line");
+  }
+  if (records_ == 0) {
+    first_seq_ = fields->seq;
+    first_time_ = fields->time;
+    if (fields->seq == 1 && fields->prev != kGenesisPrev && !(legacy_ > 0 && fields->prev == prev_line_hash_)) {
+      return Break("seq 1 has prev " + fields->prev.substr(0, 12) +
+                   "..., neither the genesis (64 zeros) nor the hash of the line before it");
+    }
+    // A first record with seq > 1: the older files were not given; its prev cannot be checked.
+  } else {
+    if (fields->seq != head_.seq + 1) {
+      if (fields->seq > head_.seq + 1) {
+        return Break("seq " + std::to_string(fields->seq) + " follows " + Previous() + ": " +
+                     Range(head_.seq + 1, fields->seq - 1) +
+                     (line_ == 1 ? " missing (a rotated file between them is missing?)"
+                                 : " missing or out of order (deleted or moved lines)"));
+      }
+      return Break("seq " + std::to_string(fields->seq) + " follows " + Previous() +
+                   ": a repeated or out-of-order record (inserted or moved lines)");
+    }
+    if (fields->prev != head_.hash) {
+      return Break("seq " + std::to_string(fields->seq) + ": prev does not match the SHA-256 of " + Previous() +
+                   ": that line was changed after it was written, or this one was forged");
+    }
+  }
+  if (expected_ && fields->seq == expected_->seq) {
+    expected_seen_ = true;
+    if (hash != expected_->hash) {
+      return Break("seq " + std::to_string(fields->seq) + " hashes to " + hash + ", not to the head " +
+                   FormatHead(*expected_) + ": the record was changed after the head was taken");
+    }
+  }
+  ++records_;
+  head_.seq = fields->seq;
+  head_.hash = hash;
+  last_time_ = fields->time;
+  prev_location_ = Here();
+  prev_line_hash_ = hash;
+  return true;
+}
+
+bool ChainVerifier::Finish() {
+  if (broken_) return false;
+  if (expected_ && !expected_seen_) {
+    std::string where = prev_location_.empty() ? file_ : prev_location_;
+    if (head_.seq < expected_->seq) {
+      broken_ = ChainBreak{file_, line_,
+                           where + ": the chain ends at seq " + std::to_string(head_.seq) + " but the head is seq " +
+                               std::to_string(expected_->seq) + ": " + Range(head_.seq + 1, expected_->seq) +
+                               " missing (the log was cut short)"};
+    } else {
+      broken_ = ChainBreak{file_, line_,
+                           where + ": the head's seq " + std::to_string(expected_->seq) +
+                               " is before the first record given (seq " + std::to_string(first_seq_) +
+                               "): give the older files too"};
+    }
+    return false;
+  }
+  return true;
+}
+
+void ForEachLine(const std::string& path, const std::function<bool(std::string_view, bool)>& each) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) base::ThrowErrno("read-failed", "cannot open", path, errno);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  std::string buffer;
+  std::string carry;  // a line that spans reads
+  bool skipping = false;  // the rest of an over-long line
+  std::vector<char> chunk(1 << 20);
+  for (;;) {
+    ssize_t n = ::read(fd, chunk.data(), chunk.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      base::ThrowErrno("read-failed", "cannot read", path, errno);
+    }
+    if (n == 0) break;
+    std::string_view data(chunk.data(), static_cast<std::size_t>(n));
+    while (!data.empty()) {
+      auto nl = data.find('\n');
+      std::string_view piece = data.substr(0, nl);
+      if (nl == std::string_view::npos) {
+        if (!skipping) carry.append(piece.substr(0, kMaxLineBytes - std::min(kMaxLineBytes, carry.size())));
+        break;
+      }
+      data.remove_prefix(nl + 1);
+      bool go;
+      if (carry.empty() && !skipping) {
+        go = each(piece, true);
+      } else {
+        if (!skipping) carry.append(piece.substr(0, kMaxLineBytes - std::min(kMaxLineBytes, carry.size())));
+        go = each(carry, true);
+        carry.clear();
+      }
+      skipping = false;
+      if (!go) return;
+    }
+    if (carry.size() >= kMaxLineBytes) skipping = true;
+  }
+  if (!carry.empty() || skipping) each(carry, false);
+}
+
+}  // namespace signer

@@ -1,0 +1,279 @@
+#include "signer/audit_report.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "base/duration.h"
+#include "base/failure.h"
+#include "base/text.h"
+
+namespace signer {
+
+namespace {
+
+std::string Field(const nlohmann::json& j, const char* name) {
+  auto it = j.find(name);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::optional<TimePoint> Time(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  try {
+    return base::ParseRfc3339(text);
+  } catch (const base::Failure&) {
+    return std::nullopt;
+  }
+}
+
+std::string Rfc3339(const std::optional<TimePoint>& t) { return t ? base::FormatRfc3339(*t) : std::string("-"); }
+
+std::string Short(const std::string& hex, std::size_t n) { return hex.empty() ? "-" : hex.substr(0, n); }
+
+long long SecondsBetween(TimePoint from, TimePoint to) {
+  return std::chrono::duration_cast<std::chrono::seconds>(to - from).count();
+}
+
+// Prometheus label values: backslash, double quote and newline escaped. The audit fields are
+// ASCII already (ToJson escapes everything else); Printable makes sure.
+std::string Label(const std::string& value) {
+  std::string out;
+  for (char c : base::Printable(value, 256)) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string AuditEntry::Who() const { return identity.empty() ? "cn:" + cn : identity; }
+
+std::optional<AuditEntry> ParseAuditEntry(std::string_view line) {
+  auto j = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  auto time = Time(Field(j, "time"));
+  if (!time) return std::nullopt;
+  AuditEntry e;
+  e.time = *time;
+  if (auto seq = j.find("seq"); seq != j.end() && seq->is_number_unsigned()) e.seq = seq->get<std::uint64_t>();
+  e.outcome = Field(j, "outcome");
+  e.verb = Field(j, "verb");
+  e.reason = Field(j, "reason");
+  e.message = Field(j, "message");
+  e.cn = Field(j, "cn");
+  e.identity = Field(j, "identity");
+  e.ssh_peer = Field(j, "ssh_peer");
+  e.public_key_sha256 = Field(j, "public_key_sha256");
+  e.serial = Field(j, "serial");
+  e.not_before = Time(Field(j, "not_before"));
+  e.not_after = Time(Field(j, "not_after"));
+  return e;
+}
+
+bool ListFilter::Matches(const AuditEntry& e) const {
+  if (since && e.time < *since) return false;
+  if (!identity.empty() && e.identity != identity && e.Who() != identity) return false;
+  if (!outcome.empty() && e.outcome != outcome) return false;
+  return true;
+}
+
+std::string ShortAge(std::chrono::seconds age) {
+  long long s = std::max<long long>(0, age.count());
+  if (s < 120) return std::to_string(s) + "s";
+  if (s < 2 * 3600) return std::to_string(s / 60) + "m";
+  if (s < 2 * 86400) return std::to_string(s / 3600) + "h";
+  return std::to_string(s / 86400) + "d";
+}
+
+std::string ListHeader() {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%-7s %-8s %-20s %-24s %-12s %-16s %-20s %s\n", "SEQ", "AGE", "IDENTITY",
+                "OUTCOME", "KEY", "SERIAL", "EXPIRES", "PEER");
+  return buf;
+}
+
+std::string ListRow(const AuditEntry& e, TimePoint now) {
+  std::string outcome = e.outcome + (e.reason.empty() ? "" : "/" + e.reason);
+  if (e.verb != "sign" && !e.verb.empty() && e.outcome == "served") outcome += "(" + e.verb + ")";
+  std::string who = base::Printable(e.Who(), 40);
+  std::string peer = base::Printable(e.ssh_peer, 60);
+  std::string expires = e.not_after ? base::FormatRfc3339(*e.not_after) : "-";
+  char buf[1024];
+  std::snprintf(buf, sizeof buf, "%-7s %-8s %-20s %-24s %-12s %-16s %-20s %s\n",
+                e.seq > 0 ? std::to_string(e.seq).c_str() : "-",
+                ShortAge(std::chrono::duration_cast<std::chrono::seconds>(now - e.time)).c_str(), who.c_str(),
+                base::Printable(outcome, 60).c_str(), Short(e.public_key_sha256, 12).c_str(),
+                Short(e.serial, 16).c_str(), expires.c_str(), peer.c_str());
+  return buf;
+}
+
+std::vector<std::string> IdentitySummary::Flags() const {
+  std::vector<std::string> flags;
+  if (new_name) flags.push_back("new-name");
+  if (new_key) flags.push_back("new-key");
+  if (refusal_burst) flags.push_back("refusal-burst");
+  if (stopped_renewing) flags.push_back("stopped-renewing");
+  return flags;
+}
+
+void AuditSummary::Add(const AuditEntry& e) {
+  ++entries_;
+  if (e.outcome != "issued" && e.outcome != "refused" && e.outcome != "error") return;  // ca/info
+  IdentitySummary& s = by_who_[e.Who()];
+  s.who = e.Who();
+  if (!s.first_seen) {
+    s.first_seen = e.time;
+    s.new_name = e.time >= since_;
+  }
+  bool in_window = e.time >= since_;
+  if (e.outcome == "issued") {
+    ++s.by_reason["issued"];
+    bool key_changed = !s.last_key.empty() && e.public_key_sha256 != s.last_key;
+    if (in_window) {
+      ++s.issued;
+      if (key_changed) {
+        ++s.key_changes;
+        s.new_key = true;
+      }
+    }
+    s.last_serial = e.serial;
+    s.last_key = e.public_key_sha256;
+    s.last_issued = e.time;
+    s.last_not_before = e.not_before;
+    s.last_not_after = e.not_after;
+    s.stopped_renewing = false;
+    if (e.not_before && e.not_after && *e.not_after > *e.not_before) {
+      auto lifetime = *e.not_after - *e.not_before;
+      auto elapsed = now_ - *e.not_before;
+      s.stopped_renewing =
+          static_cast<double>(elapsed.count()) > static_cast<double>(lifetime.count()) * kRenewalOverdueFraction;
+    }
+    return;
+  }
+  ++s.by_reason[e.reason.empty() ? e.outcome : e.reason];
+  if (e.time <= now_ && now_ - e.time <= std::chrono::hours(1)) ++s.refusals_last_hour;
+  if (!in_window) return;
+  ++s.refused;
+  s.last_refusal = e.time;
+  s.last_refusal_reason = e.reason;
+  s.recent_refusals.push_back(e.time);
+  while (!s.recent_refusals.empty() && e.time - s.recent_refusals.front() > kRefusalBurstWindow) {
+    s.recent_refusals.pop_front();
+  }
+  if (s.recent_refusals.size() >= static_cast<std::size_t>(kRefusalBurstCount)) s.refusal_burst = true;
+}
+
+std::vector<IdentitySummary> AuditSummary::Identities() const {
+  std::vector<IdentitySummary> out;
+  out.reserve(by_who_.size());
+  for (const auto& [who, s] : by_who_) out.push_back(s);
+  return out;
+}
+
+std::string FormatReport(const std::vector<IdentitySummary>& identities, TimePoint now) {
+  std::string out;
+  char buf[1024];
+  std::snprintf(buf, sizeof buf, "%-20s %6s %7s %4s %-16s %-20s %-12s %-30s %s\n", "IDENTITY", "ISSUED", "REFUSED",
+                "KEYS", "LAST SERIAL", "NOT AFTER", "KEY", "LAST REFUSAL", "FLAGS");
+  out += buf;
+  for (const auto& s : identities) {
+    std::string refusal = s.last_refusal ? ShortAge(std::chrono::duration_cast<std::chrono::seconds>(
+                                                        now - *s.last_refusal)) +
+                                               " ago " + s.last_refusal_reason
+                                         : "-";
+    std::string flags;
+    for (const auto& f : s.Flags()) flags += (flags.empty() ? "" : ",") + f;
+    std::snprintf(buf, sizeof buf, "%-20s %6llu %7llu %4llu %-16s %-20s %-12s %-30s %s\n",
+                  base::Printable(s.who, 40).c_str(), static_cast<unsigned long long>(s.issued),
+                  static_cast<unsigned long long>(s.refused), static_cast<unsigned long long>(s.key_changes),
+                  Short(s.last_serial, 16).c_str(), Rfc3339(s.last_not_after).c_str(), Short(s.last_key, 12).c_str(),
+                  base::Printable(refusal, 40).c_str(), flags.empty() ? "-" : flags.c_str());
+    out += buf;
+  }
+  return out;
+}
+
+std::string FormatReportJson(const std::vector<IdentitySummary>& identities, TimePoint since, TimePoint now) {
+  nlohmann::ordered_json doc;
+  doc["since"] = base::FormatRfc3339(since);
+  doc["now"] = base::FormatRfc3339(now);
+  doc["identities"] = nlohmann::ordered_json::array();
+  for (const auto& s : identities) {
+    nlohmann::ordered_json j;
+    j["identity"] = s.who;
+    j["issued"] = s.issued;
+    j["refused"] = s.refused;
+    j["key_changes"] = s.key_changes;
+    j["last_serial"] = s.last_serial;
+    j["last_public_key_sha256"] = s.last_key;
+    j["last_issued"] = s.last_issued ? base::FormatRfc3339(*s.last_issued) : "";
+    j["last_not_before"] = s.last_not_before ? base::FormatRfc3339(*s.last_not_before) : "";
+    j["last_not_after"] = s.last_not_after ? base::FormatRfc3339(*s.last_not_after) : "";
+    j["last_refusal"] = s.last_refusal ? base::FormatRfc3339(*s.last_refusal) : "";
+    j["last_refusal_reason"] = s.last_refusal_reason;
+    j["flags"] = s.Flags();
+    doc["identities"].push_back(j);
+  }
+  return doc.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+std::string FormatPrometheus(const MetricsInput& in, TimePoint now) {
+  std::string out;
+  auto line = [&](const std::string& text) { out += text + "\n"; };
+  auto num = [](long long v) { return std::to_string(v); };
+  line("# HELP etcd_signer_audit_chain_ok 1 if the audit log's hash chain verified, 0 if it is broken.");
+  line("# TYPE etcd_signer_audit_chain_ok gauge");
+  line("etcd_signer_audit_chain_ok " + std::string(in.chain_ok ? "1" : "0"));
+  line("# HELP etcd_signer_audit_chain_head_seq seq of the last record of the verified chain.");
+  line("# TYPE etcd_signer_audit_chain_head_seq gauge");
+  line("etcd_signer_audit_chain_head_seq " + std::to_string(in.chain_head_seq));
+  line("# HELP etcd_signer_audit_records Records in the audit files read.");
+  line("# TYPE etcd_signer_audit_records gauge");
+  line("etcd_signer_audit_records " + std::to_string(in.records));
+  line("# HELP etcd_signer_ca_certificate_expiry_seconds Seconds until the signing CA certificate expires.");
+  line("# TYPE etcd_signer_ca_certificate_expiry_seconds gauge");
+  if (in.ca_not_after) line("etcd_signer_ca_certificate_expiry_seconds " + num(SecondsBetween(now, *in.ca_not_after)));
+  line("# HELP etcd_signer_requests Requests in the audit files read, by identity and outcome/reason.");
+  line("# TYPE etcd_signer_requests gauge");
+  for (const auto& s : in.identities) {
+    for (const auto& [reason, count] : s.by_reason) {
+      std::string outcome = reason == "issued" ? "issued" : "refused";
+      line("etcd_signer_requests{identity=\"" + Label(s.who) + "\",outcome=\"" + outcome + "\",reason=\"" +
+           Label(reason == "issued" ? "" : reason) + "\"} " + std::to_string(count));
+    }
+  }
+  line("# HELP etcd_signer_refusals_last_hour Refused requests per identity in the hour before the run.");
+  line("# TYPE etcd_signer_refusals_last_hour gauge");
+  for (const auto& s : in.identities) {
+    line("etcd_signer_refusals_last_hour{identity=\"" + Label(s.who) + "\"} " + std::to_string(s.refusals_last_hour));
+  }
+  line("# HELP etcd_signer_last_issued_timestamp_seconds When the identity's newest certificate was issued.");
+  line("# TYPE etcd_signer_last_issued_timestamp_seconds gauge");
+  for (const auto& s : in.identities) {
+    if (!s.last_issued) continue;
+    line("etcd_signer_last_issued_timestamp_seconds{identity=\"" + Label(s.who) + "\"} " +
+         num(std::chrono::duration_cast<std::chrono::seconds>(s.last_issued->time_since_epoch()).count()));
+  }
+  line("# HELP etcd_signer_certificate_expiry_seconds Seconds until the identity's newest certificate expires.");
+  line("# TYPE etcd_signer_certificate_expiry_seconds gauge");
+  for (const auto& s : in.identities) {
+    if (!s.last_not_after) continue;
+    line("etcd_signer_certificate_expiry_seconds{identity=\"" + Label(s.who) + "\"} " +
+         num(SecondsBetween(now, *s.last_not_after)));
+  }
+  line("# HELP etcd_signer_certificate_lifetime_seconds Lifetime of the identity's newest certificate.");
+  line("# TYPE etcd_signer_certificate_lifetime_seconds gauge");
+  for (const auto& s : in.identities) {
+    if (!s.last_not_after || !s.last_not_before) continue;
+    line("etcd_signer_certificate_lifetime_seconds{identity=\"" + Label(s.who) + "\"} " +
+         num(SecondsBetween(*s.last_not_before, *s.last_not_after)));
+  }
+  line("# HELP etcd_signer_metrics_timestamp_seconds When these metrics were computed.");
+  line("# TYPE etcd_signer_metrics_timestamp_seconds gauge");
+  line("etcd_signer_metrics_timestamp_seconds " +
+       num(std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count()));
+  return out;
+}
+
+}  // namespace signer

@@ -1,0 +1,379 @@
+// etcd-signerctl on audit logs written by real etcd-signer runs (SoftHSM token, the built
+// binary, issued and refused requests): the chain verifies, every kind of tampering is caught at
+// its exact place with exit 65, and list/report/metrics say what the records say.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "base/duration.h"
+#include "test_support.h"
+
+namespace {
+
+using namespace testing_support;
+using namespace std::chrono_literals;
+
+class Signerctl : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    token_ = new CaToken(*dir_ / "token");
+    for (const auto& [name, cn] : std::vector<std::pair<std::string, std::string>>{
+             {"m1a", "kubemaster-1"}, {"m1b", "kubemaster-1"}, {"m2", "kubemaster-2"}, {"m3", "kubemaster-3"}}) {
+      RunResult csr = OpenSsl({"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                               "-keyout", *dir_ / (name + ".key"), "-subj", "/CN=" + cn});
+      ASSERT_EQ(csr.exit_code, 0) << csr.err;
+      (*csrs_)[name] = OpenSsl({"base64"}, csr.out).out;
+    }
+  }
+  static void TearDownTestSuite() {
+    delete token_;
+    delete dir_;
+  }
+
+  // One real etcd-signer run, as root, writing `log` (and its lock `log`.lock).
+  static RunResult Sign(const std::string& log, const std::string& identity, const std::string& csr,
+                        const std::string& request = "sign") {
+    std::vector<std::string> argv{Binary("etcd-signer"), "--module", kSoftHsmModule, "--key", token_->key_uri,
+                                  "--pin-file", token_->pin_file, "--ca-cert", token_->ca_cert, "--audit-log", log,
+                                  "--lock-file", *dir_ / "token.lock", "--no-syslog", "--identity", identity};
+    RunOptions options;
+    options.input = (*csrs_)[csr];
+    options.env = token_->env();
+    options.env["SSH_ORIGINAL_COMMAND"] = request;
+    options.env["SSH_CONNECTION"] = "192.0.2.7 40123 192.0.2.1 22";
+    options.timeout = 30s;
+    return testing_support::Run(argv, options);
+  }
+
+  // A log of 8 records: issued, refused (the CN is not the identity), a key change, a longer
+  // certificate for kubemaster-2, and a served `info`.
+  static std::vector<std::string> MakeLog(const std::string& log) {
+    EXPECT_EQ(Sign(log, "kubemaster-1", "m1a").exit_code, 0);
+    EXPECT_EQ(Sign(log, "kubemaster-2", "m2", "sign --lifetime 7d").exit_code, 0);
+    EXPECT_EQ(Sign(log, "kubemaster-2", "m3").exit_code, 77);
+    EXPECT_EQ(Sign(log, "kubemaster-1", "m1a").exit_code, 0);
+    EXPECT_EQ(Sign(log, "kubemaster-2", "m3").exit_code, 77);
+    EXPECT_EQ(Sign(log, "kubemaster-1", "m1b").exit_code, 0);  // a new key
+    EXPECT_EQ(Sign(log, "kubemaster-1", "m1b", "info").exit_code, 0);
+    EXPECT_EQ(Sign(log, "kubemaster-2", "m3").exit_code, 77);
+    return Lines(ReadFile(log));
+  }
+
+  static std::vector<std::string>& Log() {
+    static std::vector<std::string> lines = MakeLog(*dir_ / "reference.log");
+    return lines;
+  }
+
+  static RunResult Ctl(std::vector<std::string> args) {
+    args.insert(args.begin(), Binary("etcd-signerctl"));
+    return testing_support::Run(args);
+  }
+
+  // Writes lines as a log file in this test's directory.
+  std::string Put(const std::string& name, const std::vector<std::string>& lines) {
+    std::string text;
+    for (const auto& l : lines) text += l + "\n";
+    WriteFile(work_ / name, text, 0640);
+    return work_ / name;
+  }
+
+  static std::string Sha256(const std::string& bytes) {
+    // The openssl CLI as the independent reference for the hash of a line's exact bytes.
+    std::string out = OpenSsl({"dgst", "-sha256", "-r"}, bytes).out;
+    return out.substr(0, 64);
+  }
+
+  static std::string ConfigFor(const std::string& log) {
+    return "audit_log = \"" + log + "\"\nca_cert = \"" + token_->ca_cert + "\"\n";
+  }
+
+  TempDir work_;
+  static TempDir* dir_;
+  static CaToken* token_;
+  static std::map<std::string, std::string>* csrs_;
+};
+TempDir* Signerctl::dir_ = nullptr;
+CaToken* Signerctl::token_ = nullptr;
+std::map<std::string, std::string>* Signerctl::csrs_ = new std::map<std::string, std::string>();
+
+TEST_F(Signerctl, VerifiesTheChainOfARealLogAndPrintsItsHead) {
+  const auto& lines = Log();
+  ASSERT_EQ(lines.size(), 8u);
+  RunResult r = Ctl({"audit", "verify", Put("audit.log", lines)});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::string head = "8:" + Sha256(lines[7]);
+  EXPECT_NE(r.out.find("ok: 8 records, seq 1..8, "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("head " + head), std::string::npos) << r.out;
+  // Each record's prev is the SHA-256 of the line before it, as openssl computes it.
+  for (std::size_t i = 1; i < lines.size(); ++i) {
+    auto j = nlohmann::json::parse(lines[i]);
+    EXPECT_EQ(j["v"], 1);
+    EXPECT_EQ(j["seq"], i + 1);
+    EXPECT_EQ(j["prev"], Sha256(lines[i - 1]));
+  }
+  EXPECT_EQ(nlohmann::json::parse(lines[0])["prev"], std::string(64, '0'));
+  EXPECT_EQ(Ctl({"audit", "verify", work_ / "audit.log", "--head", head}).exit_code, 0);
+}
+
+TEST_F(Signerctl, AChangedByteIsReportedAtTheLineAfterIt) {
+  auto lines = Log();
+  lines[2].replace(lines[2].find("kubemaster-3"), 12, "kubemaster-4");
+  RunResult r = Ctl({"audit", "verify", Put("audit.log", lines)});
+  EXPECT_EQ(r.exit_code, 65);
+  EXPECT_EQ(r.err, "etcd-signerctl: chain-broken: " + (work_ / "audit.log") + ":4: seq 4: prev does not match the "
+                   "SHA-256 of seq 3 at " + (work_ / "audit.log") + ":3: that line was changed after it was "
+                   "written, or this one was forged\n");
+}
+
+TEST_F(Signerctl, ADeletedLineIsReportedWithTheMissingSeq) {
+  auto lines = Log();
+  lines.erase(lines.begin() + 4);
+  RunResult r = Ctl({"audit", "verify", Put("audit.log", lines)});
+  EXPECT_EQ(r.exit_code, 65);
+  EXPECT_NE(r.err.find("audit.log:5: seq 6 follows seq 4 at " + (work_ / "audit.log") + ":4: record 5 missing"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(Signerctl, TwoSwappedLinesAreReportedAtTheFirst) {
+  auto lines = Log();
+  std::swap(lines[5], lines[6]);
+  RunResult r = Ctl({"audit", "verify", Put("audit.log", lines)});
+  EXPECT_EQ(r.exit_code, 65);
+  EXPECT_NE(r.err.find("audit.log:6: seq 7 follows seq 5 at "), std::string::npos) << r.err;
+}
+
+TEST_F(Signerctl, AnInsertedLineIsReportedWhereItIs) {
+  auto lines = Log();
+  // A forged "issued" record without chain fields, and one that copies the fields of its neighbour.
+  auto forged = nlohmann::json::parse(lines[0]);
+  forged.erase("v");
+  forged.erase("seq");
+  forged.erase("prev");
+  auto plain = lines;
+  plain.insert(plain.begin() + 3, forged.dump());
+  RunResult r = Ctl({"audit", "verify", Put("plain.log", plain)});
+  EXPECT_EQ(r.exit_code, 65);
+  EXPECT_NE(r.err.find("plain.log:4: a record without the chain fields v, seq and prev after seq 3 at "),
+            std::string::npos)
+      << r.err;
+  auto copied = lines;
+  auto twin = nlohmann::ordered_json::parse(lines[3]);
+  twin["serial"] = "00";
+  copied.insert(copied.begin() + 4, twin.dump());
+  r = Ctl({"audit", "verify", Put("copied.log", copied)});
+  EXPECT_EQ(r.exit_code, 65);
+  EXPECT_NE(r.err.find("copied.log:5: seq 4 follows seq 4 at "), std::string::npos) << r.err;
+}
+
+TEST_F(Signerctl, RotatedFilesVerifyAsOneChainAndADroppedFileIsAGap) {
+  std::string log = work_ / "audit.log";
+  ASSERT_EQ(Sign(log, "kubemaster-1", "m1a").exit_code, 0);
+  ASSERT_EQ(Sign(log, "kubemaster-2", "m3").exit_code, 77);
+  ASSERT_EQ(::rename(log.c_str(), (log + ".2").c_str()), 0);  // logrotate, create mode
+  ASSERT_EQ(Sign(log, "kubemaster-2", "m2").exit_code, 0);
+  ASSERT_EQ(Sign(log, "kubemaster-1", "m1a").exit_code, 0);
+  ASSERT_EQ(::rename(log.c_str(), (log + ".1").c_str()), 0);
+  ASSERT_EQ(Sign(log, "kubemaster-1", "m1a").exit_code, 0);
+  EXPECT_EQ(nlohmann::json::parse(Lines(ReadFile(log))[0])["seq"], 5);
+  RunResult r = Ctl({"audit", "verify", log + ".2", log + ".1", log});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("ok: 5 records, seq 1..5"), std::string::npos) << r.out;
+  // The newest two files alone: a chain that starts later, which is said.
+  r = Ctl({"audit", "verify", log + ".1", log});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("starts at seq 3"), std::string::npos) << r.out;
+  // The middle file dropped.
+  r = Ctl({"audit", "verify", log + ".2", log});
+  EXPECT_EQ(r.exit_code, 65);
+  EXPECT_EQ(r.err, "etcd-signerctl: chain-broken: " + log + ":1: seq 5 follows seq 2 at " + log +
+                       ".2:2: records 3..4 missing (a rotated file between them is missing?)\n");
+  // Given in the wrong order.
+  r = Ctl({"audit", "verify", log + ".1", log + ".2", log});
+  EXPECT_EQ(r.exit_code, 65);
+  EXPECT_NE(r.err.find(log + ".2:1: seq 1 follows seq 4 at "), std::string::npos) << r.err;
+}
+
+TEST_F(Signerctl, ATruncatedTailIsCaughtAgainstTheHead) {
+  const auto& lines = Log();
+  std::string head = "8:" + Sha256(lines[7]);
+  std::vector<std::string> cut(lines.begin(), lines.begin() + 6);
+  std::string log = Put("audit.log", cut);
+  EXPECT_EQ(Ctl({"audit", "verify", log}).exit_code, 0);  // a shorter chain is still a chain ...
+  RunResult r = Ctl({"audit", "verify", log, "--head", head});  // ... but not the one syslog saw
+  EXPECT_EQ(r.exit_code, 65);
+  EXPECT_EQ(r.err, "etcd-signerctl: chain-broken: " + log +
+                       ":6: the chain ends at seq 6 but the head is seq 8: records 7..8 missing (the log was cut "
+                       "short)\n");
+  // A torn last line (no newline) is named too.
+  WriteFile(log, ReadFile(log) + lines[6].substr(0, 40), 0640);
+  r = Ctl({"audit", "verify", log});
+  EXPECT_EQ(r.exit_code, 65);
+  EXPECT_NE(r.err.find(log + ":7: the last line has no newline"), std::string::npos) << r.err;
+}
+
+TEST_F(Signerctl, UsageAndInputErrorsHaveTheirCodes) {
+  EXPECT_EQ(Ctl({"audit", "verify", work_ / "missing.log"}).exit_code, 66);
+  RunResult r = Ctl({"audit", "verify", Put("audit.log", Log()), "--head", "8:abc"});
+  EXPECT_EQ(r.exit_code, 64);
+  EXPECT_EQ(r.err, "etcd-signerctl: usage: --head must be SEQ:HASH (64 lowercase hex digits)\n");
+  EXPECT_EQ(Ctl({"audit", "frobnicate"}).exit_code, 64);
+  EXPECT_EQ(Ctl({"audit", "list"}).exit_code, 64);  // no files and no config
+  for (auto verb : std::vector<std::vector<std::string>>{
+           {"--help"}, {"audit", "--help"}, {"audit", "verify", "--help"}, {"audit", "list", "--help"},
+           {"audit", "report", "--help"}, {"metrics", "--help"}}) {
+    r = Ctl(verb);
+    EXPECT_EQ(r.exit_code, 0) << verb.back();
+    EXPECT_NE(r.out.find("Usage:"), std::string::npos) << r.out;
+  }
+}
+
+TEST_F(Signerctl, ListShowsOneRowPerRequestWithItsFields) {
+  const auto& lines = Log();
+  std::string log = Put("audit.log", lines);
+  WriteFile(work_ / "signer.toml", ConfigFor(log));
+  RunResult r = Ctl({"--config", work_ / "signer.toml", "audit", "list"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto rows = Lines(r.out);
+  ASSERT_EQ(rows.size(), 9u) << r.out;
+  EXPECT_EQ(rows[0].rfind("SEQ     AGE      IDENTITY", 0), 0u) << rows[0];
+  auto first = nlohmann::json::parse(lines[0]);
+  std::string key = first["public_key_sha256"].get<std::string>().substr(0, 12);
+  std::string serial = first["serial"].get<std::string>().substr(0, 16);
+  std::string expires = first["not_after"].get<std::string>();
+  EXPECT_TRUE(std::regex_search(rows[1], std::regex("^1 +[0-9]+[smh] +kubemaster-1 +issued +" + key + " +" + serial +
+                                                    " +" + expires + " +192\\.0\\.2\\.7 40123$")))
+      << rows[1];
+  EXPECT_TRUE(std::regex_search(rows[3], std::regex("^3 .* kubemaster-2 +refused/identity-mismatch +[0-9a-f]{12} +- +- ")))
+      << rows[3];
+  // Filters.
+  r = Ctl({"--config", work_ / "signer.toml", "audit", "list", "--outcome", "refused", "--identity", "kubemaster-2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Lines(r.out).size(), 4u) << r.out;
+  r = Ctl({"audit", "list", log, "--identity", "kubemaster-1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto json_rows = Lines(r.out);
+  ASSERT_EQ(json_rows.size(), 4u) << r.out;  // three issued and the `info`
+  EXPECT_EQ(json_rows[0], lines[0]);
+  // --since, relative to --now: an hour later, nothing is newer than 30 minutes.
+  std::string later = base::FormatRfc3339(std::chrono::system_clock::now() + 1h);
+  r = Ctl({"--now", later, "audit", "list", log, "--since", "30m"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Lines(r.out).size(), 1u) << r.out;
+  r = Ctl({"--now", later, "audit", "list", log, "--since", "2h"});
+  EXPECT_EQ(Lines(r.out).size(), 9u) << r.out;
+}
+
+TEST_F(Signerctl, ReportSummarisesEachIdentityAndFlagsWhatNeedsALook) {
+  const auto& lines = Log();
+  std::string log = Put("audit.log", lines);
+  auto last_m1 = nlohmann::json::parse(lines[5]);
+  // 23 hours on, kubemaster-1's 24 h certificate is past 90% of its lifetime; kubemaster-2's 7 d one is not.
+  std::string later = base::FormatRfc3339(std::chrono::system_clock::now() + 23h);
+  RunResult r = Ctl({"--now", later, "audit", "report", log, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto doc = nlohmann::json::parse(r.out);
+  ASSERT_EQ(doc["identities"].size(), 2u) << r.out;
+  auto m1 = doc["identities"][0];
+  auto m2 = doc["identities"][1];
+  EXPECT_EQ(m1["identity"], "kubemaster-1");
+  EXPECT_EQ(m1["issued"], 3);
+  EXPECT_EQ(m1["refused"], 0);
+  EXPECT_EQ(m1["key_changes"], 1);
+  EXPECT_EQ(m1["last_serial"], last_m1["serial"]);
+  EXPECT_EQ(m1["last_not_after"], last_m1["not_after"]);
+  EXPECT_EQ(m1["last_public_key_sha256"], last_m1["public_key_sha256"]);
+  EXPECT_EQ(m1["flags"], nlohmann::json({"new-name", "new-key", "stopped-renewing"}));
+  EXPECT_EQ(m2["identity"], "kubemaster-2");
+  EXPECT_EQ(m2["issued"], 1);
+  EXPECT_EQ(m2["refused"], 3);
+  EXPECT_EQ(m2["key_changes"], 0);
+  EXPECT_EQ(m2["last_refusal_reason"], "identity-mismatch");
+  EXPECT_EQ(m2["flags"], nlohmann::json({"new-name"}));
+  // Five refusals within ten minutes are a burst.
+  auto burst = lines;
+  std::string log2 = work_ / "burst.log";
+  WriteFile(log2, ReadFile(log), 0640);
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(Sign(log2, "kubemaster-2", "m3").exit_code, 77);
+  r = Ctl({"audit", "report", log2, "--json"});
+  doc = nlohmann::json::parse(r.out);
+  EXPECT_EQ(doc["identities"][1]["flags"], nlohmann::json({"new-name", "refusal-burst"})) << r.out;
+  // The table.
+  r = Ctl({"audit", "report", log, "--since", "1d"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto rows = Lines(r.out);
+  ASSERT_EQ(rows.size(), 3u) << r.out;
+  EXPECT_TRUE(std::regex_search(rows[1], std::regex("^kubemaster-1 +3 +0 +1 +" +
+                                                    last_m1["serial"].get<std::string>().substr(0, 16))))
+      << rows[1];
+  EXPECT_NE(rows[2].find("identity-mismatch"), std::string::npos) << rows[2];
+  // A week on, nothing is in the window, and nothing is new.
+  std::string week = base::FormatRfc3339(std::chrono::system_clock::now() + 24h * 8);
+  r = Ctl({"--now", week, "audit", "report", log, "--json"});
+  doc = nlohmann::json::parse(r.out);
+  EXPECT_EQ(doc["identities"][0]["issued"], 0);
+  EXPECT_EQ(doc["identities"][1]["flags"], nlohmann::json({"stopped-renewing"}));
+}
+
+TEST_F(Signerctl, MetricsAreWrittenAtomicallyForNodeExporter) {
+  const auto& lines = Log();
+  std::string log = Put("audit.log", lines);
+  WriteFile(work_ / "signer.toml", ConfigFor(log));
+  std::string prom = work_ / "etcd_signer.prom";
+  auto now = std::chrono::system_clock::now();
+  RunResult r = Ctl({"--config", work_ / "signer.toml", "--now", base::FormatRfc3339(now), "metrics",
+                     "--prometheus", prom});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string text = ReadFile(prom);
+  auto value = [&](const std::string& series) -> long long {
+    auto pos = text.find("\n" + series + " ");
+    if (pos == std::string::npos) return -999999999;
+    return std::stoll(text.substr(pos + series.size() + 2));
+  };
+  EXPECT_EQ(value("etcd_signer_audit_chain_ok"), 1) << text;
+  EXPECT_EQ(value("etcd_signer_audit_chain_head_seq"), 8) << text;
+  EXPECT_EQ(value("etcd_signer_requests{identity=\"kubemaster-1\",outcome=\"issued\",reason=\"\"}"), 3) << text;
+  EXPECT_EQ(value("etcd_signer_requests{identity=\"kubemaster-2\",outcome=\"refused\",reason=\"identity-mismatch\"}"),
+            3)
+      << text;
+  EXPECT_EQ(value("etcd_signer_refusals_last_hour{identity=\"kubemaster-2\"}"), 3) << text;
+  auto m1 = nlohmann::json::parse(lines[5]);
+  auto expiry = std::chrono::duration_cast<std::chrono::seconds>(
+                    base::ParseRfc3339(m1["not_after"].get<std::string>()) -
+                    base::ParseRfc3339(base::FormatRfc3339(now)))
+                    .count();
+  EXPECT_EQ(value("etcd_signer_certificate_expiry_seconds{identity=\"kubemaster-1\"}"), expiry) << text;
+  EXPECT_EQ(value("etcd_signer_last_issued_timestamp_seconds{identity=\"kubemaster-1\"}"),
+            std::chrono::duration_cast<std::chrono::seconds>(
+                base::ParseRfc3339(m1["time"].get<std::string>()).time_since_epoch())
+                .count());
+  // The CA certificate's notAfter, as openssl reads it.
+  std::string end = OpenSsl({"x509", "-noout", "-enddate", "-dateopt", "iso_8601", "-in", token_->ca_cert}).out;
+  ASSERT_EQ(end.rfind("notAfter=", 0), 0u) << end;
+  std::string iso = end.substr(9, 20);  // "2026-12-27 16:45:00Z"
+  iso[10] = 'T';
+  EXPECT_EQ(value("etcd_signer_ca_certificate_expiry_seconds"),
+            std::chrono::duration_cast<std::chrono::seconds>(base::ParseRfc3339(iso) -
+                                                             base::ParseRfc3339(base::FormatRfc3339(now)))
+                .count())
+      << text << end;
+  // No temporary file is left next to it.
+  int entries = 0;
+  for (const auto& name : Lines(testing_support::Run({"/bin/ls", work_.path()}).out)) entries += name.find(".prom") != std::string::npos;
+  EXPECT_EQ(entries, 1);
+  // A broken chain is written as chain_ok 0 (what the alert watches), and exits 65.
+  auto broken = lines;
+  broken.erase(broken.begin() + 2);
+  Put("audit.log", broken);
+  r = Ctl({"--config", work_ / "signer.toml", "metrics", "--prometheus", prom});
+  EXPECT_EQ(r.exit_code, 65);
+  text = ReadFile(prom);
+  EXPECT_EQ(value("etcd_signer_audit_chain_ok"), 0) << text;
+  EXPECT_EQ(value("etcd_signer_audit_chain_head_seq"), 2) << text;
+}
+
+}  // namespace
