@@ -76,12 +76,25 @@ TEST_F(Faults, HundredConcurrentRequestsAllIssuedWithDistinctSerialsAndCleanAudi
   auto records = Lines(ReadFile(dir_ / "audit.log"));
   ASSERT_EQ(records.size(), static_cast<std::size_t>(kRequests));
   std::set<std::string> audited;
+  std::set<std::uint64_t> seqs;
   for (const auto& line : records) {
     auto j = nlohmann::json::parse(line);  // throws on an interleaved or torn line
     EXPECT_EQ(j["outcome"], "issued");
     audited.insert(j["serial"].get<std::string>());
+    seqs.insert(j["seq"].get<std::uint64_t>());
   }
   EXPECT_EQ(audited.size(), static_cast<std::size_t>(kRequests));
+  // Twenty writers racing for the log made one unbroken hash chain: seq 1..100 in file order,
+  // each prev the hash of the line before it, the head in the lock file matching the last line.
+  EXPECT_EQ(seqs.size(), static_cast<std::size_t>(kRequests));
+  EXPECT_EQ(*seqs.begin(), 1u);
+  EXPECT_EQ(*seqs.rbegin(), static_cast<std::uint64_t>(kRequests));
+  std::string head = "100:" + OpenSsl({"dgst", "-sha256", "-r"}, records.back()).out.substr(0, 64);
+  RunResult verify = Do({Binary("etcd-signerctl"), "audit", "verify", dir_ / "audit.log", "--head", head});
+  EXPECT_EQ(verify.exit_code, 0) << verify.err;
+  EXPECT_EQ(verify.out.rfind("ok: 100 records, seq 1..100, ", 0), 0u) << verify.out;
+  EXPECT_NE(verify.out.find("head " + head + "\n"), std::string::npos) << verify.out;
+  EXPECT_NE(ReadFile(dir_ / "audit.log.lock").find(" " + head + "\n"), std::string::npos);
 }
 
 TEST_F(Faults, TokenHeldPastTheDeadlineGivesTempFailAnAuditRecordAndNoCertificate) {
