@@ -9,6 +9,7 @@
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -152,8 +153,10 @@ RunResult Run(const std::vector<std::string>& argv_in, const RunOptions& options
   ::close(out[0]);
   ::close(err[0]);
   int status = 0;
-  ::waitpid(pid, &status, 0);
+  struct rusage usage {};
+  ::wait4(pid, &status, 0, &usage);
   result.exit_code = WaitStatusToCode(status);
+  result.max_rss_kib = usage.ru_maxrss;
   return result;
 }
 

@@ -28,6 +28,7 @@ struct RunResult {
   int exit_code = -1;  // 128+N when killed by signal N
   std::string out;
   std::string err;
+  long max_rss_kib = 0;  // the child's peak resident set (wait4's ru_maxrss)
 };
 
 struct RunOptions {
