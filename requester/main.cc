@@ -143,6 +143,7 @@ int main(int argc, char** argv) {
     // One-shot verbs: an overall deadline so a wedged token or signer cannot hang a cron job.
     base::Deadline deadline(config.connect_timeout + config.io_timeout + std::chrono::seconds(60), [] {
       std::fputs("etcd-requester: deadline: the token or the signer did not answer in time\n", stderr);
+      return true;
     });
     if (diagnose->parsed()) {
       if (config.server.empty() || config.known_hosts.empty()) requester::ValidateConfig(config, true);

@@ -17,6 +17,7 @@
 
 #include "base/deadline.h"
 #include "base/failure.h"
+#include "base/text.h"
 #include "pki/base64.h"
 #include "pki/csr.h"
 #include "pki/verify.h"
@@ -49,11 +50,16 @@ SshOptions SshOptionsFor(const RequesterConfig& c) {
   return o;
 }
 
+// The signer's lines are a sentence; anything longer is cut (Printable marks the cut with "...").
+constexpr std::size_t kMaxSignerLine = 1024;
+
 bool Exists(const std::string& path) { return !path.empty() && ::access(path.c_str(), F_OK) == 0; }
 
-// The signer's failure as the operator should see it: its exit code (when it is a sysexits code)
-// and its one stderr line, verbatim. The signer writes that line last; anything before it comes
-// from sshd or the account's shell (e.g. "Could not chdir to home directory") and is dropped.
+// The signer's failure as the operator should see it: its exit code (when it is a sysexits code),
+// its one stderr line (made printable: the bytes are the signer's, and a hostile or compromised one
+// must not reach the operator's terminal as escape sequences) and its reason code, which decides
+// whether the daemon may retry. The signer writes that line last; anything before it comes from
+// sshd or the account's shell (e.g. "Could not chdir to home directory") and is dropped.
 [[noreturn]] void SignerFailed(const ExecResult& r) {
   std::string line = r.err;
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
@@ -61,7 +67,8 @@ bool Exists(const std::string& path) { return !path.empty() && ::access(path.c_s
   if (line.empty()) line = "the signer exited with status " + std::to_string(r.exit_status) + " and said nothing";
   int code = r.exit_status;
   bool sysexit = code == 64 || code == 65 || code == 69 || code == 70 || code == 75 || code == 77 || code == 78;
-  throw Failure(sysexit ? static_cast<ExitCode>(code) : ExitCode::kUnavailable, "signer-refused", line);
+  throw SignerRefusal(sysexit ? static_cast<ExitCode>(code) : ExitCode::kUnavailable, ParseSignerReason(line),
+                      base::Printable(line, kMaxSignerLine));
 }
 
 std::vector<pki::X509Ptr> FetchBundle(SshClient& ssh) {
@@ -70,15 +77,34 @@ std::vector<pki::X509Ptr> FetchBundle(SshClient& ssh) {
   return pki::ParseCertificatesPem(r.out, "the signer's CA bundle");
 }
 
+// The hook is the operator's program, not ours: it gets the environment (the PIN variable is gone:
+// base::ReadSecretEnv removed it when it was read), stdin/stdout/stderr, and nothing else. Every other
+// descriptor (a token module's files, a socket) is closed in the child even if a library forgot
+// O_CLOEXEC, the signal mask is emptied (the daemon blocks SIGHUP/SIGINT/SIGTERM for sigtimedwait,
+// which would make the hook unkillable by them) and every signal gets its default action back (an
+// ignored SIGPIPE or SIGINT is inherited across exec otherwise).
 void RunHook(const RequesterConfig& c, const RequesterEnv& env) {
   if (c.post_renew_hook.empty()) return;
   std::vector<std::string> argv = c.post_renew_hook;
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());
   cargv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attr);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  int rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  if (rc == 0) rc = posix_spawnattr_setsigmask(&attr, &none);
+  if (rc == 0) rc = posix_spawnattr_setsigdefault(&attr, &all);
+  if (rc == 0) rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   pid_t pid = -1;
   // posix_spawnp, no shell: the hook's words are passed as they are.
-  int rc = posix_spawnp(&pid, cargv[0], nullptr, nullptr, cargv.data(), environ);
+  if (rc == 0) rc = posix_spawnp(&pid, cargv[0], &actions, &attr, cargv.data(), environ);
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) {
     Log(env, "post-renew hook '" + argv[0] + "' could not start: " + std::strerror(rc));
     return;
@@ -108,14 +134,15 @@ RequestOutcome DoRequest(const RequesterConfig& c, const RequesterEnv& env, bool
   std::vector<unsigned char> der = pki::ToDer(csr.get());
   std::string body = pki::EncodeBase64(der.data(), der.size(), 76);
 
-  SshClient ssh(SshOptionsFor(c));
+  // The session lives only as long as the exchange: it is closed before the hook runs.
+  std::optional<SshClient> ssh(std::in_place, SshOptionsFor(c));
   std::vector<pki::X509Ptr> anchors;
   if (!c.ca_bundle.empty()) {
     if (Exists(c.ca_bundle)) {
       anchors = pki::ReadCertificateBundleFile(c.ca_bundle);
     } else {
       // First contact: take the bundle from the signer over the host-key-verified connection.
-      anchors = FetchBundle(ssh);
+      anchors = FetchBundle(*ssh);
       std::string pem;
       for (auto& a : anchors) pem += pki::ToPem(a.get());
       base::AtomicFileWriter(c.ca_bundle, 0644).Write(pem);
@@ -124,7 +151,8 @@ RequestOutcome DoRequest(const RequesterConfig& c, const RequesterEnv& env, bool
   }
   std::string command = "sign";
   if (c.lifetime.count() > 0) command += " --lifetime " + std::to_string(c.lifetime.count());
-  ExecResult r = ssh.Exec(command, body);
+  ExecResult r = ssh->Exec(command, body);
+  ssh.reset();
   if (r.exit_status != 0) SignerFailed(r);
 
   pki::IssuedCertificateExpectations want;
@@ -180,6 +208,26 @@ std::string Ago(TimePoint then, TimePoint now) {
 }
 
 }  // namespace
+
+std::string ParseSignerReason(std::string_view line) {
+  constexpr std::string_view kPrefix = "etcd-signer: ";
+  if (line.substr(0, kPrefix.size()) != kPrefix) return "";
+  std::string_view rest = line.substr(kPrefix.size());
+  std::size_t n = 0;
+  while (n < rest.size() && n <= 40 &&
+         ((rest[n] >= 'a' && rest[n] <= 'z') || (rest[n] >= '0' && rest[n] <= '9') || rest[n] == '-')) {
+    ++n;
+  }
+  if (n == 0 || n > 40 || rest.substr(n, 2) != ": ") return "";
+  return std::string(rest.substr(0, n));
+}
+
+bool IsPinFailure(const Failure& f) {
+  auto pin = [](const std::string& reason) { return reason.rfind("pin-", 0) == 0; };
+  if (pin(f.reason())) return true;
+  auto* refusal = dynamic_cast<const SignerRefusal*>(&f);
+  return refusal != nullptr && pin(refusal->signer_reason());
+}
 
 StoredCertificate InspectCertificate(const RequesterConfig& c, TimePoint now,
                                      const RenewalSchedule& schedule) {
@@ -406,11 +454,11 @@ bool Diagnose(const RequesterConfig& c, const RequesterEnv& env) {
       TimePoint received = env.now();
       if (r.exit_status != 0) SignerFailed(r);
       auto j = nlohmann::json::parse(r.out);
-      line(true, "signer", "etcd-signer " + j.value("version", std::string("?")) + ", lifetime " +
+      line(true, "signer", "etcd-signer " + base::Printable(j.value("version", std::string("?")), 64) + ", lifetime " +
                                base::FormatDuration(seconds(j.value("lifetime_min", 0))) + " to " +
                                base::FormatDuration(seconds(j.value("lifetime_max", 0))));
       if (j.contains("identity") && j["identity"] != c.name) {
-        line(false, "identity", "this SSH key is bound to '" + j["identity"].get<std::string>() + "', not '" + c.name + "'",
+        line(false, "identity", "this SSH key is bound to '" + base::Printable(j["identity"].get<std::string>(), 128) + "', not '" + c.name + "'",
              "use the right --name or ask the operator to fix the forced command's --identity");
       }
       TimePoint server = base::ParseRfc3339(j.value("time", std::string()));
@@ -421,7 +469,8 @@ bool Diagnose(const RequesterConfig& c, const RequesterEnv& env) {
                base::FormatDuration(c.skew_tolerance) + ")",
            "synchronize time (chrony/systemd-timesyncd) on this host and the signer");
     } catch (const std::exception& e) {
-      line(false, "signer", e.what(), "check the forced command in authorized_keys runs etcd-signer");
+      // The text may quote the signer's bytes (a JSON parse error shows what it read).
+      line(false, "signer", base::Printable(e.what(), kMaxSignerLine), "check the forced command in authorized_keys runs etcd-signer");
     }
   }
   std::unique_ptr<KeyStore> keys;
@@ -488,15 +537,20 @@ int RunDaemon(RequesterConfig c, const std::function<RequesterConfig()>& reload,
         // A wedged token or connection must not wedge the daemon: bound each attempt.
         base::Deadline deadline(c.connect_timeout + c.io_timeout + seconds(60), [&] {
           Log(env, "deadline: an attempt took too long; exiting so that systemd restarts us");
+          return true;
         });
         RequestOutcome outcome = Attempt(c, env, /*create_key=*/stored.state == CertificateState::kMissing);
         Log(env, "renewed: " + outcome.message);
         backoff.Reset();
         continue;
       } catch (const Failure& f) {
-        if (f.reason() == "pin-incorrect" || f.reason() == "pin-locked") {
-          // Never retry a refused PIN: TPMs and HSMs lock out.
-          Log(env, f.reason() + ": " + f.what() + "; stopping");
+        if (IsPinFailure(f)) {
+          // Never retry a refused PIN: TPMs and HSMs lock the user PIN after a few wrong logins, and
+          // the signer's token is shared by every master (N daemons retrying lock it in minutes).
+          auto* refusal = dynamic_cast<const SignerRefusal*>(&f);
+          std::string whose = refusal != nullptr ? "the signer's token refused its PIN" : "this host's token refused our PIN";
+          Log(env, f.reason() + ": " + f.what() + "; stopping: " + whose +
+                       ", and trying again would lock the token's user PIN; fix the PIN, then restart etcd-requester");
           return static_cast<int>(f.code());
         }
         wait = backoff.Next();

@@ -26,8 +26,16 @@ class KeyStore {
 // Makes the store the config names (key_file or key URI).
 std::unique_ptr<KeyStore> MakeKeyStore(const RequesterConfig& config);
 
-// File store helpers, public for tests: refuses a key file readable by group/others, a symlink,
-// or a directory writable by others without the sticky bit.
-void CheckKeyFileSafety(const std::string& path);
+// The file store's one way in, public for tests. Returns the PEM text of the key file at `path`
+// (the caller scrubs it) after checking, on the descriptors it then reads through (no window
+// between check and read):
+//   - the directory is owned by the effective user or root and writable by neither group nor
+//     others, sticky bit or not (whoever can write there can plant or swap the key);
+//   - the file is not a symbolic link (O_NOFOLLOW), is a regular file owned by the effective user
+//     and has no group/other permission bits.
+// Each violation is Failure(kConfig, "key-file-unsafe") with a message naming the reason. A missing
+// file is Failure(kNoInput, "key-missing") unless `created` is non-null: then an EC P-256 key is
+// generated into a new 0600 file (O_EXCL|O_NOFOLLOW) first and *created is set to true.
+std::string ReadPrivateKeyFile(const std::string& path, bool* created = nullptr);
 
 }  // namespace requester

@@ -6,12 +6,38 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
+#include "base/failure.h"
 #include "base/files.h"
 #include "requester/config.h"
 #include "requester/renewal.h"
 
 namespace requester {
+
+// The signer refused (its exit status was not 0). The reason stays "signer-refused" (what operators
+// and scripts match on); the exit code is the signer's own when it is a sysexits code (else 69); the
+// message is the signer's last stderr line, made printable with base::Printable (a hostile signer
+// cannot put terminal escapes into our logs). `signer_reason()` is the reason code parsed from that
+// line, e.g. "pin-incorrect", or empty when the line is not of the signer's form.
+class SignerRefusal : public base::Failure {
+ public:
+  SignerRefusal(base::ExitCode code, std::string signer_reason, const std::string& message)
+      : base::Failure(code, "signer-refused", message), signer_reason_(std::move(signer_reason)) {}
+  const std::string& signer_reason() const noexcept { return signer_reason_; }
+
+ private:
+  std::string signer_reason_;
+};
+
+// The reason code of one etcd-signer stderr line "etcd-signer: <reason>: <sentence>", parsed
+// strictly: the reason is 1-40 characters of [a-z0-9-] followed by ": ". Anything else yields "".
+std::string ParseSignerReason(std::string_view line);
+
+// True for a failure that must not be retried because it costs a PIN attempt: any "pin-*" reason,
+// whether from this host's token or (through SignerRefusal) from the signer's. Tokens lock their
+// user PIN after a few wrong logins, so the daemon stops instead of backing off.
+bool IsPinFailure(const base::Failure& failure);
 
 // What tests inject.
 struct RequesterEnv {
@@ -71,7 +97,7 @@ std::string RenderStatus(const RequesterConfig& config, TimePoint now, StatusFor
 bool Diagnose(const RequesterConfig& config, const RequesterEnv& env);
 
 // run: the renewal daemon. `reload` re-reads the configuration on SIGHUP. Returns the exit code
-// (0 on SIGTERM/SIGINT).
+// (0 on SIGTERM/SIGINT; the failure's code when it stops on a PIN failure, see IsPinFailure).
 int RunDaemon(RequesterConfig config, const std::function<RequesterConfig()>& reload,
               const RequesterEnv& env);
 

@@ -28,8 +28,13 @@ struct SshOptions {
 class SshClient {
  public:
   // Connects, verifies the host key and authenticates. Throws Failure: kUnavailable
-  // "connect-failed" (TCP/SSH), kNoPerm "host-key-changed" / "host-key-unknown" /
-  // "auth-failed".
+  // "connect-failed" (TCP/SSH), kNoPerm "host-key-revoked" / "host-key-changed" /
+  // "host-key-unknown" / "auth-failed".
+  //
+  // Host keys: libssh matches the plain known_hosts lines; the OpenSSH marker lines it skips are
+  // read here. A key listed on any "@revoked" line is refused (whatever other lines say, and
+  // regardless of accept_new_host_key); when the file has any marker line, an unknown host is
+  // never accepted on first use. The session's socket is close-on-exec.
   explicit SshClient(const SshOptions& options);
   ~SshClient();
   SshClient(const SshClient&) = delete;

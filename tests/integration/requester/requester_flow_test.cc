@@ -26,17 +26,23 @@ class Requester : public ::testing::Test {
     ssh_key_ = ssh_->NewClientKey("master-ssh");
     ssh_->Authorize(ssh_key_, "SOFTHSM2_CONF=" + ca_->conf + " " + Binary("etcd-signer") + " --config " +
                                   (dir_ / "signer.toml") + " --identity kubemaster-1 sign");
-    ssh_->Start();
+    ssh_->Start();  // hands everything under dir_ to the signer account
+    // The key file lives where only root can write, as on a real master: the requester refuses a
+    // key in a directory that another account (here the signer's) owns or can write to.
+    ASSERT_EQ(::mkdir(Key("").c_str(), 0700), 0);
   }
+
+  std::string Key(const std::string& name = "client.key") const { return dir_ / "master/" + name; }
 
   void WriteSignerConfig(const std::string& extra) {
     WriteFile(dir_ / "signer.toml", "module = \"" + std::string(kSoftHsmModule) + "\"\nkey = \"" + ca_->key_uri +
                                         "\"\npin_file = \"" + ca_->pin_file + "\"\nca_cert = \"" + ca_->ca_cert +
-                                        "\"\naudit_log = \"" + (dir_ / "audit.log") + "\"\nsyslog = false\n" + extra);
+                                        "\"\naudit_log = \"" + (dir_ / "audit.log") + "\"\nlock_file = \"" + (dir_ / "token.lock") +
+                                        "\"\nsyslog = false\n" + extra);
   }
 
   std::vector<std::string> Args(const std::string& verb, std::vector<std::string> key_flags = {}) {
-    if (key_flags.empty()) key_flags = {"--key-file", dir_ / "client.key"};
+    if (key_flags.empty()) key_flags = {"--key-file", Key()};
     std::vector<std::string> a{Binary("etcd-requester"), verb, "--name", "kubemaster-1", "--server",
                                ssh_->user() + "@127.0.0.1:" + std::to_string(ssh_->port()), "--ssh-key", ssh_key_,
                                "--known-hosts", ssh_->known_hosts(), "--cert", dir_ / "client.pem",
@@ -65,7 +71,7 @@ TEST_F(Requester, FileKeyRequestThenRenewOnlyWhenDueWithTheSameKey) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(OpenSsl({"verify", "-purpose", "sslclient", "-CAfile", ca_->ca_cert, dir_ / "client.pem"}).exit_code, 0);
   struct stat st {};
-  ASSERT_EQ(::stat((dir_ / "client.key").c_str(), &st), 0);
+  ASSERT_EQ(::stat((Key()).c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_EQ(ReadFile(dir_ / "ca-bundle.pem"), ReadFile(ca_->ca_cert));
 
@@ -76,14 +82,14 @@ TEST_F(Requester, FileKeyRequestThenRenewOnlyWhenDueWithTheSameKey) {
   EXPECT_EQ(ReadFile(dir_ / "client.pem"), before);
   EXPECT_EQ(Lines(ReadFile(dir_ / "audit.log")).size(), 2u);  // ca + sign; the no-op renew asked nothing
 
-  RunResult forced = Do(Args("renew", {"--key-file", dir_ / "client.key", "--force"}));
+  RunResult forced = Do(Args("renew", {"--key-file", Key(), "--force"}));
   ASSERT_EQ(forced.exit_code, 0) << forced.err;
   EXPECT_NE(ReadFile(dir_ / "client.pem"), before);
   WriteFile(dir_ / "before.pem", before);
   EXPECT_EQ(PublicKeyOf(dir_ / "client.pem"), PublicKeyOf(dir_ / "before.pem"));
   EXPECT_NE(SerialOf(dir_ / "client.pem"), SerialOf(dir_ / "before.pem"));
 
-  RunResult status = Do(Args("status", {"--key-file", dir_ / "client.key", "--json"}));
+  RunResult status = Do(Args("status", {"--key-file", Key(), "--json"}));
   ASSERT_EQ(status.exit_code, 0) << status.err;
   auto j = nlohmann::json::parse(status.out);
   EXPECT_EQ(j["state"], "fresh");
@@ -94,10 +100,10 @@ TEST_F(Requester, FileKeyRequestThenRenewOnlyWhenDueWithTheSameKey) {
 TEST_F(Requester, FailuresLeaveTheCurrentCertificateIntact) {
   ASSERT_EQ(Do(Args("request")).exit_code, 0);
   const std::string good = ReadFile(dir_ / "client.pem");
-  const std::string key = ReadFile(dir_ / "client.key");
+  const std::string key = ReadFile(Key());
 
   // The signer refuses (this SSH key is bound to kubemaster-1): its line is shown verbatim.
-  auto other = Args("renew", {"--key-file", dir_ / "client.key", "--force"});
+  auto other = Args("renew", {"--key-file", Key(), "--force"});
   other[3] = "kubemaster-2";
   RunResult refused = Do(other);
   EXPECT_EQ(refused.exit_code, 77);
@@ -109,22 +115,22 @@ TEST_F(Requester, FailuresLeaveTheCurrentCertificateIntact) {
   testing_support::Run({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", dir_ / "imposter"});
   std::string imposter = ReadFile(dir_ / "imposter.pub");
   WriteFile(ssh_->known_hosts(), "[127.0.0.1]:" + std::to_string(ssh_->port()) + " " + imposter);
-  RunResult mitm = Do(Args("renew", {"--key-file", dir_ / "client.key", "--force"}));
+  RunResult mitm = Do(Args("renew", {"--key-file", Key(), "--force"}));
   EXPECT_EQ(mitm.exit_code, 77);
   EXPECT_NE(mitm.err.find("etcd-requester: host-key-changed: "), std::string::npos) << mitm.err;
   EXPECT_EQ(ReadFile(dir_ / "client.pem"), good);
   // An unknown host is refused too, unless trust on first use is asked for explicitly.
   WriteFile(ssh_->known_hosts(), "");
-  RunResult unknown = Do(Args("renew", {"--key-file", dir_ / "client.key", "--force"}));
+  RunResult unknown = Do(Args("renew", {"--key-file", Key(), "--force"}));
   EXPECT_EQ(unknown.exit_code, 77);
   EXPECT_NE(unknown.err.find("host-key-unknown"), std::string::npos) << unknown.err;
-  RunResult tofu = Do(Args("renew", {"--key-file", dir_ / "client.key", "--force", "--accept-new-host-key"}));
+  RunResult tofu = Do(Args("renew", {"--key-file", Key(), "--force", "--accept-new-host-key"}));
   EXPECT_EQ(tofu.exit_code, 0) << tofu.err;
   EXPECT_NE(ReadFile(ssh_->known_hosts()).find("ssh-ed25519"), std::string::npos);
   const std::string renewed = ReadFile(dir_ / "client.pem");
 
   // The store fails (the certificate's directory does not exist): nothing else is touched.
-  auto nowhere = Args("renew", {"--key-file", dir_ / "client.key", "--force"});
+  auto nowhere = Args("renew", {"--key-file", Key(), "--force"});
   for (auto& a : nowhere) {
     if (a == dir_ / "client.pem") a = dir_ / "missing-dir/client.pem";
   }
@@ -134,13 +140,13 @@ TEST_F(Requester, FailuresLeaveTheCurrentCertificateIntact) {
 
   // sshd is gone.
   ssh_->Stop();
-  RunResult down = Do(Args("renew", {"--key-file", dir_ / "client.key", "--force"}));
+  RunResult down = Do(Args("renew", {"--key-file", Key(), "--force"}));
   EXPECT_EQ(down.exit_code, 69);
   EXPECT_NE(down.err.find("etcd-requester: connect-failed: "), std::string::npos) << down.err;
   EXPECT_EQ(ReadFile(dir_ / "client.pem"), renewed);
-  EXPECT_EQ(ReadFile(dir_ / "client.key"), key);
+  EXPECT_EQ(ReadFile(Key()), key);
 
-  RunResult status = Do(Args("status", {"--key-file", dir_ / "client.key", "--json"}));
+  RunResult status = Do(Args("status", {"--key-file", Key(), "--json"}));
   auto j = nlohmann::json::parse(status.out);
   // The TOFU renewal reset the count; the store failure kept its state next to its own path.
   EXPECT_EQ(j["consecutive_failures"], 1);
@@ -156,7 +162,7 @@ TEST_F(Requester, BadNameFailsBeforeAnyNetworkTraffic) {
   RunResult r = Do(args);
   EXPECT_EQ(r.exit_code, 64);
   EXPECT_EQ(r.err.rfind("etcd-requester: bad-name: ", 0), 0u) << r.err;
-  EXPECT_NE(::access((dir_ / "client.key").c_str(), F_OK), 0);  // no key made either
+  EXPECT_NE(::access((Key()).c_str(), F_OK), 0);  // no key made either
 }
 
 TEST_F(Requester, DiagnoseReportsEachCheckAndTheFailingOne) {
@@ -228,7 +234,7 @@ TEST_F(Requester, SoftHsmKeyIsMadeInTheTokenAndWrongPinIsNotRetried) {
 
 TEST_F(Requester, DaemonRenewsTwiceWithTheSameKeyAndStopsOnSigterm) {
   WriteSignerConfig("lifetime_min = 60\nlifetime_default = 60\nbackdate = 0\n");
-  auto args = Args("run", {"--key-file", dir_ / "client.key", "--lifetime", "60s"});
+  auto args = Args("run", {"--key-file", Key(), "--lifetime", "60s"});
   Process daemon(args, {}, dir_ / "daemon.log");
   std::set<std::string> serials;
   std::set<std::string> keys;
