@@ -1,5 +1,7 @@
 #include "base/failure.h"
 
+#include "base/text.h"
+
 #include <cerrno>
 #include <cstring>
 
@@ -10,7 +12,9 @@ std::string FailureLine(const std::string& program, const Failure& failure) {
   for (char& c : message) {
     if (c == '\n' || c == '\r') c = ' ';
   }
-  return program + ": " + failure.reason() + ": " + message;
+  // Every program's last word passes here, and messages can quote what a peer sent (a signer's
+  // line, a CN): nothing in it may drive the operator's terminal.
+  return program + ": " + failure.reason() + ": " + TerminalSafe(message);
 }
 
 ExitCode ExitCodeForErrno(int err) noexcept {

@@ -9,6 +9,7 @@
 #include <vector>
 #include <ctime>
 
+#include "base/text.h"
 #include "pki/key.h"
 
 namespace pki {
@@ -153,7 +154,7 @@ std::string SubjectDifference(X509* cert, const std::string& common_name) {
   if (ASN1_STRING_type(value) != V_ASN1_UTF8STRING) return "the CN is not a UTF8String";
   std::string cn(reinterpret_cast<const char*>(ASN1_STRING_get0_data(value)),
                  static_cast<std::size_t>(ASN1_STRING_length(value)));
-  if (cn != common_name) return "the certificate is for '" + cn + "', not '" + common_name + "'";
+  if (cn != common_name) return "the certificate is for '" + base::Printable(cn, 64) + "', not '" + common_name + "'";
   return "";
 }
 

@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 
+#include "base/text.h"
 #include "pki/base64.h"
 
 namespace pki {
@@ -75,7 +76,8 @@ X509Ptr VerifyIssuedCertificate(const std::string& pem, const IssuedCertificateE
   if (X509_NAME_entry_count(subject) == 1) {
     std::string cn = CommonName(subject);
     if (cn != want.common_name) {
-      Reject("cert-wrong-name", "the certificate is for '" + cn + "', not '" + want.common_name + "'");
+      Reject("cert-wrong-name",
+             "the certificate is for '" + base::Printable(cn, 64) + "', not '" + want.common_name + "'");
     }
   }
   TimePoint not_before = NotBefore(cert.get());

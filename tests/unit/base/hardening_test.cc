@@ -107,6 +107,18 @@ TEST(Printable, KeepsPrintableAsciiAndEscapesEverythingElse) {
   EXPECT_EQ(base::Printable(std::string(45000, 'a'), 80), std::string(80, 'a') + "...");
 }
 
+TEST(TerminalSafe, KeepsReadableUtf8AndEscapesWhatDrivesATerminal) {
+  EXPECT_EQ(base::TerminalSafe("valid until 2026 \xe2\x80\x94 ok\xe2\x80\xa6"), "valid until 2026 \xe2\x80\x94 ok\xe2\x80\xa6");
+  EXPECT_EQ(base::TerminalSafe("\x1b[2Jx\x07"), "\\x1b[2Jx\\x07");
+  EXPECT_EQ(base::TerminalSafe("a\xc2\x9b" "b"), "a\\u{009b}b");                    // C1 CSI
+  EXPECT_EQ(base::TerminalSafe("\xe2\x80\xae" "cba"), "\\u{202e}cba");             // RLO
+  EXPECT_EQ(base::TerminalSafe("\xe2\x80\xa8"), "\\u{2028}");
+  EXPECT_EQ(base::TerminalSafe("\xff\xc0\xaf"), "\\xff\\xc0\\xaf");            // invalid, overlong
+  EXPECT_EQ(base::TerminalSafe("\xed\xa0\x80"), "\\xed\\xa0\\x80");            // a surrogate
+  base::Failure f(base::ExitCode::kDataErr, "cert-wrong-name", "for '\x1b]0;owned\x07'");
+  EXPECT_EQ(base::FailureLine("etcd-requester", f), "etcd-requester: cert-wrong-name: for '\\x1b]0;owned\\x07'");
+}
+
 TEST(Utf8Prefix, NeverSplitsASequence) {
   EXPECT_EQ(base::Utf8Prefix("abc", 10), "abc");
   EXPECT_EQ(base::Utf8Prefix("ab\xe2\x80\xae", 4), "ab");
