@@ -60,8 +60,93 @@ std::optional<ChainHead> ParseHead(std::string_view text) {
   return head;
 }
 
+bool SplitFlatRecord(std::string_view line, std::vector<RawField>& out) {
+  out.clear();
+  std::size_t i = 0;
+  const std::size_t n = line.size();
+  auto string_at = [&](std::string_view& value) {
+    if (i >= n || line[i] != '"') return false;
+    std::size_t start = ++i;
+    while (i < n && line[i] != '"') {
+      unsigned char c = static_cast<unsigned char>(line[i]);
+      if (c == '\\' || c < 0x20 || c >= 0x80) return false;  // escapes and raw controls: the full parser
+      ++i;
+    }
+    if (i >= n) return false;
+    value = line.substr(start, i - start);
+    ++i;
+    return true;
+  };
+  if (n < 2 || line[0] != '{' || line[n - 1] != '}') return false;
+  i = 1;
+  if (line[i] == '}') return i + 1 == n;
+  for (;;) {
+    RawField f;
+    if (!string_at(f.key) || i >= n || line[i] != ':') return false;
+    ++i;
+    if (i < n && line[i] == '"') {
+      if (!string_at(f.value)) return false;
+      f.is_string = true;
+    } else {
+      std::size_t start = i;
+      if (i < n && line[i] == '-') ++i;
+      std::size_t digits = i;
+      while (i < n && line[i] >= '0' && line[i] <= '9') ++i;
+      if (i > digits) {
+        if (i - digits > 1 && line[digits] == '0') return false;
+      } else {
+        for (std::string_view literal : {"true", "false", "null"}) {
+          if (line.substr(i, literal.size()) == literal) {
+            i += literal.size();
+            break;
+          }
+        }
+        if (i == start) return false;
+      }
+      f.value = line.substr(start, i - start);
+    }
+    for (const auto& seen : out) {
+      if (seen.key == f.key) return false;  // duplicate keys: let the full parser decide
+    }
+    out.push_back(f);
+    if (i >= n) return false;
+    if (line[i] == ',') {
+      ++i;
+      continue;
+    }
+    return line[i] == '}' && i + 1 == n;
+  }
+}
+
+namespace {
+
+// The fast path for lines as ToJson writes them; nullopt means "ask the full parser".
+std::optional<ChainFields> FastChainFields(std::string_view line) {
+  thread_local std::vector<RawField> fields;
+  if (!SplitFlatRecord(line, fields) || fields.size() < 4) return std::nullopt;
+  if (fields[0].key != "v" || fields[0].is_string || fields[0].value != "1") return std::nullopt;
+  ChainFields out;
+  bool has_seq = false, has_prev = false;
+  for (const auto& f : fields) {
+    if (f.key == "seq" && !f.is_string && !f.value.empty() && f.value[0] != '-' && f.value.size() <= 19) {
+      out.seq = std::stoull(std::string(f.value));
+      has_seq = out.seq > 0;
+    } else if (f.key == "prev" && f.is_string && IsLowerHex64(f.value)) {
+      out.prev = std::string(f.value);
+      has_prev = true;
+    } else if (f.key == "time" && f.is_string) {
+      out.time = std::string(f.value);
+    }
+  }
+  if (!has_seq || !has_prev) return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
 std::optional<ChainFields> ParseChainFields(std::string_view line, std::string* why, bool* legacy) {
   *legacy = false;
+  if (auto fast = FastChainFields(line)) return fast;
   auto j = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     *why = "not a JSON record";

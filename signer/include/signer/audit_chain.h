@@ -51,6 +51,17 @@ struct ChainFields {
 };
 std::optional<ChainFields> ParseChainFields(std::string_view line, std::string* why, bool* legacy);
 
+// A record line split into its top-level fields without building a JSON document, for the shape
+// ToJson writes: one flat object whose values are strings without escapes, integers, true, false
+// or null. Returns false for anything else (escaped text, nesting, malformed JSON); callers then
+// fall back to a full JSON parser, so the answer is the same, only slower.
+struct RawField {
+  std::string_view key;
+  std::string_view value;  // a string's contents without quotes, or the literal
+  bool is_string = false;
+};
+bool SplitFlatRecord(std::string_view line, std::vector<RawField>& out);
+
 // Where and how a chain is broken. `line` is 1-based within `file`.
 struct ChainBreak {
   std::string file;
