@@ -184,7 +184,7 @@ void AuditSummary::Add(const AuditEntry& e) {
   }
   bool in_window = e.time >= since_;
   if (e.outcome == "issued") {
-    ++s.by_reason["issued"];
+    ++s.by_reason[{"issued", ""}];
     bool key_changed = !s.last_key.empty() && e.public_key_sha256 != s.last_key;
     if (in_window) {
       ++s.issued;
@@ -207,7 +207,7 @@ void AuditSummary::Add(const AuditEntry& e) {
     }
     return;
   }
-  ++s.by_reason[e.reason.empty() ? e.outcome : e.reason];
+  ++s.by_reason[{e.outcome, e.reason}];
   if (e.time <= now_ && now_ - e.time <= std::chrono::hours(1)) ++s.refusals_last_hour;
   if (!in_window) return;
   ++s.refused;
@@ -293,10 +293,9 @@ std::string FormatPrometheus(const MetricsInput& in, TimePoint now) {
   line("# HELP etcd_signer_requests Requests in the audit files read, by identity and outcome/reason.");
   line("# TYPE etcd_signer_requests gauge");
   for (const auto& s : in.identities) {
-    for (const auto& [reason, count] : s.by_reason) {
-      std::string outcome = reason == "issued" ? "issued" : "refused";
-      line("etcd_signer_requests{identity=\"" + Label(s.who) + "\",outcome=\"" + outcome + "\",reason=\"" +
-           Label(reason == "issued" ? "" : reason) + "\"} " + std::to_string(count));
+    for (const auto& [key, count] : s.by_reason) {
+      line("etcd_signer_requests{identity=\"" + Label(s.who) + "\",outcome=\"" + Label(key.first) +
+           "\",reason=\"" + Label(key.second) + "\"} " + std::to_string(count));
     }
   }
   line("# HELP etcd_signer_refusals_last_hour Refused requests per identity in the hour before the run.");

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace signer {
@@ -59,7 +60,8 @@ struct IdentitySummary {
   std::optional<TimePoint> last_refusal;
   std::string last_refusal_reason;
   std::uint64_t refusals_last_hour = 0;  // before `now`, for metrics
-  std::map<std::string, std::uint64_t> by_reason;  // "issued" or a refusal reason -> count, all records
+  // (outcome, reason) -> count over all records read; reason "" for issued.
+  std::map<std::pair<std::string, std::string>, std::uint64_t> by_reason;
   // Flags:
   bool new_key = false;           // an issuance in the window used a key different from the one before
   bool refusal_burst = false;     // kRefusalBurstCount refusals within kRefusalBurstWindow in the window

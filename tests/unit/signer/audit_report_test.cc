@@ -109,8 +109,8 @@ TEST(AuditSummary, FlagsFollowTheirThresholds) {
   EXPECT_EQ(ids[1].who, "kubemaster-9");
   EXPECT_EQ(ids[1].Flags(), (std::vector<std::string>{"new-name"}));
   EXPECT_EQ(ids[0].last_refusal_reason, "identity-mismatch");
-  EXPECT_EQ(ids[0].by_reason.at("issued"), 2u);
-  EXPECT_EQ(ids[0].by_reason.at("identity-mismatch"), 6u);
+  EXPECT_EQ(ids[0].by_reason.at({"issued", ""}), 2u);
+  EXPECT_EQ(ids[0].by_reason.at({"refused", "identity-mismatch"}), 6u);
 }
 
 TEST(AuditSummary, AnUnboundKeyIsSummarisedByTheNameItAskedFor) {
