@@ -64,6 +64,13 @@ EvpPkeyPtr CanonicalPublicKey(EVP_PKEY* key) {
   auto fail = [](const std::string& what) -> EvpPkeyPtr {
     ThrowOpenSsl(base::ExitCode::kDataErr, "key-type", "cannot re-encode the public key: " + what);
   };
+  // A token-backed key (libp11) may be a legacy EC_KEY/RSA key without provider parameters:
+  // decode it afresh from its SubjectPublicKeyInfo first.
+  std::vector<unsigned char> spki = PublicKeyToDer(key);
+  const unsigned char* cursor = spki.data();
+  EvpPkeyPtr decoded(d2i_PUBKEY(nullptr, &cursor, static_cast<long>(spki.size())));
+  if (!decoded) return fail("its SubjectPublicKeyInfo does not decode");
+  key = decoded.get();
   OsslParamBldPtr build(OSSL_PARAM_BLD_new());
   std::vector<unsigned char> point;
   BignumPtr n_owner, e_owner;

@@ -8,6 +8,7 @@
 #include "base/program.h"
 #include "requester/config.h"
 #include "requester/requester.h"
+#include "requester/token_agent.h"
 
 namespace {
 
@@ -46,7 +47,8 @@ struct Flags {
     };
     str("--name", "This master's name, kubemaster-<id> (the certificate's CN)", &RequesterConfig::name);
     str("--server", "The signer: USER@HOST[:PORT]", &RequesterConfig::server);
-    str("--ssh-key", "SSH client key file (default: ssh-agent)", &RequesterConfig::ssh_key);
+    str("--ssh-key", "SSH client key: a file, or a PKCS#11 URI (the key stays in the token; --module/--pin-* open it) "
+        "(default: ssh-agent)", &RequesterConfig::ssh_key);
     str("--known-hosts", "known_hosts file with the signer's host key", &RequesterConfig::known_hosts);
     str("--key-file", "Private key file (PKCS#8 PEM, 0600), created if missing", &RequesterConfig::key_file);
     str("--key", "PKCS#11 URI of the private key, created in the token if missing", &RequesterConfig::key_uri);
@@ -100,6 +102,17 @@ int main(int argc, char** argv) {
   auto* status = app.add_subcommand("status", "Show the certificate, its expiry and the last attempts");
   auto* diagnose = app.add_subcommand("diagnose", "Run the runbook's checks: network, SSH, name, signer, clock, key, certificate");
   auto* ca = app.add_subcommand("ca", "Fetch the signer's CA bundle (to --ca-bundle, or stdout)");
+  auto* ssh_key = app.add_subcommand(
+      "ssh-key", "Make the SSH key in the token if missing (never extractable) and print its authorized_keys line");
+  struct {
+    std::string config, uri, module, pin_file, pin_env, comment;
+  } sk;
+  ssh_key->add_option("--config", sk.config, "TOML file: its ssh_key, module, pin_file/pin_env are used");
+  ssh_key->add_option("--key", sk.uri, "PKCS#11 URI of the SSH key, e.g. pkcs11:token=master;object=ssh-key");
+  ssh_key->add_option("--module", sk.module, "PKCS#11 module path (SoftHSM, tpm2-pkcs11)");
+  ssh_key->add_option("--pin-file", sk.pin_file, "File holding the token PIN (0400)");
+  ssh_key->add_option("--pin-env", sk.pin_env, "Name of an environment variable holding the PIN");
+  ssh_key->add_option("--comment", sk.comment, "Comment at the end of the line (e.g. the master's name)");
   bool force = false, json = false;
   std::string prometheus;
   renew->add_flag("--force", force, "Renew even if not due");
@@ -116,6 +129,26 @@ int main(int argc, char** argv) {
   }
 
   return base::RunProgram("etcd-requester", [&]() -> int {
+    if (ssh_key->parsed()) {
+      RequesterConfig c;
+      if (!sk.config.empty()) requester::LoadConfigFile(sk.config, c);
+      if (!sk.uri.empty()) c.ssh_key = sk.uri;
+      if (!sk.module.empty()) c.module = sk.module;
+      if (!sk.pin_file.empty()) c.pin = {sk.pin_file, ""};
+      if (!sk.pin_env.empty()) c.pin = {"", sk.pin_env};
+      if (!requester::IsTokenKey(c.ssh_key)) {
+        throw base::Failure(base::ExitCode::kUsage, "usage",
+                            "--key must be a PKCS#11 URI (pkcs11:token=...;object=...); a key file is made with ssh-keygen");
+      }
+      base::Deadline deadline(std::chrono::seconds(60), [] {
+        std::fputs("etcd-requester: deadline: the token did not answer in time\n", stderr);
+        return true;
+      });
+      requester::TokenSshKey key(c.ssh_key, c.module, c.pin, /*create=*/true);
+      if (key.generated()) std::fprintf(stderr, "etcd-requester: generated a new EC P-256 SSH key in the token\n");
+      std::printf("%s\n", requester::AuthorizedKeysLine(key.public_key(), sk.comment).c_str());
+      return 0;
+    }
     RequesterConfig config = flags.Load();
     if (!prometheus.empty()) config.prometheus_file = prometheus;
     requester::RequesterEnv env;

@@ -23,6 +23,7 @@
 #include "pki/verify.h"
 #include "requester/key_store.h"
 #include "requester/ssh_client.h"
+#include "requester/token_agent.h"
 
 extern char** environ;
 
@@ -45,6 +46,8 @@ SshOptions SshOptionsFor(const RequesterConfig& c) {
   o.known_hosts = c.known_hosts;
   o.accept_new_host_key = c.accept_new_host_key;
   o.identity_file = c.ssh_key;
+  o.module = c.module;
+  o.pin = c.pin;
   o.connect_timeout = c.connect_timeout;
   o.io_timeout = c.io_timeout;
   return o;
@@ -126,6 +129,11 @@ void RunHook(const RequesterConfig& c, const RequesterEnv& env) {
 
 RequestOutcome DoRequest(const RequesterConfig& c, const RequesterEnv& env, bool create_key) {
   CheckName(c);  // before any network traffic
+  // The session lives only as long as the exchange: it is closed before the hook runs. An SSH key
+  // in a token authenticates first, while no other module is loaded (one C_Initialize per
+  // process); otherwise a key problem is reported before any connection.
+  std::optional<SshClient> ssh;
+  if (IsTokenKey(c.ssh_key)) ssh.emplace(SshOptionsFor(c));
   std::unique_ptr<KeyStore> keys = MakeKeyStore(c);
   RequestOutcome outcome;
   outcome.generated_key = keys->Open(create_key);
@@ -134,8 +142,7 @@ RequestOutcome DoRequest(const RequesterConfig& c, const RequesterEnv& env, bool
   std::vector<unsigned char> der = pki::ToDer(csr.get());
   std::string body = pki::EncodeBase64(der.data(), der.size(), 76);
 
-  // The session lives only as long as the exchange: it is closed before the hook runs.
-  std::optional<SshClient> ssh(std::in_place, SshOptionsFor(c));
+  if (!ssh) ssh.emplace(SshOptionsFor(c));
   std::vector<pki::X509Ptr> anchors;
   if (!c.ca_bundle.empty()) {
     if (Exists(c.ca_bundle)) {

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "base/failure.h"
+#include "requester/token_agent.h"
 #include "base/files.h"
 #include "base/text.h"
 
@@ -182,7 +183,18 @@ SshClient::SshClient(const SshOptions& o) : impl_(std::make_unique<Impl>()) {
                     "cannot check the host key against " + o.known_hosts + ": " + SshError(s));
   }
   int rc = SSH_AUTH_ERROR;
-  if (!o.identity_file.empty()) {
+  if (IsTokenKey(o.identity_file)) {
+    // The key never leaves its token: libssh asks our agent, which asks the token to sign.
+    TokenSshKey key(o.identity_file, o.module, o.pin, /*create=*/false);
+    TokenAgent agent(key.private_key());
+    // libssh closes the socket it is given when the session ends: give it its own descriptor.
+    int fd = ::fcntl(agent.client_fd(), F_DUPFD_CLOEXEC, 0);
+    if (fd < 0 || ssh_set_agent_socket(s, fd) != SSH_OK) {
+      if (fd >= 0) ::close(fd);
+      throw Failure(ExitCode::kSoftware, "internal", "cannot hand the token agent to libssh");
+    }
+    rc = ssh_userauth_agent(s, nullptr);
+  } else if (!o.identity_file.empty()) {
     ssh_key raw = nullptr;
     if (ssh_pki_import_privkey_file(o.identity_file.c_str(), nullptr, nullptr, nullptr, &raw) != SSH_OK) {
       throw Failure(ExitCode::kNoInput, "ssh-key", "cannot read the SSH key " + o.identity_file);

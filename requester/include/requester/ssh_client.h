@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "hsm/pin.h"
 #include "requester/config.h"
 
 namespace requester {
@@ -20,14 +21,19 @@ struct SshOptions {
   ServerAddress server;
   std::string known_hosts;
   bool accept_new_host_key = false;
-  std::string identity_file;  // empty: ssh-agent
+  // A key file, a PKCS#11 URI ("pkcs11:...": the key stays in its token and signs through an
+  // in-process agent, see token_agent.h; `module`/`pin` open it), or empty: the user's ssh-agent.
+  std::string identity_file;
+  std::string module;
+  hsm::PinSource pin;
   std::chrono::seconds connect_timeout{10};
   std::chrono::seconds io_timeout{30};
 };
 
 class SshClient {
  public:
-  // Connects, verifies the host key and authenticates. Throws Failure: kUnavailable
+  // Connects, verifies the host key and authenticates. With a token SSH key, the token is opened
+  // for the authentication only: no other hsm::Module may be alive meanwhile. Throws Failure: kUnavailable
   // "connect-failed" (TCP/SSH), kNoPerm "host-key-revoked" / "host-key-changed" /
   // "host-key-unknown" / "auth-failed".
   //

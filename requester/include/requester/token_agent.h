@@ -61,6 +61,9 @@ class TokenSshKey {
   bool generated_ = false;
 };
 
+// True when an --ssh-key value names a token key ("pkcs11:...") rather than a file.
+inline bool IsTokenKey(const std::string& ssh_key) { return ssh_key.rfind("pkcs11:", 0) == 0; }
+
 // The SSH wire-format public key blob of `key` (RFC 5656 / RFC 4253), and its authorized_keys
 // line ("ecdsa-sha2-nistp256 AAAA... comment").
 std::string SshPublicKeyBlob(EVP_PKEY* key);
