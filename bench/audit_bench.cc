@@ -1,6 +1,6 @@
 // audit-bench: what the audit log's hash chain costs (#13), and how fast its readers are.
 //
-//   audit-bench --dir DIR [--appends N] [--records M]
+//   audit-bench --dir DIR [--appends N] [--records M] [--keep]
 //
 // 1. N appends through the real path (signer::AuditLog::Write: lock, head from the lock file,
 //    seq/prev, write, fsync, head stored), against N unchained appends of the same line
@@ -74,6 +74,8 @@ int main(int argc, char** argv) try {
   app.add_option("--dir", dir, "Work directory (on the file system the audit log would use)")->required();
   app.add_option("--appends", appends, "fsync'd appends per append row")->check(CLI::Range(1L, 1000000L));
   app.add_option("--records", records, "Records in the generated log")->check(CLI::Range(1L, 100000000L));
+  bool keep = false;
+  app.add_flag("--keep", keep, "Keep DIR/big.log (to time etcd-signerctl on it)");
   CLI11_PARSE(app, argc, argv);
 
   auto now = std::chrono::system_clock::now();
@@ -132,7 +134,7 @@ int main(int argc, char** argv) try {
         });
         if (summary.Identities().size() != 50) throw std::runtime_error("report: wrong identity count");
       }));
-  std::remove(big.c_str());
+  if (!keep) std::remove(big.c_str());
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "audit-bench: %s\n", e.what());
