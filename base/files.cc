@@ -306,7 +306,8 @@ void StoreHead(int head_fd, const std::string& head, off_t log_size) {
   ::fdatasync(head_fd);
 }
 
-void AppendUnderLock(const std::string& path, const std::function<ChainedLine(const LogHead&)>& build,
+void AppendUnderLock(const std::string& path,
+                     const std::function<ChainedLine(const LogHead&)>& build,
                      std::chrono::milliseconds wait, bool chained) {
   // Readers of the log (often group adm) could hold a flock on the log itself; the lock lives in
   // a private sidecar file instead.
@@ -325,7 +326,8 @@ void AppendUnderLock(const std::string& path, const std::function<ChainedLine(co
   head.log_empty = st.st_size == 0;
   if (chained) {
     head.stored = ReadStoredHead(head_fd.get(), st.st_size);
-    if (head.stored.empty() && !head.log_empty) head.last_line = ReadLastCompleteLine(fd.get(), st.st_size);
+    if (head.stored.empty() && !head.log_empty)
+      head.last_line = ReadLastCompleteLine(fd.get(), st.st_size);
   }
   ChainedLine built = build(head);
   std::string record;
@@ -353,12 +355,14 @@ void AppendUnderLock(const std::string& path, const std::function<ChainedLine(co
 
 }  // namespace
 
-void AppendLineLocked(const std::string& path, std::string_view line, std::chrono::milliseconds wait) {
-  std::string copy(line);
-  AppendUnderLock(path, [&](const LogHead&) { return ChainedLine{copy, ""}; }, wait, false);
+void AppendLineLocked(const std::string& path, std::string_view line,
+                      std::chrono::milliseconds wait) {
+  auto unchained = [copy = std::string(line)](const LogHead&) { return ChainedLine{copy, ""}; };
+  AppendUnderLock(path, unchained, wait, false);
 }
 
-void AppendLineLocked(const std::string& path, const std::function<ChainedLine(const LogHead&)>& build,
+void AppendLineLocked(const std::string& path,
+                      const std::function<ChainedLine(const LogHead&)>& build,
                       std::chrono::milliseconds wait) {
   AppendUnderLock(path, build, wait, true);
 }

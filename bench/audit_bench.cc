@@ -28,8 +28,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 void Row(const char* label, long count, double seconds) {
-  std::printf("%s\t%ld\t%.3f\t%.2f\t%.0f\n", label, count, seconds, seconds * 1e6 / static_cast<double>(count),
-              static_cast<double>(count) / seconds);
+  std::printf("%s\t%ld\t%.3f\t%.2f\t%.0f\n", label, count, seconds,
+              seconds * 1e6 / static_cast<double>(count), static_cast<double>(count) / seconds);
   std::fflush(stdout);
 }
 
@@ -71,9 +71,12 @@ int main(int argc, char** argv) try {
   std::string dir;
   long appends = 2000, records = 1000000;
   CLI::App app("audit-bench: the audit chain's append cost, and verify/report over a large log");
-  app.add_option("--dir", dir, "Work directory (on the file system the audit log would use)")->required();
-  app.add_option("--appends", appends, "fsync'd appends per append row")->check(CLI::Range(1L, 1000000L));
-  app.add_option("--records", records, "Records in the generated log")->check(CLI::Range(1L, 100000000L));
+  app.add_option("--dir", dir, "Work directory (on the file system the audit log would use)")
+      ->required();
+  app.add_option("--appends", appends, "fsync'd appends per append row")
+      ->check(CLI::Range(1L, 1000000L));
+  app.add_option("--records", records, "Records in the generated log")
+      ->check(CLI::Range(1L, 100000000L));
   bool keep = false;
   app.add_flag("--keep", keep, "Keep DIR/big.log (to time etcd-signerctl on it)");
   CLI11_PARSE(app, argc, argv);
@@ -121,9 +124,11 @@ int main(int argc, char** argv) try {
   Row("verify", records, Time([&] {
         signer::ChainVerifier v;
         v.BeginFile(big);
-        signer::ForEachLine(big, [&](std::string_view l, bool terminated) { return v.Feed(l, terminated); });
+        signer::ForEachLine(
+            big, [&](std::string_view l, bool terminated) { return v.Feed(l, terminated); });
         if (!v.Finish() || v.records() != static_cast<std::uint64_t>(records)) {
-          throw std::runtime_error("verify failed: " + (v.broken() ? v.broken()->message : std::string("count")));
+          throw std::runtime_error("verify failed: " +
+                                   (v.broken() ? v.broken()->message : std::string("count")));
         }
       }));
   Row("report", records, Time([&] {
@@ -132,7 +137,8 @@ int main(int argc, char** argv) try {
           if (auto e = signer::ParseAuditEntry(l)) summary.Add(*e);
           return true;
         });
-        if (summary.Identities().size() != 50) throw std::runtime_error("report: wrong identity count");
+        if (summary.Identities().size() != 50)
+          throw std::runtime_error("report: wrong identity count");
       }));
   if (!keep) std::remove(big.c_str());
   return 0;

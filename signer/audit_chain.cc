@@ -28,7 +28,8 @@ bool IsLowerHex64(std::string_view s) {
 }
 
 std::string Range(std::uint64_t from, std::uint64_t to) {
-  return from == to ? "record " + std::to_string(from) : "records " + std::to_string(from) + ".." + std::to_string(to);
+  return from == to ? "record " + std::to_string(from)
+                    : "records " + std::to_string(from) + ".." + std::to_string(to);
 }
 
 }  // namespace
@@ -42,9 +43,13 @@ std::string Sha256Hex(std::string_view bytes) {
   return pki::Hex(digest, size);
 }
 
-bool operator==(const ChainHead& a, const ChainHead& b) { return a.seq == b.seq && a.hash == b.hash; }
+bool operator==(const ChainHead& a, const ChainHead& b) {
+  return a.seq == b.seq && a.hash == b.hash;
+}
 
-std::string FormatHead(const ChainHead& head) { return std::to_string(head.seq) + ":" + head.hash; }
+std::string FormatHead(const ChainHead& head) {
+  return std::to_string(head.seq) + ":" + head.hash;
+}
 
 std::optional<ChainHead> ParseHead(std::string_view text) {
   auto colon = text.find(':');
@@ -69,7 +74,8 @@ bool SplitFlatRecord(std::string_view line, std::vector<RawField>& out) {
     std::size_t start = ++i;
     while (i < n && line[i] != '"') {
       unsigned char c = static_cast<unsigned char>(line[i]);
-      if (c == '\\' || c < 0x20 || c >= 0x80) return false;  // escapes and raw controls: the full parser
+      if (c == '\\' || c < 0x20 || c >= 0x80)
+        return false;  // escapes and raw controls: the full parser
       ++i;
     }
     if (i >= n) return false;
@@ -128,7 +134,8 @@ std::optional<ChainFields> FastChainFields(std::string_view line) {
   ChainFields out;
   bool has_seq = false, has_prev = false;
   for (const auto& f : fields) {
-    if (f.key == "seq" && !f.is_string && !f.value.empty() && f.value[0] != '-' && f.value.size() <= 19) {
+    if (f.key == "seq" && !f.is_string && !f.value.empty() && f.value[0] != '-' &&
+        f.value.size() <= 19) {
       out.seq = std::stoull(std::string(f.value));
       has_seq = out.seq > 0;
     } else if (f.key == "prev" && f.is_string && IsLowerHex64(f.value)) {
@@ -199,10 +206,13 @@ void ChainVerifier::BeginFile(const std::string& name) {
   line_ = 0;
 }
 
-std::string ChainVerifier::Here() const { return file_ + ":" + std::to_string(line_); }
+std::string ChainVerifier::Here() const {
+  return file_ + ":" + std::to_string(line_);
+}
 
 std::string ChainVerifier::Previous() const {
-  return head_.seq == 0 ? std::string("the start") : "seq " + std::to_string(head_.seq) + " at " + prev_location_;
+  return head_.seq == 0 ? std::string("the start")
+                        : "seq " + std::to_string(head_.seq) + " at " + prev_location_;
 }
 
 bool ChainVerifier::Break(const std::string& message) {
@@ -214,7 +224,9 @@ bool ChainVerifier::Feed(std::string_view line, bool terminated) {
   if (broken_) return false;
   ++line_;
   if (!terminated) {
-    return Break("the last line has no newline: a record torn by a writer killed mid-write, or a file cut short");
+    return Break(
+        "the last line has no newline: a record torn by a writer killed mid-write, or a file cut "
+        "short");
   }
   std::string why;
   bool legacy = false;
@@ -234,7 +246,8 @@ bool ChainVerifier::Feed(std::string_view line, bool terminated) {
   if (records_ == 0) {
     first_seq_ = fields->seq;
     first_time_ = fields->time;
-    if (fields->seq == 1 && fields->prev != kGenesisPrev && !(legacy_ > 0 && fields->prev == prev_line_hash_)) {
+    if (fields->seq == 1 && fields->prev != kGenesisPrev &&
+        !(legacy_ > 0 && fields->prev == prev_line_hash_)) {
       return Break("seq 1 has prev " + fields->prev.substr(0, 12) +
                    "..., neither the genesis (64 zeros) nor the hash of the line before it");
     }
@@ -251,15 +264,17 @@ bool ChainVerifier::Feed(std::string_view line, bool terminated) {
                    ": a repeated or out-of-order record (inserted or moved lines)");
     }
     if (fields->prev != head_.hash) {
-      return Break("seq " + std::to_string(fields->seq) + ": prev does not match the SHA-256 of " + Previous() +
+      return Break("seq " + std::to_string(fields->seq) + ": prev does not match the SHA-256 of " +
+                   Previous() +
                    ": that line was changed after it was written, or this one was forged");
     }
   }
   if (expected_ && fields->seq == expected_->seq) {
     expected_seen_ = true;
     if (hash != expected_->hash) {
-      return Break("seq " + std::to_string(fields->seq) + " hashes to " + hash + ", not to the head " +
-                   FormatHead(*expected_) + ": the record was changed after the head was taken");
+      return Break("seq " + std::to_string(fields->seq) + " hashes to " + hash +
+                   ", not to the head " + FormatHead(*expected_) +
+                   ": the record was changed after the head was taken");
     }
   }
   ++records_;
@@ -276,15 +291,16 @@ bool ChainVerifier::Finish() {
   if (expected_ && !expected_seen_) {
     std::string where = prev_location_.empty() ? file_ : prev_location_;
     if (head_.seq < expected_->seq) {
-      broken_ = ChainBreak{file_, line_,
-                           where + ": the chain ends at seq " + std::to_string(head_.seq) + " but the head is seq " +
-                               std::to_string(expected_->seq) + ": " + Range(head_.seq + 1, expected_->seq) +
-                               " missing (the log was cut short)"};
+      broken_ =
+          ChainBreak{file_, line_,
+                     where + ": the chain ends at seq " + std::to_string(head_.seq) +
+                         " but the head is seq " + std::to_string(expected_->seq) + ": " +
+                         Range(head_.seq + 1, expected_->seq) + " missing (the log was cut short)"};
     } else {
       broken_ = ChainBreak{file_, line_,
                            where + ": the head's seq " + std::to_string(expected_->seq) +
-                               " is before the first record given (seq " + std::to_string(first_seq_) +
-                               "): give the older files too"};
+                               " is before the first record given (seq " +
+                               std::to_string(first_seq_) + "): give the older files too"};
     }
     return false;
   }
@@ -299,7 +315,7 @@ void ForEachLine(const std::string& path, const std::function<bool(std::string_v
     ~Closer() { ::close(fd); }
   } closer{fd};
   std::string buffer;
-  std::string carry;  // a line that spans reads
+  std::string carry;      // a line that spans reads
   bool skipping = false;  // the rest of an over-long line
   std::vector<char> chunk(1 << 20);
   for (;;) {
@@ -314,7 +330,8 @@ void ForEachLine(const std::string& path, const std::function<bool(std::string_v
       auto nl = data.find('\n');
       std::string_view piece = data.substr(0, nl);
       if (nl == std::string_view::npos) {
-        if (!skipping) carry.append(piece.substr(0, kMaxLineBytes - std::min(kMaxLineBytes, carry.size())));
+        if (!skipping)
+          carry.append(piece.substr(0, kMaxLineBytes - std::min(kMaxLineBytes, carry.size())));
         break;
       }
       data.remove_prefix(nl + 1);
@@ -322,7 +339,8 @@ void ForEachLine(const std::string& path, const std::function<bool(std::string_v
       if (carry.empty() && !skipping) {
         go = each(piece, true);
       } else {
-        if (!skipping) carry.append(piece.substr(0, kMaxLineBytes - std::min(kMaxLineBytes, carry.size())));
+        if (!skipping)
+          carry.append(piece.substr(0, kMaxLineBytes - std::min(kMaxLineBytes, carry.size())));
         go = each(carry, true);
         carry.clear();
       }

@@ -21,7 +21,8 @@ std::string Field(const nlohmann::json& j, const char* name) {
 // "2026-11-23T04:17:35Z", the form records carry, without strptime/timegm (three per record,
 // a million records).
 std::optional<TimePoint> FastTime(std::string_view t) {
-  if (t.size() != 20 || t[4] != '-' || t[7] != '-' || t[10] != 'T' || t[13] != ':' || t[16] != ':' || t[19] != 'Z') {
+  if (t.size() != 20 || t[4] != '-' || t[7] != '-' || t[10] != 'T' || t[13] != ':' ||
+      t[16] != ':' || t[19] != 'Z') {
     return std::nullopt;
   }
   auto num = [&](std::size_t at, std::size_t len, int& v) {
@@ -33,10 +34,12 @@ std::optional<TimePoint> FastTime(std::string_view t) {
     return true;
   };
   int y, mo, d, h, mi, sec;
-  if (!num(0, 4, y) || !num(5, 2, mo) || !num(8, 2, d) || !num(11, 2, h) || !num(14, 2, mi) || !num(17, 2, sec)) {
+  if (!num(0, 4, y) || !num(5, 2, mo) || !num(8, 2, d) || !num(11, 2, h) || !num(14, 2, mi) ||
+      !num(17, 2, sec)) {
     return std::nullopt;
   }
-  std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(static_cast<unsigned>(mo)),
+  std::chrono::year_month_day ymd{std::chrono::year(y),
+                                  std::chrono::month(static_cast<unsigned>(mo)),
                                   std::chrono::day(static_cast<unsigned>(d))};
   if (!ymd.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
   return TimePoint(std::chrono::sys_days(ymd).time_since_epoch() + std::chrono::hours(h) +
@@ -53,9 +56,13 @@ std::optional<TimePoint> Time(const std::string& text) {
   }
 }
 
-std::string Rfc3339(const std::optional<TimePoint>& t) { return t ? base::FormatRfc3339(*t) : std::string("-"); }
+std::string Rfc3339(const std::optional<TimePoint>& t) {
+  return t ? base::FormatRfc3339(*t) : std::string("-");
+}
 
-std::string Short(const std::string& hex, std::size_t n) { return hex.empty() ? "-" : hex.substr(0, n); }
+std::string Short(const std::string& hex, std::size_t n) {
+  return hex.empty() ? "-" : hex.substr(0, n);
+}
 
 long long SecondsBetween(TimePoint from, TimePoint to) {
   return std::chrono::duration_cast<std::chrono::seconds>(to - from).count();
@@ -74,7 +81,9 @@ std::string Label(const std::string& value) {
 
 }  // namespace
 
-std::string AuditEntry::Who() const { return identity.empty() ? "cn:" + cn : identity; }
+std::string AuditEntry::Who() const {
+  return identity.empty() ? "cn:" + cn : identity;
+}
 
 std::optional<AuditEntry> ParseAuditEntry(std::string_view line) {
   thread_local std::vector<RawField> fields;
@@ -85,22 +94,35 @@ std::optional<AuditEntry> ParseAuditEntry(std::string_view line) {
     for (const auto& f : fields) {
       std::string value(f.value);
       if (f.key == "seq") {
-        if (!f.is_string && !value.empty() && value[0] != '-' && value.size() <= 19) e.seq = std::stoull(value);
+        if (!f.is_string && !value.empty() && value[0] != '-' && value.size() <= 19)
+          e.seq = std::stoull(value);
         continue;
       }
       if (!f.is_string) continue;
-      if (f.key == "time") time = Time(value);
-      else if (f.key == "outcome") e.outcome = std::move(value);
-      else if (f.key == "verb") e.verb = std::move(value);
-      else if (f.key == "reason") e.reason = std::move(value);
-      else if (f.key == "message") e.message = std::move(value);
-      else if (f.key == "cn") e.cn = std::move(value);
-      else if (f.key == "identity") e.identity = std::move(value);
-      else if (f.key == "ssh_peer") e.ssh_peer = std::move(value);
-      else if (f.key == "public_key_sha256") e.public_key_sha256 = std::move(value);
-      else if (f.key == "serial") e.serial = std::move(value);
-      else if (f.key == "not_before") e.not_before = Time(value);
-      else if (f.key == "not_after") e.not_after = Time(value);
+      if (f.key == "time")
+        time = Time(value);
+      else if (f.key == "outcome")
+        e.outcome = std::move(value);
+      else if (f.key == "verb")
+        e.verb = std::move(value);
+      else if (f.key == "reason")
+        e.reason = std::move(value);
+      else if (f.key == "message")
+        e.message = std::move(value);
+      else if (f.key == "cn")
+        e.cn = std::move(value);
+      else if (f.key == "identity")
+        e.identity = std::move(value);
+      else if (f.key == "ssh_peer")
+        e.ssh_peer = std::move(value);
+      else if (f.key == "public_key_sha256")
+        e.public_key_sha256 = std::move(value);
+      else if (f.key == "serial")
+        e.serial = std::move(value);
+      else if (f.key == "not_before")
+        e.not_before = Time(value);
+      else if (f.key == "not_after")
+        e.not_after = Time(value);
     }
     if (!time) return std::nullopt;
     e.time = *time;
@@ -112,7 +134,8 @@ std::optional<AuditEntry> ParseAuditEntry(std::string_view line) {
   if (!time) return std::nullopt;
   AuditEntry e;
   e.time = *time;
-  if (auto seq = j.find("seq"); seq != j.end() && seq->is_number_unsigned()) e.seq = seq->get<std::uint64_t>();
+  if (auto seq = j.find("seq"); seq != j.end() && seq->is_number_unsigned())
+    e.seq = seq->get<std::uint64_t>();
   e.outcome = Field(j, "outcome");
   e.verb = Field(j, "verb");
   e.reason = Field(j, "reason");
@@ -144,8 +167,8 @@ std::string ShortAge(std::chrono::seconds age) {
 
 std::string ListHeader() {
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%-7s %-8s %-20s %-24s %-12s %-16s %-20s %s\n", "SEQ", "AGE", "IDENTITY",
-                "OUTCOME", "KEY", "SERIAL", "EXPIRES", "PEER");
+  std::snprintf(buf, sizeof buf, "%-7s %-8s %-20s %-24s %-12s %-16s %-20s %s\n", "SEQ", "AGE",
+                "IDENTITY", "OUTCOME", "KEY", "SERIAL", "EXPIRES", "PEER");
   return buf;
 }
 
@@ -158,9 +181,10 @@ std::string ListRow(const AuditEntry& e, TimePoint now) {
   char buf[1024];
   std::snprintf(buf, sizeof buf, "%-7s %-8s %-20s %-24s %-12s %-16s %-20s %s\n",
                 e.seq > 0 ? std::to_string(e.seq).c_str() : "-",
-                ShortAge(std::chrono::duration_cast<std::chrono::seconds>(now - e.time)).c_str(), who.c_str(),
-                base::Printable(outcome, 60).c_str(), Short(e.public_key_sha256, 12).c_str(),
-                Short(e.serial, 16).c_str(), expires.c_str(), peer.c_str());
+                ShortAge(std::chrono::duration_cast<std::chrono::seconds>(now - e.time)).c_str(),
+                who.c_str(), base::Printable(outcome, 60).c_str(),
+                Short(e.public_key_sha256, 12).c_str(), Short(e.serial, 16).c_str(),
+                expires.c_str(), peer.c_str());
   return buf;
 }
 
@@ -202,8 +226,8 @@ void AuditSummary::Add(const AuditEntry& e) {
     if (e.not_before && e.not_after && *e.not_after > *e.not_before) {
       auto lifetime = *e.not_after - *e.not_before;
       auto elapsed = now_ - *e.not_before;
-      s.stopped_renewing =
-          static_cast<double>(elapsed.count()) > static_cast<double>(lifetime.count()) * kRenewalOverdueFraction;
+      s.stopped_renewing = static_cast<double>(elapsed.count()) >
+                           static_cast<double>(lifetime.count()) * kRenewalOverdueFraction;
     }
     return;
   }
@@ -217,7 +241,8 @@ void AuditSummary::Add(const AuditEntry& e) {
   while (!s.recent_refusals.empty() && e.time - s.recent_refusals.front() > kRefusalBurstWindow) {
     s.recent_refusals.pop_front();
   }
-  if (s.recent_refusals.size() >= static_cast<std::size_t>(kRefusalBurstCount)) s.refusal_burst = true;
+  if (s.recent_refusals.size() >= static_cast<std::size_t>(kRefusalBurstCount))
+    s.refusal_burst = true;
 }
 
 std::vector<IdentitySummary> AuditSummary::Identities() const {
@@ -230,27 +255,31 @@ std::vector<IdentitySummary> AuditSummary::Identities() const {
 std::string FormatReport(const std::vector<IdentitySummary>& identities, TimePoint now) {
   std::string out;
   char buf[1024];
-  std::snprintf(buf, sizeof buf, "%-20s %6s %7s %4s %-16s %-20s %-12s %-30s %s\n", "IDENTITY", "ISSUED", "REFUSED",
-                "KEYS", "LAST SERIAL", "NOT AFTER", "KEY", "LAST REFUSAL", "FLAGS");
+  std::snprintf(buf, sizeof buf, "%-20s %6s %7s %4s %-16s %-20s %-12s %-30s %s\n", "IDENTITY",
+                "ISSUED", "REFUSED", "KEYS", "LAST SERIAL", "NOT AFTER", "KEY", "LAST REFUSAL",
+                "FLAGS");
   out += buf;
   for (const auto& s : identities) {
-    std::string refusal = s.last_refusal ? ShortAge(std::chrono::duration_cast<std::chrono::seconds>(
-                                                        now - *s.last_refusal)) +
-                                               " ago " + s.last_refusal_reason
-                                         : "-";
+    std::string refusal =
+        s.last_refusal
+            ? ShortAge(std::chrono::duration_cast<std::chrono::seconds>(now - *s.last_refusal)) +
+                  " ago " + s.last_refusal_reason
+            : "-";
     std::string flags;
     for (const auto& f : s.Flags()) flags += (flags.empty() ? "" : ",") + f;
     std::snprintf(buf, sizeof buf, "%-20s %6llu %7llu %4llu %-16s %-20s %-12s %-30s %s\n",
                   base::Printable(s.who, 40).c_str(), static_cast<unsigned long long>(s.issued),
-                  static_cast<unsigned long long>(s.refused), static_cast<unsigned long long>(s.key_changes),
-                  Short(s.last_serial, 16).c_str(), Rfc3339(s.last_not_after).c_str(), Short(s.last_key, 12).c_str(),
+                  static_cast<unsigned long long>(s.refused),
+                  static_cast<unsigned long long>(s.key_changes), Short(s.last_serial, 16).c_str(),
+                  Rfc3339(s.last_not_after).c_str(), Short(s.last_key, 12).c_str(),
                   base::Printable(refusal, 40).c_str(), flags.empty() ? "-" : flags.c_str());
     out += buf;
   }
   return out;
 }
 
-std::string FormatReportJson(const std::vector<IdentitySummary>& identities, TimePoint since, TimePoint now) {
+std::string FormatReportJson(const std::vector<IdentitySummary>& identities, TimePoint since,
+                             TimePoint now) {
   nlohmann::ordered_json doc;
   doc["since"] = base::FormatRfc3339(since);
   doc["now"] = base::FormatRfc3339(now);
@@ -278,7 +307,9 @@ std::string FormatPrometheus(const MetricsInput& in, TimePoint now) {
   std::string out;
   auto line = [&](const std::string& text) { out += text + "\n"; };
   auto num = [](long long v) { return std::to_string(v); };
-  line("# HELP etcd_signer_audit_chain_ok 1 if the audit log's hash chain verified, 0 if it is broken.");
+  line(
+      "# HELP etcd_signer_audit_chain_ok 1 if the audit log's hash chain verified, 0 if it is "
+      "broken.");
   line("# TYPE etcd_signer_audit_chain_ok gauge");
   line("etcd_signer_audit_chain_ok " + std::string(in.chain_ok ? "1" : "0"));
   line("# HELP etcd_signer_audit_chain_head_seq seq of the last record of the verified chain.");
@@ -287,10 +318,15 @@ std::string FormatPrometheus(const MetricsInput& in, TimePoint now) {
   line("# HELP etcd_signer_audit_records Records in the audit files read.");
   line("# TYPE etcd_signer_audit_records gauge");
   line("etcd_signer_audit_records " + std::to_string(in.records));
-  line("# HELP etcd_signer_ca_certificate_expiry_seconds Seconds until the signing CA certificate expires.");
+  line(
+      "# HELP etcd_signer_ca_certificate_expiry_seconds Seconds until the signing CA certificate "
+      "expires.");
   line("# TYPE etcd_signer_ca_certificate_expiry_seconds gauge");
-  if (in.ca_not_after) line("etcd_signer_ca_certificate_expiry_seconds " + num(SecondsBetween(now, *in.ca_not_after)));
-  line("# HELP etcd_signer_requests Requests in the audit files read, by identity and outcome/reason.");
+  if (in.ca_not_after)
+    line("etcd_signer_ca_certificate_expiry_seconds " + num(SecondsBetween(now, *in.ca_not_after)));
+  line(
+      "# HELP etcd_signer_requests Requests in the audit files read, by identity and "
+      "outcome/reason.");
   line("# TYPE etcd_signer_requests gauge");
   for (const auto& s : in.identities) {
     for (const auto& [key, count] : s.by_reason) {
@@ -298,26 +334,36 @@ std::string FormatPrometheus(const MetricsInput& in, TimePoint now) {
            "\",reason=\"" + Label(key.second) + "\"} " + std::to_string(count));
     }
   }
-  line("# HELP etcd_signer_refusals_last_hour Refused requests per identity in the hour before the run.");
+  line(
+      "# HELP etcd_signer_refusals_last_hour Refused requests per identity in the hour before the "
+      "run.");
   line("# TYPE etcd_signer_refusals_last_hour gauge");
   for (const auto& s : in.identities) {
-    line("etcd_signer_refusals_last_hour{identity=\"" + Label(s.who) + "\"} " + std::to_string(s.refusals_last_hour));
+    line("etcd_signer_refusals_last_hour{identity=\"" + Label(s.who) + "\"} " +
+         std::to_string(s.refusals_last_hour));
   }
-  line("# HELP etcd_signer_last_issued_timestamp_seconds When the identity's newest certificate was issued.");
+  line(
+      "# HELP etcd_signer_last_issued_timestamp_seconds When the identity's newest certificate was "
+      "issued.");
   line("# TYPE etcd_signer_last_issued_timestamp_seconds gauge");
   for (const auto& s : in.identities) {
     if (!s.last_issued) continue;
     line("etcd_signer_last_issued_timestamp_seconds{identity=\"" + Label(s.who) + "\"} " +
-         num(std::chrono::duration_cast<std::chrono::seconds>(s.last_issued->time_since_epoch()).count()));
+         num(std::chrono::duration_cast<std::chrono::seconds>(s.last_issued->time_since_epoch())
+                 .count()));
   }
-  line("# HELP etcd_signer_certificate_expiry_seconds Seconds until the identity's newest certificate expires.");
+  line(
+      "# HELP etcd_signer_certificate_expiry_seconds Seconds until the identity's newest "
+      "certificate expires.");
   line("# TYPE etcd_signer_certificate_expiry_seconds gauge");
   for (const auto& s : in.identities) {
     if (!s.last_not_after) continue;
     line("etcd_signer_certificate_expiry_seconds{identity=\"" + Label(s.who) + "\"} " +
          num(SecondsBetween(now, *s.last_not_after)));
   }
-  line("# HELP etcd_signer_certificate_lifetime_seconds Lifetime of the identity's newest certificate.");
+  line(
+      "# HELP etcd_signer_certificate_lifetime_seconds Lifetime of the identity's newest "
+      "certificate.");
   line("# TYPE etcd_signer_certificate_lifetime_seconds gauge");
   for (const auto& s : in.identities) {
     if (!s.last_not_after || !s.last_not_before) continue;

@@ -27,22 +27,29 @@ using base::Failure;
 using signer::TimePoint;
 
 constexpr const char* kDescription =
-    "etcd-signerctl — verify, list and summarise the audit log of etcd-signer; export its metrics.\n"
+    "etcd-signerctl — verify, list and summarise the audit log of etcd-signer; export its "
+    "metrics.\n"
     "\n"
     "  etcd-signerctl audit verify FILE... [--head SEQ:HASH]   (oldest file first)\n"
-    "  etcd-signerctl --config signer.toml audit list [--since 24h] [--identity ID] [--outcome O] [--json]\n"
+    "  etcd-signerctl --config signer.toml audit list [--since 24h] [--identity ID] [--outcome O] "
+    "[--json]\n"
     "  etcd-signerctl --config signer.toml audit report [--since 7d] [--json]\n"
     "  etcd-signerctl --config signer.toml metrics --prometheus FILE\n"
     "\n"
     "Without FILE arguments, list/report/metrics read the config's audit_log and, if present, its\n"
-    "rotated predecessor audit_log.1. Exit codes: 0 ok, 64 usage, 65 the chain is broken (one line\n"
+    "rotated predecessor audit_log.1. Exit codes: 0 ok, 64 usage, 65 the chain is broken (one "
+    "line\n"
     "names the first broken place), 66 a file cannot be read, 73 cannot write the metrics file,\n"
-    "78 configuration. Errors are one line: 'etcd-signerctl: <reason>: <sentence>'. See etcd-signerctl(8).";
+    "78 configuration. Errors are one line: 'etcd-signerctl: <reason>: <sentence>'. See "
+    "etcd-signerctl(8).";
 
-void Print(const std::string& text) { std::fwrite(text.data(), 1, text.size(), stdout); }
+void Print(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+}
 
 // Every line of `files` that is a record, oldest first.
-void ForEachEntry(const std::vector<std::string>& files, const std::function<void(const signer::AuditEntry&)>& each) {
+void ForEachEntry(const std::vector<std::string>& files,
+                  const std::function<void(const signer::AuditEntry&)>& each) {
   for (const auto& file : files) {
     signer::ForEachLine(file, [&](std::string_view line, bool) {
       if (auto e = signer::ParseAuditEntry(line)) each(*e);
@@ -51,11 +58,14 @@ void ForEachEntry(const std::vector<std::string>& files, const std::function<voi
   }
 }
 
-signer::ChainVerifier Verify(const std::vector<std::string>& files, const std::optional<signer::ChainHead>& head) {
+signer::ChainVerifier Verify(const std::vector<std::string>& files,
+                             const std::optional<signer::ChainHead>& head) {
   signer::ChainVerifier verifier(head);
   for (const auto& file : files) {
     verifier.BeginFile(file);
-    signer::ForEachLine(file, [&](std::string_view line, bool terminated) { return verifier.Feed(line, terminated); });
+    signer::ForEachLine(file, [&](std::string_view line, bool terminated) {
+      return verifier.Feed(line, terminated);
+    });
     if (verifier.broken()) break;
   }
   verifier.Finish();
@@ -79,37 +89,48 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string config_path, now_text;
   app.add_option("--config", config_path, "TOML configuration of etcd-signer (audit_log, ca_cert)");
-  app.add_option("--now", now_text, "Compute ages and flags as of this RFC 3339 time (default: now)");
+  app.add_option("--now", now_text,
+                 "Compute ages and flags as of this RFC 3339 time (default: now)");
 
   auto* audit = app.add_subcommand("audit", "Audit log: verify, list, report");
   audit->require_subcommand(1);
 
   std::vector<std::string> files;
   std::string head_text;
-  auto* verify = audit->add_subcommand("verify", "Verify the hash chain of audit log files (oldest first)");
-  verify->add_option("files", files, "Audit log files, oldest first (e.g. audit.log.2 audit.log.1 audit.log)")
+  auto* verify =
+      audit->add_subcommand("verify", "Verify the hash chain of audit log files (oldest first)");
+  verify
+      ->add_option("files", files,
+                   "Audit log files, oldest first (e.g. audit.log.2 audit.log.1 audit.log)")
       ->required();
-  verify->add_option("--head", head_text, "SEQ:HASH of a trusted head (from syslog): catches a cut tail");
+  verify->add_option("--head", head_text,
+                     "SEQ:HASH of a trusted head (from syslog): catches a cut tail");
 
   std::string since_text, identity, outcome;
   bool json = false;
   auto* list = audit->add_subcommand("list", "One line per request, newest last");
-  list->add_option("files", files, "Audit log files, oldest first (default: audit_log.1 audit_log)");
+  list->add_option("files", files,
+                   "Audit log files, oldest first (default: audit_log.1 audit_log)");
   list->add_option("--since", since_text, "Only requests newer than this (e.g. 24h, 7d)");
   list->add_option("--identity", identity, "Only this identity (or cn:NAME for unbound keys)");
   list->add_option("--outcome", outcome, "Only this outcome")
       ->check(CLI::IsMember({"issued", "refused", "served", "error"}));
   list->add_flag("--json", json, "Print the matching records as they are (JSON lines)");
 
-  auto* report = audit->add_subcommand("report", "Per identity: certificates, refusals, key changes, flags");
-  report->add_option("files", files, "Audit log files, oldest first (default: audit_log.1 audit_log)");
+  auto* report =
+      audit->add_subcommand("report", "Per identity: certificates, refusals, key changes, flags");
+  report->add_option("files", files,
+                     "Audit log files, oldest first (default: audit_log.1 audit_log)");
   report->add_option("--since", since_text, "Window of the counts and flags (default 7d)");
   report->add_flag("--json", json, "One JSON document");
 
   std::string prometheus;
   auto* metrics = app.add_subcommand("metrics", "Write node_exporter textfile metrics");
-  metrics->add_option("files", files, "Audit log files, oldest first (default: audit_log.1 audit_log)");
-  metrics->add_option("--prometheus", prometheus, "Textfile to write atomically (e.g. .../etcd_signer.prom)")
+  metrics->add_option("files", files,
+                      "Audit log files, oldest first (default: audit_log.1 audit_log)");
+  metrics
+      ->add_option("--prometheus", prometheus,
+                   "Textfile to write atomically (e.g. .../etcd_signer.prom)")
       ->required();
 
   try {
@@ -143,7 +164,8 @@ int main(int argc, char** argv) {
     auto default_files = [&] {
       if (!files.empty()) return;
       if (config.audit_log.empty()) {
-        throw Failure(ExitCode::kUsage, "usage", "give audit log files, or --config with audit_log set");
+        throw Failure(ExitCode::kUsage, "usage",
+                      "give audit log files, or --config with audit_log set");
       }
       std::string rotated = config.audit_log + ".1";
       if (::access(rotated.c_str(), F_OK) == 0) files.push_back(rotated);
@@ -154,18 +176,23 @@ int main(int argc, char** argv) {
       std::optional<signer::ChainHead> head;
       if (!head_text.empty()) {
         head = signer::ParseHead(head_text);
-        if (!head) throw Failure(ExitCode::kUsage, "usage", "--head must be SEQ:HASH (64 lowercase hex digits)");
+        if (!head)
+          throw Failure(ExitCode::kUsage, "usage",
+                        "--head must be SEQ:HASH (64 lowercase hex digits)");
       }
       signer::ChainVerifier v = Verify(files, head);
       if (v.broken()) throw Failure(ExitCode::kDataErr, "chain-broken", v.broken()->message);
       std::string summary = "ok: " + std::to_string(v.records()) + " records";
       if (v.records() > 0) {
-        summary += ", seq " + std::to_string(v.first_seq()) + ".." + std::to_string(v.head().seq) + ", " +
-                   v.first_time() + " .. " + v.last_time() + ", head " + signer::FormatHead(v.head());
+        summary += ", seq " + std::to_string(v.first_seq()) + ".." + std::to_string(v.head().seq) +
+                   ", " + v.first_time() + " .. " + v.last_time() + ", head " +
+                   signer::FormatHead(v.head());
       }
-      if (v.first_seq() > 1) summary += " (starts at seq " + std::to_string(v.first_seq()) + ": older files not given)";
+      if (v.first_seq() > 1)
+        summary += " (starts at seq " + std::to_string(v.first_seq()) + ": older files not given)";
       if (v.legacy_records() > 0) {
-        summary += "; " + std::to_string(v.legacy_records()) + " unchained records from before the chain";
+        summary +=
+            "; " + std::to_string(v.legacy_records()) + " unchained records from before the chain";
       }
       Print(summary + "\n");
       return 0;

@@ -96,7 +96,8 @@ struct ChainedLine {
 // stale head. The head is written only after the line is on disk: a line cut back or torn by a
 // killed writer never advances it. A failure to store the head is not an error of the append (the
 // line is on file); the next append sees the head as stale and recovers it from the log.
-void AppendLineLocked(const std::string& path, const std::function<ChainedLine(const LogHead&)>& build,
+void AppendLineLocked(const std::string& path,
+                      const std::function<ChainedLine(const LogHead&)>& build,
                       std::chrono::milliseconds wait = std::chrono::seconds(2));
 
 // Overwrites a string's bytes before it is released (for PINs).

@@ -46,9 +46,9 @@ std::string ListRow(const AuditEntry& e, TimePoint now);
 std::string ShortAge(std::chrono::seconds age);
 
 // Thresholds of the report's flags (etcd-signerctl(8)).
-constexpr int kRefusalBurstCount = 5;                            // refusals of one identity ...
-constexpr std::chrono::seconds kRefusalBurstWindow{10 * 60};     // ... within 10 minutes
-constexpr double kRenewalOverdueFraction = 0.9;                  // of the newest certificate's lifetime
+constexpr int kRefusalBurstCount = 5;                         // refusals of one identity ...
+constexpr std::chrono::seconds kRefusalBurstWindow{10 * 60};  // ... within 10 minutes
+constexpr double kRenewalOverdueFraction = 0.9;  // of the newest certificate's lifetime
 
 struct IdentitySummary {
   std::string who;
@@ -63,9 +63,10 @@ struct IdentitySummary {
   // (outcome, reason) -> count over all records read; reason "" for issued.
   std::map<std::pair<std::string, std::string>, std::uint64_t> by_reason;
   // Flags:
-  bool new_key = false;           // an issuance in the window used a key different from the one before
-  bool refusal_burst = false;     // kRefusalBurstCount refusals within kRefusalBurstWindow in the window
-  bool new_name = false;          // its first record ever read is in the window
+  bool new_key = false;  // an issuance in the window used a key different from the one before
+  bool refusal_burst =
+      false;              // kRefusalBurstCount refusals within kRefusalBurstWindow in the window
+  bool new_name = false;  // its first record ever read is in the window
   bool stopped_renewing = false;  // the newest certificate is past 90% of its lifetime at `now`
   std::vector<std::string> Flags() const;
 
@@ -93,7 +94,8 @@ class AuditSummary {
 // `audit report`: a table, then one line per flag.
 std::string FormatReport(const std::vector<IdentitySummary>& identities, TimePoint now);
 // `audit report --json`: one JSON document.
-std::string FormatReportJson(const std::vector<IdentitySummary>& identities, TimePoint since, TimePoint now);
+std::string FormatReportJson(const std::vector<IdentitySummary>& identities, TimePoint since,
+                             TimePoint now);
 
 // `metrics --prometheus`: node_exporter textfile format.
 struct MetricsInput {

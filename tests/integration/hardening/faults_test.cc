@@ -90,7 +90,8 @@ TEST_F(Faults, HundredConcurrentRequestsAllIssuedWithDistinctSerialsAndCleanAudi
   EXPECT_EQ(*seqs.begin(), 1u);
   EXPECT_EQ(*seqs.rbegin(), static_cast<std::uint64_t>(kRequests));
   std::string head = "100:" + OpenSsl({"dgst", "-sha256", "-r"}, records.back()).out.substr(0, 64);
-  RunResult verify = Do({Binary("etcd-signerctl"), "audit", "verify", dir_ / "audit.log", "--head", head});
+  RunResult verify =
+      Do({Binary("etcd-signerctl"), "audit", "verify", dir_ / "audit.log", "--head", head});
   EXPECT_EQ(verify.exit_code, 0) << verify.err;
   EXPECT_EQ(verify.out.rfind("ok: 100 records, seq 1..100, ", 0), 0u) << verify.out;
   EXPECT_NE(verify.out.find("head " + head + "\n"), std::string::npos) << verify.out;

@@ -21,10 +21,14 @@ class Signerctl : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new TempDir();
     token_ = new CaToken(*dir_ / "token");
-    for (const auto& [name, cn] : std::vector<std::pair<std::string, std::string>>{
-             {"m1a", "kubemaster-1"}, {"m1b", "kubemaster-1"}, {"m2", "kubemaster-2"}, {"m3", "kubemaster-3"}}) {
-      RunResult csr = OpenSsl({"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                               "-keyout", *dir_ / (name + ".key"), "-subj", "/CN=" + cn});
+    for (const auto& [name, cn] :
+         std::vector<std::pair<std::string, std::string>>{{"m1a", "kubemaster-1"},
+                                                          {"m1b", "kubemaster-1"},
+                                                          {"m2", "kubemaster-2"},
+                                                          {"m3", "kubemaster-3"}}) {
+      RunResult csr =
+          OpenSsl({"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                   "-keyout", *dir_ / (name + ".key"), "-subj", "/CN=" + cn});
       ASSERT_EQ(csr.exit_code, 0) << csr.err;
       (*csrs_)[name] = OpenSsl({"base64"}, csr.out).out;
     }
@@ -37,9 +41,22 @@ class Signerctl : public ::testing::Test {
   // One real etcd-signer run, as root, writing `log` (and its lock `log`.lock).
   static RunResult Sign(const std::string& log, const std::string& identity, const std::string& csr,
                         const std::string& request = "sign") {
-    std::vector<std::string> argv{Binary("etcd-signer"), "--module", kSoftHsmModule, "--key", token_->key_uri,
-                                  "--pin-file", token_->pin_file, "--ca-cert", token_->ca_cert, "--audit-log", log,
-                                  "--lock-file", *dir_ / "token.lock", "--no-syslog", "--identity", identity};
+    std::vector<std::string> argv{Binary("etcd-signer"),
+                                  "--module",
+                                  kSoftHsmModule,
+                                  "--key",
+                                  token_->key_uri,
+                                  "--pin-file",
+                                  token_->pin_file,
+                                  "--ca-cert",
+                                  token_->ca_cert,
+                                  "--audit-log",
+                                  log,
+                                  "--lock-file",
+                                  *dir_ / "token.lock",
+                                  "--no-syslog",
+                                  "--identity",
+                                  identity};
     RunOptions options;
     options.input = (*csrs_)[csr];
     options.env = token_->env();
@@ -124,9 +141,12 @@ TEST_F(Signerctl, AChangedByteIsReportedAtTheLineAfterIt) {
   lines[2].replace(lines[2].find("kubemaster-3"), 12, "kubemaster-4");
   RunResult r = Ctl({"audit", "verify", Put("audit.log", lines)});
   EXPECT_EQ(r.exit_code, 65);
-  EXPECT_EQ(r.err, "etcd-signerctl: chain-broken: " + (work_ / "audit.log") + ":4: seq 4: prev does not match the "
-                   "SHA-256 of seq 3 at " + (work_ / "audit.log") + ":3: that line was changed after it was "
-                   "written, or this one was forged\n");
+  EXPECT_EQ(r.err, "etcd-signerctl: chain-broken: " + (work_ / "audit.log") +
+                       ":4: seq 4: prev does not match the "
+                       "SHA-256 of seq 3 at " +
+                       (work_ / "audit.log") +
+                       ":3: that line was changed after it was "
+                       "written, or this one was forged\n");
 }
 
 TEST_F(Signerctl, ADeletedLineIsReportedWithTheMissingSeq) {
@@ -134,7 +154,8 @@ TEST_F(Signerctl, ADeletedLineIsReportedWithTheMissingSeq) {
   lines.erase(lines.begin() + 4);
   RunResult r = Ctl({"audit", "verify", Put("audit.log", lines)});
   EXPECT_EQ(r.exit_code, 65);
-  EXPECT_NE(r.err.find("audit.log:5: seq 6 follows seq 4 at " + (work_ / "audit.log") + ":4: record 5 missing"),
+  EXPECT_NE(r.err.find("audit.log:5: seq 6 follows seq 4 at " + (work_ / "audit.log") +
+                       ":4: record 5 missing"),
             std::string::npos)
       << r.err;
 }
@@ -158,8 +179,9 @@ TEST_F(Signerctl, AnInsertedLineIsReportedWhereItIs) {
   plain.insert(plain.begin() + 3, forged.dump());
   RunResult r = Ctl({"audit", "verify", Put("plain.log", plain)});
   EXPECT_EQ(r.exit_code, 65);
-  EXPECT_NE(r.err.find("plain.log:4: a record without the chain fields v, seq and prev after seq 3 at "),
-            std::string::npos)
+  EXPECT_NE(
+      r.err.find("plain.log:4: a record without the chain fields v, seq and prev after seq 3 at "),
+      std::string::npos)
       << r.err;
   auto copied = lines;
   auto twin = nlohmann::ordered_json::parse(lines[3]);
@@ -207,7 +229,8 @@ TEST_F(Signerctl, ATruncatedTailIsCaughtAgainstTheHead) {
   RunResult r = Ctl({"audit", "verify", log, "--head", head});  // ... but not the one syslog saw
   EXPECT_EQ(r.exit_code, 65);
   EXPECT_EQ(r.err, "etcd-signerctl: chain-broken: " + log +
-                       ":6: the chain ends at seq 6 but the head is seq 8: records 7..8 missing (the log was cut "
+                       ":6: the chain ends at seq 6 but the head is seq 8: records 7..8 missing "
+                       "(the log was cut "
                        "short)\n");
   // A torn last line (no newline) is named too.
   WriteFile(log, ReadFile(log) + lines[6].substr(0, 40), 0640);
@@ -223,9 +246,12 @@ TEST_F(Signerctl, UsageAndInputErrorsHaveTheirCodes) {
   EXPECT_EQ(r.err, "etcd-signerctl: usage: --head must be SEQ:HASH (64 lowercase hex digits)\n");
   EXPECT_EQ(Ctl({"audit", "frobnicate"}).exit_code, 64);
   EXPECT_EQ(Ctl({"audit", "list"}).exit_code, 64);  // no files and no config
-  for (auto verb : std::vector<std::vector<std::string>>{
-           {"--help"}, {"audit", "--help"}, {"audit", "verify", "--help"}, {"audit", "list", "--help"},
-           {"audit", "report", "--help"}, {"metrics", "--help"}}) {
+  for (auto verb : std::vector<std::vector<std::string>>{{"--help"},
+                                                         {"audit", "--help"},
+                                                         {"audit", "verify", "--help"},
+                                                         {"audit", "list", "--help"},
+                                                         {"audit", "report", "--help"},
+                                                         {"metrics", "--help"}}) {
     r = Ctl(verb);
     EXPECT_EQ(r.exit_code, 0) << verb.back();
     EXPECT_NE(r.out.find("Usage:"), std::string::npos) << r.out;
@@ -245,13 +271,16 @@ TEST_F(Signerctl, ListShowsOneRowPerRequestWithItsFields) {
   std::string key = first["public_key_sha256"].get<std::string>().substr(0, 12);
   std::string serial = first["serial"].get<std::string>().substr(0, 16);
   std::string expires = first["not_after"].get<std::string>();
-  EXPECT_TRUE(std::regex_search(rows[1], std::regex("^1 +[0-9]+[smh] +kubemaster-1 +issued +" + key + " +" + serial +
-                                                    " +" + expires + " +192\\.0\\.2\\.7 40123$")))
+  EXPECT_TRUE(
+      std::regex_search(rows[1], std::regex("^1 +[0-9]+[smh] +kubemaster-1 +issued +" + key + " +" +
+                                            serial + " +" + expires + " +192\\.0\\.2\\.7 40123$")))
       << rows[1];
-  EXPECT_TRUE(std::regex_search(rows[3], std::regex("^3 .* kubemaster-2 +refused/identity-mismatch +[0-9a-f]{12} +- +- ")))
+  EXPECT_TRUE(std::regex_search(
+      rows[3], std::regex("^3 .* kubemaster-2 +refused/identity-mismatch +[0-9a-f]{12} +- +- ")))
       << rows[3];
   // Filters.
-  r = Ctl({"--config", work_ / "signer.toml", "audit", "list", "--outcome", "refused", "--identity", "kubemaster-2"});
+  r = Ctl({"--config", work_ / "signer.toml", "audit", "list", "--outcome", "refused", "--identity",
+           "kubemaster-2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Lines(r.out).size(), 4u) << r.out;
   r = Ctl({"audit", "list", log, "--identity", "kubemaster-1", "--json"});
@@ -272,7 +301,8 @@ TEST_F(Signerctl, ReportSummarisesEachIdentityAndFlagsWhatNeedsALook) {
   const auto& lines = Log();
   std::string log = Put("audit.log", lines);
   auto last_m1 = nlohmann::json::parse(lines[5]);
-  // 23 hours on, kubemaster-1's 24 h certificate is past 90% of its lifetime; kubemaster-2's 7 d one is not.
+  // 23 hours on, kubemaster-1's 24 h certificate is past 90% of its lifetime; kubemaster-2's 7 d
+  // one is not.
   std::string later = base::FormatRfc3339(std::chrono::system_clock::now() + 23h);
   RunResult r = Ctl({"--now", later, "audit", "report", log, "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -307,8 +337,9 @@ TEST_F(Signerctl, ReportSummarisesEachIdentityAndFlagsWhatNeedsALook) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto rows = Lines(r.out);
   ASSERT_EQ(rows.size(), 3u) << r.out;
-  EXPECT_TRUE(std::regex_search(rows[1], std::regex("^kubemaster-1 +3 +0 +1 +" +
-                                                    last_m1["serial"].get<std::string>().substr(0, 16))))
+  EXPECT_TRUE(std::regex_search(
+      rows[1],
+      std::regex("^kubemaster-1 +3 +0 +1 +" + last_m1["serial"].get<std::string>().substr(0, 16))))
       << rows[1];
   EXPECT_NE(rows[2].find("identity-mismatch"), std::string::npos) << rows[2];
   // A week on, nothing is in the window, and nothing is new.
@@ -325,8 +356,8 @@ TEST_F(Signerctl, MetricsAreWrittenAtomicallyForNodeExporter) {
   WriteFile(work_ / "signer.toml", ConfigFor(log));
   std::string prom = work_ / "etcd_signer.prom";
   auto now = std::chrono::system_clock::now();
-  RunResult r = Ctl({"--config", work_ / "signer.toml", "--now", base::FormatRfc3339(now), "metrics",
-                     "--prometheus", prom});
+  RunResult r = Ctl({"--config", work_ / "signer.toml", "--now", base::FormatRfc3339(now),
+                     "metrics", "--prometheus", prom});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::string text = ReadFile(prom);
   auto value = [&](const std::string& series) -> long long {
@@ -336,8 +367,11 @@ TEST_F(Signerctl, MetricsAreWrittenAtomicallyForNodeExporter) {
   };
   EXPECT_EQ(value("etcd_signer_audit_chain_ok"), 1) << text;
   EXPECT_EQ(value("etcd_signer_audit_chain_head_seq"), 8) << text;
-  EXPECT_EQ(value("etcd_signer_requests{identity=\"kubemaster-1\",outcome=\"issued\",reason=\"\"}"), 3) << text;
-  EXPECT_EQ(value("etcd_signer_requests{identity=\"kubemaster-2\",outcome=\"refused\",reason=\"identity-mismatch\"}"),
+  EXPECT_EQ(value("etcd_signer_requests{identity=\"kubemaster-1\",outcome=\"issued\",reason=\"\"}"),
+            3)
+      << text;
+  EXPECT_EQ(value("etcd_signer_requests{identity=\"kubemaster-2\",outcome=\"refused\",reason="
+                  "\"identity-mismatch\"}"),
             3)
       << text;
   EXPECT_EQ(value("etcd_signer_refusals_last_hour{identity=\"kubemaster-2\"}"), 3) << text;
@@ -346,24 +380,27 @@ TEST_F(Signerctl, MetricsAreWrittenAtomicallyForNodeExporter) {
                     base::ParseRfc3339(m1["not_after"].get<std::string>()) -
                     base::ParseRfc3339(base::FormatRfc3339(now)))
                     .count();
-  EXPECT_EQ(value("etcd_signer_certificate_expiry_seconds{identity=\"kubemaster-1\"}"), expiry) << text;
+  EXPECT_EQ(value("etcd_signer_certificate_expiry_seconds{identity=\"kubemaster-1\"}"), expiry)
+      << text;
   EXPECT_EQ(value("etcd_signer_last_issued_timestamp_seconds{identity=\"kubemaster-1\"}"),
             std::chrono::duration_cast<std::chrono::seconds>(
                 base::ParseRfc3339(m1["time"].get<std::string>()).time_since_epoch())
                 .count());
   // The CA certificate's notAfter, as openssl reads it.
-  std::string end = OpenSsl({"x509", "-noout", "-enddate", "-dateopt", "iso_8601", "-in", token_->ca_cert}).out;
+  std::string end =
+      OpenSsl({"x509", "-noout", "-enddate", "-dateopt", "iso_8601", "-in", token_->ca_cert}).out;
   ASSERT_EQ(end.rfind("notAfter=", 0), 0u) << end;
   std::string iso = end.substr(9, 20);  // "2026-12-27 16:45:00Z"
   iso[10] = 'T';
   EXPECT_EQ(value("etcd_signer_ca_certificate_expiry_seconds"),
-            std::chrono::duration_cast<std::chrono::seconds>(base::ParseRfc3339(iso) -
-                                                             base::ParseRfc3339(base::FormatRfc3339(now)))
+            std::chrono::duration_cast<std::chrono::seconds>(
+                base::ParseRfc3339(iso) - base::ParseRfc3339(base::FormatRfc3339(now)))
                 .count())
       << text << end;
   // No temporary file is left next to it.
   int entries = 0;
-  for (const auto& name : Lines(testing_support::Run({"/bin/ls", work_.path()}).out)) entries += name.find(".prom") != std::string::npos;
+  for (const auto& name : Lines(testing_support::Run({"/bin/ls", work_.path()}).out))
+    entries += name.find(".prom") != std::string::npos;
   EXPECT_EQ(entries, 1);
   // A broken chain is written as chain_ok 0 (what the alert watches), and exits 65.
   auto broken = lines;

@@ -1,4 +1,6 @@
 // The audit log's hash chain: computing it under the lock, and finding the first broken place.
+#include "signer/audit_chain.h"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -7,7 +9,6 @@
 #include "base/failure.h"
 #include "base/files.h"
 #include "signer/audit.h"
-#include "signer/audit_chain.h"
 #include "test_support.h"
 
 namespace {
@@ -17,7 +18,8 @@ using signer::ChainHead;
 using signer::ChainVerifier;
 
 // What AuditLog does for one record, without syslog.
-std::vector<std::string> WriteRecords(const std::string& log, int n, const std::string& outcome = "issued") {
+std::vector<std::string> WriteRecords(const std::string& log, int n,
+                                      const std::string& outcome = "issued") {
   signer::AuditLog audit(log, false);
   for (int i = 0; i < n; ++i) {
     signer::AuditRecord r;
@@ -31,7 +33,8 @@ std::vector<std::string> WriteRecords(const std::string& log, int n, const std::
 }
 
 // Verifies in-memory lines as one file named "log".
-ChainVerifier VerifyLines(const std::vector<std::string>& lines, std::optional<ChainHead> head = std::nullopt,
+ChainVerifier VerifyLines(const std::vector<std::string>& lines,
+                          std::optional<ChainHead> head = std::nullopt,
                           bool last_terminated = true) {
   ChainVerifier v(head);
   v.BeginFile("log");
@@ -42,11 +45,15 @@ ChainVerifier VerifyLines(const std::vector<std::string>& lines, std::optional<C
   return v;
 }
 
-std::string Message(const ChainVerifier& v) { return v.broken() ? v.broken()->message : "(not broken)"; }
+std::string Message(const ChainVerifier& v) {
+  return v.broken() ? v.broken()->message : "(not broken)";
+}
 
 TEST(AuditChain, Sha256HexIsLowercaseHexOfTheExactBytes) {
-  EXPECT_EQ(signer::Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  EXPECT_EQ(signer::Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(signer::Sha256Hex(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(signer::Sha256Hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(signer::kGenesisPrev, std::string(64, '0'));
 }
 
@@ -69,7 +76,9 @@ TEST(AuditChain, RecordsAreNumberedFromOneAndEachHashesThePreviousLine) {
   std::string prev = signer::kGenesisPrev;
   for (std::size_t i = 0; i < lines.size(); ++i) {
     // The chain fields lead the line, in this order, and are part of the hashed bytes.
-    EXPECT_EQ(lines[i].rfind("{\"v\":1,\"seq\":" + std::to_string(i + 1) + ",\"prev\":\"" + prev + "\",", 0), 0u)
+    EXPECT_EQ(lines[i].rfind(
+                  "{\"v\":1,\"seq\":" + std::to_string(i + 1) + ",\"prev\":\"" + prev + "\",", 0),
+              0u)
         << lines[i];
     prev = signer::Sha256Hex(lines[i]);
   }
@@ -89,9 +98,12 @@ TEST(AuditChain, AnAppendTrustsTheStoredHeadAndNotTheLog) {
   // which proves it is not reading the log's last line.
   std::string head = ReadFile(dir / "audit.log.lock");
   auto space = head.find(' ', head.find("size="));
-  WriteFile(dir / "audit.log.lock", head.substr(0, space) + " 41:" + std::string(64, 'b') + "\n", 0600);
+  WriteFile(dir / "audit.log.lock", head.substr(0, space) + " 41:" + std::string(64, 'b') + "\n",
+            0600);
   auto lines = WriteRecords(dir / "audit.log", 1);
-  EXPECT_EQ(lines.back().rfind("{\"v\":1,\"seq\":42,\"prev\":\"" + std::string(64, 'b') + "\"", 0), 0u) << lines.back();
+  EXPECT_EQ(lines.back().rfind("{\"v\":1,\"seq\":42,\"prev\":\"" + std::string(64, 'b') + "\"", 0),
+            0u)
+      << lines.back();
 }
 
 TEST(AuditChain, AMissingHeadIsRecoveredOnceFromTheLastLineOfTheLog) {
@@ -100,7 +112,8 @@ TEST(AuditChain, AMissingHeadIsRecoveredOnceFromTheLastLineOfTheLog) {
   ASSERT_EQ(::unlink((dir / "audit.log.lock").c_str()), 0);  // first run after an upgrade
   lines = WriteRecords(dir / "audit.log", 1);
   ASSERT_EQ(lines.size(), 4u);
-  EXPECT_EQ(lines[3].rfind("{\"v\":1,\"seq\":4,\"prev\":\"" + signer::Sha256Hex(lines[2]) + "\"", 0), 0u);
+  EXPECT_EQ(
+      lines[3].rfind("{\"v\":1,\"seq\":4,\"prev\":\"" + signer::Sha256Hex(lines[2]) + "\"", 0), 0u);
   EXPECT_FALSE(VerifyLines(lines).broken()) << Message(VerifyLines(lines));
 }
 
@@ -125,11 +138,13 @@ TEST(AuditChain, ATornFragmentNeverAdvancesTheChainAndVerifyNamesItsLine) {
   ASSERT_EQ(lines.size(), 4u);
   EXPECT_EQ(lines[2], "{\"v\":1,\"seq\":3,\"pr");
   // The next record continues from seq 2, over the fragment.
-  EXPECT_EQ(lines[3].rfind("{\"v\":1,\"seq\":3,\"prev\":\"" + signer::Sha256Hex(lines[1]) + "\"", 0), 0u);
+  EXPECT_EQ(
+      lines[3].rfind("{\"v\":1,\"seq\":3,\"prev\":\"" + signer::Sha256Hex(lines[1]) + "\"", 0), 0u);
   ChainVerifier v = VerifyLines(lines);
   ASSERT_TRUE(v.broken());
   EXPECT_EQ(v.broken()->line, 3u);
-  EXPECT_NE(Message(v).find("log:3: not a JSON record after seq 2 at log:2"), std::string::npos) << Message(v);
+  EXPECT_NE(Message(v).find("log:3: not a JSON record after seq 2 at log:2"), std::string::npos)
+      << Message(v);
 }
 
 TEST(AuditChain, ALogRotatedAwayContinuesTheChainInTheNewFile) {
@@ -149,11 +164,13 @@ TEST(AuditChain, ALogRotatedAwayContinuesTheChainInTheNewFile) {
 
 TEST(AuditChain, UnchainedRecordsFromBeforeTheUpgradeAnchorTheFirstRecord) {
   TempDir dir;
-  std::string legacy = "{\"time\":\"2026-11-01T00:00:00Z\",\"program\":\"etcd-signer\",\"outcome\":\"issued\"}";
+  std::string legacy =
+      "{\"time\":\"2026-11-01T00:00:00Z\",\"program\":\"etcd-signer\",\"outcome\":\"issued\"}";
   WriteFile(dir / "audit.log", legacy + "\n" + legacy + "\n", 0640);
   auto lines = WriteRecords(dir / "audit.log", 2);
   ASSERT_EQ(lines.size(), 4u);
-  EXPECT_EQ(lines[2].rfind("{\"v\":1,\"seq\":1,\"prev\":\"" + signer::Sha256Hex(legacy) + "\"", 0), 0u);
+  EXPECT_EQ(lines[2].rfind("{\"v\":1,\"seq\":1,\"prev\":\"" + signer::Sha256Hex(legacy) + "\"", 0),
+            0u);
   ChainVerifier v = VerifyLines(lines);
   EXPECT_FALSE(v.broken()) << Message(v);
   EXPECT_EQ(v.legacy_records(), 2u);
@@ -177,7 +194,8 @@ TEST_F(Tampered, AChangedByteIsFoundAtTheNextLine) {
   ChainVerifier v = VerifyLines(lines_);
   ASSERT_TRUE(v.broken());
   EXPECT_EQ(v.broken()->line, 6u);
-  EXPECT_NE(Message(v).find("log:6: seq 6: prev does not match the SHA-256 of seq 5 at log:5"), std::string::npos)
+  EXPECT_NE(Message(v).find("log:6: seq 6: prev does not match the SHA-256 of seq 5 at log:5"),
+            std::string::npos)
       << Message(v);
 }
 
@@ -185,22 +203,26 @@ TEST_F(Tampered, ADeletedLineIsAGapInSeq) {
   lines_.erase(lines_.begin() + 3);
   ChainVerifier v = VerifyLines(lines_);
   ASSERT_TRUE(v.broken());
-  EXPECT_NE(Message(v).find("log:4: seq 5 follows seq 3 at log:3: record 4 missing"), std::string::npos) << Message(v);
+  EXPECT_NE(Message(v).find("log:4: seq 5 follows seq 3 at log:3: record 4 missing"),
+            std::string::npos)
+      << Message(v);
 }
 
 TEST_F(Tampered, SwappedLinesAreOutOfOrder) {
   std::swap(lines_[6], lines_[7]);
   ChainVerifier v = VerifyLines(lines_);
   ASSERT_TRUE(v.broken());
-  EXPECT_NE(Message(v).find("log:7: seq 8 follows seq 6 at log:6"), std::string::npos) << Message(v);
+  EXPECT_NE(Message(v).find("log:7: seq 8 follows seq 6 at log:6"), std::string::npos)
+      << Message(v);
 }
 
 TEST_F(Tampered, AnInsertedCopyRepeatsASeq) {
   lines_.insert(lines_.begin() + 5, lines_[4]);
   ChainVerifier v = VerifyLines(lines_);
   ASSERT_TRUE(v.broken());
-  EXPECT_NE(Message(v).find("log:6: seq 5 follows seq 5 at log:5: a repeated or out-of-order record"),
-            std::string::npos)
+  EXPECT_NE(
+      Message(v).find("log:6: seq 5 follows seq 5 at log:5: a repeated or out-of-order record"),
+      std::string::npos)
       << Message(v);
 }
 
@@ -211,7 +233,8 @@ TEST_F(Tampered, ACutTailIsFoundOnlyAgainstTheHead) {
   EXPECT_FALSE(VerifyLines(lines_).broken());  // without a head, a shorter chain is a chain
   ChainVerifier v = VerifyLines(lines_, head);
   ASSERT_TRUE(v.broken());
-  EXPECT_NE(Message(v).find("log:7: the chain ends at seq 7 but the head is seq 10: records 8..10 missing"),
+  EXPECT_NE(Message(v).find(
+                "log:7: the chain ends at seq 7 but the head is seq 10: records 8..10 missing"),
             std::string::npos)
       << Message(v);
 }
@@ -228,7 +251,8 @@ TEST_F(Tampered, AChangedLastLineIsFoundAgainstTheHead) {
 TEST_F(Tampered, AMissingNewlineAtTheEndIsATornLine) {
   ChainVerifier v = VerifyLines(lines_, std::nullopt, false);
   ASSERT_TRUE(v.broken());
-  EXPECT_NE(Message(v).find("log:10: the last line has no newline"), std::string::npos) << Message(v);
+  EXPECT_NE(Message(v).find("log:10: the last line has no newline"), std::string::npos)
+      << Message(v);
 }
 
 TEST(AuditChain, ForEachLineStreamsAndReportsAnUnterminatedLastLine) {

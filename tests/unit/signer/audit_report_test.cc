@@ -1,5 +1,7 @@
 // Reading records back: the fast flat-record path agrees with the full JSON parser, and the
 // report's flags follow their documented thresholds.
+#include "signer/audit_report.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -7,7 +9,6 @@
 #include "base/duration.h"
 #include "signer/audit.h"
 #include "signer/audit_chain.h"
-#include "signer/audit_report.h"
 
 namespace {
 
@@ -15,7 +16,9 @@ using namespace std::chrono_literals;
 using signer::AuditEntry;
 using signer::TimePoint;
 
-TimePoint At(const char* rfc3339) { return base::ParseRfc3339(rfc3339); }
+TimePoint At(const char* rfc3339) {
+  return base::ParseRfc3339(rfc3339);
+}
 
 TEST(SplitFlatRecord, TakesWhatToJsonWritesAndLeavesEverythingElseToTheFullParser) {
   signer::AuditRecord r;
@@ -32,11 +35,13 @@ TEST(SplitFlatRecord, TakesWhatToJsonWritesAndLeavesEverythingElseToTheFullParse
   for (const auto& f : fields) {
     auto& value = j[std::string(f.key)];
     EXPECT_EQ(f.is_string, value.is_string()) << f.key;
-    EXPECT_EQ(std::string(f.value), value.is_string() ? value.get<std::string>() : value.dump()) << f.key;
+    EXPECT_EQ(std::string(f.value), value.is_string() ? value.get<std::string>() : value.dump())
+        << f.key;
   }
-  for (const char* other : {"", "{", "{\"a\":1", "{\"a\":\"b\\\"c\"}", "{\"a\":{\"b\":1}}", "{\"a\":[1]}",
-                            "{\"a\":1.5}", "{\"a\":01}", "{\"a\":1,\"a\":2}", "{\"a\":1,}", "{\"a\" :1}",
-                            "{\"a\":\"\xc3\xa9\"}", "{\"a\":tru}", "x{\"a\":1}"}) {
+  for (const char* other :
+       {"", "{", "{\"a\":1", "{\"a\":\"b\\\"c\"}", "{\"a\":{\"b\":1}}", "{\"a\":[1]}",
+        "{\"a\":1.5}", "{\"a\":01}", "{\"a\":1,\"a\":2}", "{\"a\":1,}", "{\"a\" :1}",
+        "{\"a\":\"\xc3\xa9\"}", "{\"a\":tru}", "x{\"a\":1}"}) {
     EXPECT_FALSE(signer::SplitFlatRecord(other, fields)) << other;
   }
   EXPECT_TRUE(signer::SplitFlatRecord("{\"a\":true,\"b\":null,\"c\":-3,\"d\":\"\"}", fields));
@@ -69,7 +74,8 @@ TEST(ParseAuditEntry, EscapedTextTakesTheFullParserAndGivesTheSameEntry) {
   EXPECT_FALSE(signer::ParseAuditEntry("{\"v\":1,\"seq\":3,\"pr"));              // a torn fragment
 }
 
-AuditEntry Entry(const char* time, const char* outcome, const char* key = "k1", const char* who = "kubemaster-1") {
+AuditEntry Entry(const char* time, const char* outcome, const char* key = "k1",
+                 const char* who = "kubemaster-1") {
   AuditEntry e;
   e.time = At(time);
   e.outcome = outcome;
@@ -91,7 +97,8 @@ TEST(AuditSummary, FlagsFollowTheirThresholds) {
   signer::AuditSummary s(since, now);
   s.Add(Entry("2026-11-19T00:00:00Z", "issued", "k1"));  // before the window: not new
   s.Add(Entry("2026-11-22T00:00:00Z", "issued", "k2"));  // new key; 22 h of 24 h at `now`
-  // Four refusals within ten minutes are not a burst; the fifth, 10 min 1 s after the first, neither.
+  // Four refusals within ten minutes are not a burst; the fifth, 10 min 1 s after the first,
+  // neither.
   for (const char* t : {"2026-11-21T10:00:00Z", "2026-11-21T10:03:00Z", "2026-11-21T10:06:00Z",
                         "2026-11-21T10:09:00Z", "2026-11-21T10:10:01Z"}) {
     s.Add(Entry(t, "refused"));
@@ -105,7 +112,8 @@ TEST(AuditSummary, FlagsFollowTheirThresholds) {
   s.Add(Entry("2026-11-21T10:10:02Z", "refused"));  // five within 10 minutes now
   s.Add(Entry("2026-11-22T21:30:00Z", "issued", "k2", "kubemaster-9"));
   ids = s.Identities();
-  EXPECT_EQ(ids[0].Flags(), (std::vector<std::string>{"new-key", "refusal-burst", "stopped-renewing"}));
+  EXPECT_EQ(ids[0].Flags(),
+            (std::vector<std::string>{"new-key", "refusal-burst", "stopped-renewing"}));
   EXPECT_EQ(ids[1].who, "kubemaster-9");
   EXPECT_EQ(ids[1].Flags(), (std::vector<std::string>{"new-name"}));
   EXPECT_EQ(ids[0].last_refusal_reason, "identity-mismatch");
