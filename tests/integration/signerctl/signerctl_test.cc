@@ -239,6 +239,26 @@ TEST_F(Signerctl, ATruncatedTailIsCaughtAgainstTheHead) {
   EXPECT_NE(r.err.find(log + ":7: the last line has no newline"), std::string::npos) << r.err;
 }
 
+TEST_F(Signerctl, AFragmentLeftByAKilledSignerIsNamedAndTheChainContinuesAroundIt) {
+  std::string log = Put("audit.log", Log());
+  // What a signer killed mid-write leaves: part of a record, no newline, the head not advanced.
+  WriteFile(log, ReadFile(log) + Log()[7].substr(0, 60), 0640);
+  ASSERT_EQ(Sign(log, "kubemaster-1", "m1a").exit_code, 0);
+  ASSERT_EQ(Sign(log, "kubemaster-2", "m3").exit_code, 77);
+  auto lines = Lines(ReadFile(log));
+  ASSERT_EQ(lines.size(), 11u);
+  RunResult r = Ctl({"audit", "verify", log});
+  EXPECT_EQ(r.exit_code, 65);
+  EXPECT_EQ(r.err, "etcd-signerctl: chain-broken: " + log +
+                       ":9: not a JSON record after seq 8 at " + log +
+                       ":8: a fragment left by a writer killed mid-write, or an inserted line\n");
+  // The records after it continue the chain from seq 8: without the fragment, it is whole.
+  lines.erase(lines.begin() + 8);
+  r = Ctl({"audit", "verify", Put("without-fragment.log", lines)});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("ok: 10 records, seq 1..10"), std::string::npos) << r.out;
+}
+
 TEST_F(Signerctl, UsageAndInputErrorsHaveTheirCodes) {
   EXPECT_EQ(Ctl({"audit", "verify", work_ / "missing.log"}).exit_code, 66);
   RunResult r = Ctl({"audit", "verify", Put("audit.log", Log()), "--head", "8:abc"});
