@@ -7,8 +7,10 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <ctime>
+#include <fstream>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/duration.h"
@@ -58,15 +60,49 @@ void ForEachEntry(const std::vector<std::string>& files,
   }
 }
 
+// The line that starts at `offset`, if it now ends in a newline (at most 1 MiB is looked at).
+std::optional<std::string> TerminatedLineAt(const std::string& path, std::uint64_t offset) {
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(offset));
+  std::string line;
+  char c;
+  while (line.size() < (1u << 20) && in.get(c)) {
+    if (c == '\n') return line;
+    line.push_back(c);
+  }
+  return std::nullopt;
+}
+
 signer::ChainVerifier Verify(const std::vector<std::string>& files,
                              const std::optional<signer::ChainHead>& head) {
   signer::ChainVerifier verifier(head);
-  for (const auto& file : files) {
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const std::string& file = files[i];
     verifier.BeginFile(file);
+    std::uint64_t offset = 0;
+    std::optional<std::string> unterminated;
     signer::ForEachLine(file, [&](std::string_view line, bool terminated) {
-      return verifier.Feed(line, terminated);
+      if (!terminated) {
+        unterminated = std::string(line);
+        return true;
+      }
+      offset += line.size() + 1;
+      return verifier.Feed(line, true);
     });
     if (verifier.broken()) break;
+    if (unterminated) {
+      // The newest file may be in the middle of an append (a reader can see part of a write):
+      // look again shortly before calling its last line torn.
+      if (i + 1 == files.size()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        if (auto whole = TerminatedLineAt(file, offset)) {
+          verifier.Feed(*whole, true);
+          continue;
+        }
+      }
+      verifier.Feed(*unterminated, false);
+      break;
+    }
   }
   verifier.Finish();
   return verifier;

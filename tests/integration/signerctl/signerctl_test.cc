@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <thread>
 
 #include "base/duration.h"
 #include "test_support.h"
@@ -257,6 +258,25 @@ TEST_F(Signerctl, AFragmentLeftByAKilledSignerIsNamedAndTheChainContinuesAroundI
   r = Ctl({"audit", "verify", Put("without-fragment.log", lines)});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("ok: 10 records, seq 1..10"), std::string::npos) << r.out;
+}
+
+TEST_F(Signerctl, ARecordBeingAppendedWhileVerifyReadsIsNotCalledTorn) {
+  const auto& lines = Log();
+  std::vector<std::string> first(lines.begin(), lines.begin() + 7);
+  std::string log = Put("audit.log", first);
+  // Half of record 8 is there when verify starts; the rest arrives 50 ms later, as from a signer
+  // whose write a reader caught in the middle.
+  WriteFile(log, ReadFile(log) + lines[7].substr(0, 100), 0640);
+  std::thread writer([&] {
+    std::this_thread::sleep_for(50ms);
+    std::FILE* f = std::fopen(log.c_str(), "a");
+    std::fputs((lines[7].substr(100) + "\n").c_str(), f);
+    std::fclose(f);
+  });
+  RunResult r = Ctl({"audit", "verify", log});
+  writer.join();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("ok: 8 records, seq 1..8"), std::string::npos) << r.out;
 }
 
 TEST_F(Signerctl, UsageAndInputErrorsHaveTheirCodes) {
