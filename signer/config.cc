@@ -34,6 +34,19 @@ std::string String(const toml::node& node, const std::string& key) {
   return *s;
 }
 
+// Kubernetes' signerName shape: "<DNS name>/<path>", lower-case, at most 571 characters.
+void CheckSignerName(const std::string& name) {
+  auto slash = name.find('/');
+  bool ok = !name.empty() && name.size() <= 571 && slash != std::string::npos && slash > 0 &&
+            slash + 1 < name.size();
+  for (char ch : name) {
+    bool allowed = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' ||
+                   ch == '/' || ch == '_';
+    ok = ok && allowed;
+  }
+  if (!ok) Bad("signer_name must look like 'example.com/etcd-client' (lower-case domain/path)");
+}
+
 }  // namespace
 
 std::string Identity(const std::string& value) {
@@ -59,6 +72,7 @@ void LoadConfigFile(const std::string& path, SignerConfig& c) {
     else if (key == "ca_bundle") c.ca_bundle = String(node, key);
     else if (key == "identity") c.identity = Identity(String(node, key));
     else if (key == "name_pattern") c.name_pattern = String(node, key);
+    else if (key == "signer_name") c.signer_name = String(node, key);
     else if (key == "lifetime_default") c.lifetime_default = Duration(node, key);
     else if (key == "lifetime_min") c.lifetime_min = Duration(node, key);
     else if (key == "lifetime_max") c.lifetime_max = Duration(node, key);
@@ -89,6 +103,7 @@ void ValidateConfig(const SignerConfig& c) {
   if (c.deadline.count() < 1 || c.input_timeout.count() < 1) Bad("timeouts must be at least 1s");
   base::NamePattern checked(c.name_pattern);  // throws bad-config
   if (c.lock_file.empty()) Bad("lock_file must not be empty");
+  CheckSignerName(c.signer_name);
 }
 
 }  // namespace signer

@@ -18,7 +18,8 @@ constexpr const char* kDescription =
     "Run by sshd as a forced command:\n"
     "  restrict,command=\"etcd-signer --config /etc/etcd-signer/signer.toml --identity kubemaster-3 sign\" ssh-ed25519 AAAA...\n"
     "The client's request comes from SSH_ORIGINAL_COMMAND: 'sign [--lifetime DUR]' (CSR as base64 on\n"
-    "stdin, PEM certificate on stdout), 'ca' (CA bundle) or 'info' (one JSON line). Run locally, the\n"
+    "stdin, PEM certificate on stdout), 'sign --format k8s' (a certificates.k8s.io/v1\n"
+    "CertificateSigningRequest in, the object with status out), 'ca' (CA bundle) or 'info' (one JSON line). Run locally, the\n"
     "request is the trailing words: etcd-signer --config signer.toml sign < csr.b64\n"
     "\n"
     "Exit codes: 0 issued, 64 usage, 65 bad input, 69 token/CA unavailable, 70 internal,\n"
@@ -70,6 +71,8 @@ int main(int argc, char** argv) {
       [](C& c, const std::string& v) { c.identity = signer::Identity(v); });
   add("--name-pattern", "Regular expression a CN must match in full",
       [](C& c, const std::string& v) { c.name_pattern = v; });
+  add("--signer-name", "Kubernetes signerName that 'sign --format k8s' objects must name",
+      [](C& c, const std::string& v) { c.signer_name = v; });
   add("--lifetime-default", "Lifetime when the client asks none (default 24h)", duration(&C::lifetime_default));
   add("--lifetime-min", "Shortest lifetime granted (default 10m)", duration(&C::lifetime_min));
   add("--lifetime-max", "Longest lifetime; longer requests are clamped (default 7d)", duration(&C::lifetime_max));

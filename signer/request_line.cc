@@ -47,8 +47,23 @@ RequestLine ParseRequestLine(std::string_view text) {
   if (verb != "sign") {
     Bad("unknown-verb", "unknown request '" + verb.substr(0, 32) + "' (expected sign, ca or info)");
   }
+  bool format_given = false;
   for (std::size_t i = 1; i < words.size(); ++i) {
     std::string value;
+    if (words[i] == "--format" || words[i].rfind("--format=", 0) == 0) {
+      std::string format;
+      if (words[i] == "--format") {
+        if (i + 1 >= words.size()) Bad("bad-request", "--format needs a value (k8s)");
+        format = words[++i];
+      } else {
+        format = words[i].substr(9);
+      }
+      if (format_given) Bad("bad-request", "--format given twice");
+      if (format != "k8s") Bad("bad-request", "unknown format '" + format.substr(0, 32) + "' (only k8s)");
+      format_given = true;
+      request.format = BodyFormat::kK8s;
+      continue;
+    }
     if (words[i] == "--lifetime") {
       if (i + 1 >= words.size()) Bad("bad-request", "--lifetime needs a duration");
       value = words[++i];
@@ -63,6 +78,11 @@ RequestLine ParseRequestLine(std::string_view text) {
     } catch (const base::Failure& f) {
       Bad("bad-lifetime", f.what());
     }
+  }
+  // A Kubernetes object carries its lifetime (spec.expirationSeconds); two sources that could
+  // disagree would leave the client unsure which one was granted.
+  if (request.format == BodyFormat::kK8s && request.lifetime) {
+    Bad("bad-request", "--lifetime cannot be used with --format k8s (use spec.expirationSeconds)");
   }
   return request;
 }

@@ -20,6 +20,7 @@
 #include "pki/base64.h"
 #include "signer/audit.h"
 #include "signer/issuance.h"
+#include "signer/k8s_csr.h"
 #include "signer/policy.h"
 #include "signer/request_line.h"
 
@@ -57,6 +58,7 @@ std::string InfoJson(const SignerConfig& c, pki::TimePoint now) {
   j["time"] = base::FormatRfc3339(now);
   j["profile"] = "etcd-client";
   j["name_pattern"] = c.name_pattern;
+  j["signer_name"] = c.signer_name;
   if (!c.identity.empty()) j["identity"] = c.identity;
   j["lifetime_default"] = c.lifetime_default.count();
   j["lifetime_min"] = c.lifetime_min.count();
@@ -64,6 +66,15 @@ std::string InfoJson(const SignerConfig& c, pki::TimePoint now) {
   j["backdate"] = c.backdate.count();
   j["max_input_bytes"] = kMaxInputBytes;
   return j.dump();
+}
+
+// What `sign` prints: the PEM as it is, or (--format k8s) the client's object with its status.
+std::string EncodeAnswer(BodyFormat format, const std::optional<K8sCsr>& k8s_object, const std::string& pem,
+                         X509* cert, pki::TimePoint now) {
+  if (format != BodyFormat::kK8s || !k8s_object) return pem;
+  std::string message = "issued by etcd-signer: serial " + pki::SerialHex(cert) + ", valid until " +
+                        base::FormatRfc3339(pki::NotAfter(cert));
+  return EncodeK8sIssued(*k8s_object, pem, "etcd-client", message, now);
 }
 
 // Signs with the token: module → token → login (once) → key → certificate. Destruction runs in
@@ -250,11 +261,20 @@ int Serve(const SignerConfig& config, const Invocation& invocation, const Enviro
     record.reason = reason;
     record.message = message;
   };
+  // --format k8s: a refusal is also the client's object with a Denied/Failed condition on stdout.
+  // Set by the main thread only; read in on_failure, which runs on the main thread after deciding.
+  bool k8s_format = false;
+  std::optional<K8sCsr> k8s_object;
   auto on_failure = [&](const Failure& f) {
     if (!decide(Decider::kMain)) yield_to_watchdog();
     bool ours = f.code() == ExitCode::kSoftware || f.reason() == "audit-failed";
     finish(ours ? "error" : "refused", static_cast<int>(f.code()), f.reason(), f.what());
     audit.WriteEvenIfFileFails(record);
+    if (k8s_format && f.reason() != "write-failed") {
+      std::string refusal = EncodeK8sRefusal(k8s_object ? &*k8s_object : nullptr, f, env.now());
+      std::fwrite(refusal.data(), 1, refusal.size(), env.output);
+      std::fflush(env.output);
+    }
   };
   // Commits the main thread to answering: after this the deadline no longer ends the process, and
   // the record is on file before the first byte of the answer leaves.
@@ -276,6 +296,7 @@ int Serve(const SignerConfig& config, const Invocation& invocation, const Enviro
         if (config_error) throw *config_error;
         RequestLine request = ParseRequestLine(invocation.request_text);
         update_record([&](AuditRecord& r) { r.verb = VerbName(request.verb); });
+        k8s_format = request.format == BodyFormat::kK8s;
         ValidateConfig(config);
         // Whole seconds: certificates carry no fractions, and granted lifetimes should be exact.
         pki::TimePoint now = std::chrono::floor<std::chrono::seconds>(env.now());
@@ -312,8 +333,8 @@ int Serve(const SignerConfig& config, const Invocation& invocation, const Enviro
         };
         Approval approval;
         try {
-          pki::X509ReqPtr req = DecodeRequestBody(body);
-          approval = ApplyPolicy(req.get(), request.lifetime, config, facts);
+          pki::X509ReqPtr req = k8s_format ? DecodeK8sBody(body, config, k8s_object) : DecodeRequestBody(body);
+          approval = ApplyPolicy(req.get(), k8s_format ? k8s_object->expiration : request.lifetime, config, facts);
         } catch (...) {
           note_facts();
           throw;
@@ -326,6 +347,7 @@ int Serve(const SignerConfig& config, const Invocation& invocation, const Enviro
         auto lock_wait = std::max(deadline.remaining() - std::chrono::milliseconds(500), std::chrono::milliseconds(0));
         pki::X509Ptr cert = SignWithToken(config, approval, ca_cert.get(), validity, env.serial(), lock_wait);
         std::string pem = pki::ToPem(cert.get());
+        std::string answer = EncodeAnswer(request.format, k8s_object, pem, cert.get(), now);
         if (env.at_stage) env.at_stage("signed");
         commit_answer("issued", [&](AuditRecord& r) {
           r.serial = pki::SerialHex(cert.get());
@@ -335,7 +357,7 @@ int Serve(const SignerConfig& config, const Invocation& invocation, const Enviro
               std::chrono::duration_cast<base::Seconds>(pki::NotAfter(cert.get()) - now).count();
         });
         if (env.at_stage) env.at_stage("committed");
-        WriteAll(env.output, pem);
+        WriteAll(env.output, answer);
         return 0;
       },
       on_failure);

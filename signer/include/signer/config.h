@@ -11,6 +11,8 @@
 namespace signer {
 
 constexpr const char* kDefaultLockFile = "/var/lib/etcd-signer/token.lock";
+// The Kubernetes signerName a CertificateSigningRequest object must name (`sign --format k8s`).
+constexpr const char* kDefaultSignerName = "etcd-hsm-signer.example.com/etcd-client";
 constexpr const char* kDefaultNamePattern = "^kubemaster-[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
 
 struct SignerConfig {
@@ -21,6 +23,7 @@ struct SignerConfig {
   std::string ca_bundle;         // served by `ca`; defaults to ca_cert
   std::string identity;          // when set, the CN must equal it exactly
   std::string name_pattern = kDefaultNamePattern;
+  std::string signer_name = kDefaultSignerName;  // spec.signerName of k8s objects
   base::Seconds lifetime_default{24 * 3600};
   base::Seconds lifetime_min{10 * 60};
   base::Seconds lifetime_max{7 * 24 * 3600};
@@ -33,7 +36,7 @@ struct SignerConfig {
 };
 
 // Reads a TOML config file over `config` (keys: module, key, pin_file, pin_env, ca_cert,
-// ca_bundle, identity, name_pattern, lifetime_default, lifetime_min, lifetime_max, backdate,
+// ca_bundle, identity, name_pattern, signer_name, lifetime_default, lifetime_min, lifetime_max, backdate,
 // audit_log, lock_file, syslog, deadline, input_timeout; durations as strings like "24h" or integers in
 // seconds). Unknown keys are errors (Failure kConfig "bad-config").
 void LoadConfigFile(const std::string& path, SignerConfig& config);

@@ -5,6 +5,8 @@
 //   ""                        -> sign
 //   "sign"                    -> sign
 //   "sign --lifetime DUR"     -> sign with a requested lifetime (also --lifetime=DUR)
+//   "sign --format k8s"       -> sign; the body is a certificates.k8s.io/v1 CertificateSigningRequest
+//                                (also --format=k8s; not together with --lifetime)
 //   "ca" | "info"             -> those verbs, no arguments
 // Anything else is Failure(kUsage, "unknown-verb" | "bad-request").
 #pragma once
@@ -19,9 +21,16 @@ namespace signer {
 
 enum class Verb { kSign, kCa, kInfo };
 
+// What `sign` reads on stdin and prints on stdout.
+enum class BodyFormat {
+  kBase64Csr,  // base64 of a PEM/DER CSR in, PEM certificate out
+  kK8s,        // a CertificateSigningRequest object (JSON) in, the same object with status out
+};
+
 struct RequestLine {
   Verb verb = Verb::kSign;
   std::optional<base::Seconds> lifetime;  // sign only
+  BodyFormat format = BodyFormat::kBase64Csr;  // sign only
 };
 
 RequestLine ParseRequestLine(std::string_view text);
