@@ -4,6 +4,7 @@
 #include <sys/random.h>
 
 #include "base/failure.h"
+#include "base/duration.h"
 #include "base/files.h"
 #include "pki/certificate_profile.h"
 #include "pki/csr.h"
@@ -56,6 +57,14 @@ std::vector<unsigned char> SignSha256(const TokenKey& key, const unsigned char* 
 
 std::string CreateCaCertificate(const KeyAccess& access, const std::string& subject, int days,
                                 std::chrono::system_clock::time_point now) {
+  return CreateRootCaCertificate(access, subject, days, 0, now);
+}
+
+std::string CreateRootCaCertificate(const KeyAccess& access, const std::string& subject, int days, int path_len,
+                                    std::chrono::system_clock::time_point now) {
+  if (path_len < 0 || path_len > 1) {
+    throw Failure(ExitCode::kUsage, "bad-path-len", "--path-len must be 0 (single tier) or 1 (root of intermediates)");
+  }
   if (days < 1 || days > 36500) {
     throw Failure(ExitCode::kUsage, "bad-days", "--days must be between 1 and 36500");
   }
@@ -66,11 +75,64 @@ std::string CreateCaCertificate(const KeyAccess& access, const std::string& subj
   fields.serial = pki::RandomSerial();
   fields.not_before = now - std::chrono::minutes(5);
   fields.not_after = now + std::chrono::hours(24) * days;
-  pki::X509Ptr cert = pki::BuildCaCertificate(fields);
+  pki::X509Ptr cert = pki::BuildRootCaCertificate(fields, path_len);
   pki::SignCertificate(cert.get(), open.key.private_key.get());
   if (X509_verify(cert.get(), open.key.public_key.get()) != 1) {
     pki::ThrowOpenSsl(ExitCode::kUnavailable, "token-sign-failed",
                       "the token's signature does not verify with its public key");
+  }
+  return pki::ToPem(cert.get());
+}
+
+std::string SignIntermediate(const KeyAccess& root, const std::string& root_cert_path, const std::string& csr_pem,
+                             int days, std::chrono::system_clock::time_point now) {
+  if (days < 1 || days > 36500) throw Failure(ExitCode::kUsage, "bad-days", "--days must be between 1 and 36500");
+  pki::X509Ptr root_cert = pki::ReadCertificateFile(root_cert_path);
+  pki::BasicConstraintsPtr bc(
+      static_cast<BASIC_CONSTRAINTS*>(X509_get_ext_d2i(root_cert.get(), NID_basic_constraints, nullptr, nullptr)));
+  if (!bc || bc->ca == 0) throw Failure(ExitCode::kDataErr, "not-a-ca", root_cert_path + " is not a CA certificate");
+  if (bc->pathlen != nullptr && ASN1_INTEGER_get(bc->pathlen) < 1) {
+    throw Failure(ExitCode::kDataErr, "root-path-length",
+                  root_cert_path + " limits its path length to 0 (a single-tier CA): it cannot certify "
+                  "intermediates; make the root with 'etcd-hsm ca create --path-len 1'");
+  }
+  pki::X509ReqPtr req = pki::DecodeCsr(std::vector<unsigned char>(csr_pem.begin(), csr_pem.end()));
+  pki::CsrFacts facts = pki::InspectCsr(req.get());
+  auto bad = [](const std::string& why) { throw Failure(ExitCode::kDataErr, "bad-csr", why); };
+  if (!facts.public_key) bad("the CSR's key cannot be decoded");
+  if (!facts.signature_valid) bad("the CSR's self-signature does not verify");
+  if (facts.requests_extensions || facts.other_attributes > 0) {
+    bad("the CSR carries extensions or attributes: use one made by 'etcd-hsm ca csr'");
+  }
+  if (facts.subject.empty()) bad("the CSR has no subject");
+  pki::KeyDescription key = pki::DescribeKey(facts.public_key.get());
+  bool strong = (key.kind == pki::KeyDescription::Kind::kEc && !key.ec_explicit_parameters &&
+                 (key.curve == "P-256" || key.curve == "P-384")) ||
+                (key.kind == pki::KeyDescription::Kind::kRsa && key.bits >= 2048 && key.rsa_exponent_ok);
+  if (!strong) {
+    throw Failure(ExitCode::kNoPerm, "key-type", key.name + " is not accepted for an intermediate CA (EC P-256/P-384, RSA >= 2048)");
+  }
+  auto not_after = now + std::chrono::hours(24) * days;
+  if (not_after > pki::NotAfter(root_cert.get())) {
+    throw Failure(ExitCode::kUsage, "bad-days",
+                  "--days " + std::to_string(days) + " reaches past the root's notAfter " +
+                      base::FormatRfc3339(pki::NotAfter(root_cert.get())));
+  }
+  OpenKey open(root);
+  EVP_PKEY* root_public = X509_get0_pubkey(root_cert.get());
+  if (root_public == nullptr || !pki::SamePublicKey(root_public, open.key.public_key.get())) {
+    throw Failure(ExitCode::kUnavailable, "ca-key-mismatch", root_cert_path + " does not belong to the token key " + root.key_uri);
+  }
+  pki::IntermediateCertificateFields fields;
+  fields.subject = X509_REQ_get_subject_name(req.get());
+  fields.public_key = facts.public_key.get();
+  fields.serial = pki::RandomSerial();
+  fields.not_before = std::max(now - std::chrono::minutes(5), pki::NotBefore(root_cert.get()));
+  fields.not_after = not_after;
+  pki::X509Ptr cert = pki::BuildIntermediateCertificate(fields, root_cert.get());
+  pki::SignCertificate(cert.get(), open.key.private_key.get());
+  if (X509_verify(cert.get(), root_public) != 1) {
+    pki::ThrowOpenSsl(ExitCode::kUnavailable, "token-sign-failed", "the root token's signature does not verify");
   }
   return pki::ToPem(cert.get());
 }

@@ -90,6 +90,20 @@ int main(int argc, char** argv) {
     AddPinOptions(cmd, pin);
   }
   create->add_option("--days", days, "Validity in days")->capture_default_str();
+  int path_len = 0;
+  create->add_option("--path-len", path_len,
+                     "Path length: 0 signs leaves only (single tier), 1 makes the root of a two-tier CA")
+      ->capture_default_str();
+  auto* sign_intermediate = ca->add_subcommand(
+      "sign-intermediate", "The root token signs an intermediate CA certificate for a signer host's CSR (from 'ca csr')");
+  std::string csr_file;
+  sign_intermediate->add_option("--module", module, "PKCS#11 module path (or module-path= in the URI)");
+  sign_intermediate->add_option("--key", key_uri, "RFC 7512 URI of the ROOT key")->required();
+  sign_intermediate->add_option("--ca-cert", ca_cert, "The root's certificate (PEM)")->required();
+  sign_intermediate->add_option("--csr", csr_file, "The intermediate's CSR (PEM, from 'etcd-hsm ca csr')")->required();
+  sign_intermediate->add_option("--days", days, "Validity in days (never past the root's)")->capture_default_str();
+  sign_intermediate->add_option("--out", out, "Output file (refuses to overwrite; default stdout)");
+  AddPinOptions(sign_intermediate, pin);
   auto* bundle = ca->add_subcommand("bundle", "Concatenate the current CA and still-trusted previous CAs");
   bundle->add_option("certs", bundle_files, "CA certificate files, current first")->required();
   bundle->add_option("--out", out, "Output file (refuses to overwrite; default stdout)");
@@ -147,7 +161,10 @@ int main(int argc, char** argv) {
       std::printf("uri: pkcs11:token=%s;object=%s;type=private\n", session.token().label.c_str(),
                   label.c_str());
     } else if (create->parsed()) {
-      Emit(hsm::CreateCaCertificate(access, subject, days, now), out);
+      Emit(hsm::CreateRootCaCertificate(access, subject, days, path_len, now), out);
+    } else if (sign_intermediate->parsed()) {
+      std::string csr_pem = base::ReadFileLimited(csr_file, 64 * 1024, "bad-csr");
+      Emit(hsm::SignIntermediate(access, ca_cert, csr_pem, days, now), out);
     } else if (csr->parsed()) {
       Emit(hsm::CreateCaRequest(access, subject), out);
     } else if (bundle->parsed()) {

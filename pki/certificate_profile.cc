@@ -278,7 +278,9 @@ std::string ClientProfileDifference(X509* cert, const ClientProfileExpectations&
   return ExtensionsDifference(cert, want);
 }
 
-X509Ptr BuildCaCertificate(const CaCertificateFields& fields) {
+X509Ptr BuildCaCertificate(const CaCertificateFields& fields) { return BuildRootCaCertificate(fields, 0); }
+
+X509Ptr BuildRootCaCertificate(const CaCertificateFields& fields, int path_len) {
   X509Ptr cert(X509_new());
   if (!cert || X509_set_version(cert.get(), X509_VERSION_3) != 1) BuildFailed("version");
   SetSerial(cert.get(), fields.serial);
@@ -292,11 +294,59 @@ X509Ptr BuildCaCertificate(const CaCertificateFields& fields) {
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
-  AddExtension(cert.get(), &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0");
+  std::string constraints = "critical,CA:TRUE,pathlen:" + std::to_string(path_len);
+  AddExtension(cert.get(), &ctx, NID_basic_constraints, constraints.c_str());
   AddExtension(cert.get(), &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
   AddExtension(cert.get(), &ctx, NID_subject_key_identifier, "hash");
   AddExtension(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always");
   return cert;
+}
+
+X509Ptr BuildIntermediateCertificate(const IntermediateCertificateFields& fields, X509* issuer) {
+  X509Ptr cert(X509_new());
+  if (!cert || X509_set_version(cert.get(), X509_VERSION_3) != 1) BuildFailed("version");
+  SetSerial(cert.get(), fields.serial);
+  EvpPkeyPtr key = CanonicalPublicKey(fields.public_key);
+  if (X509_set_subject_name(cert.get(), fields.subject) != 1 ||
+      X509_set_issuer_name(cert.get(), X509_get_subject_name(issuer)) != 1 ||
+      X509_set_pubkey(cert.get(), key.get()) != 1) {
+    BuildFailed("names");
+  }
+  SetValidity(cert.get(), fields.not_before, fields.not_after);
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer, cert.get(), nullptr, nullptr, 0);
+  AddExtension(cert.get(), &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0");
+  AddExtension(cert.get(), &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
+  AddExtension(cert.get(), &ctx, NID_ext_key_usage, "clientAuth");
+  AddExtension(cert.get(), &ctx, NID_subject_key_identifier, "hash");
+  AddExtension(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always");
+  return cert;
+}
+
+std::string ChainCaProfileDifference(X509* cert) {
+  if (X509_get_version(cert) != X509_VERSION_3) return "a chain certificate is not version 3";
+  int critical = 0;
+  BasicConstraintsPtr bc(
+      static_cast<BASIC_CONSTRAINTS*>(X509_get_ext_d2i(cert, NID_basic_constraints, &critical, nullptr)));
+  if (!bc || bc->ca == 0 || critical != 1) return "a chain certificate is not a CA (critical CA:TRUE)";
+  if (bc->pathlen == nullptr || ASN1_INTEGER_get(bc->pathlen) != 0) {
+    return "a chain certificate does not limit its path length to 0";
+  }
+  AsnBitStringPtr ku(static_cast<ASN1_BIT_STRING*>(X509_get_ext_d2i(cert, NID_key_usage, &critical, nullptr)));
+  if (!ku || critical != 1 || ASN1_BIT_STRING_get_bit(ku.get(), 5) == 0) {
+    return "a chain certificate lacks a critical keyUsage with keyCertSign";
+  }
+  int eku_index = X509_get_ext_by_NID(cert, NID_ext_key_usage, -1);
+  if (eku_index >= 0) {
+    ExtendedKeyUsagePtr eku(static_cast<EXTENDED_KEY_USAGE*>(X509_get_ext_d2i(cert, NID_ext_key_usage, nullptr, nullptr)));
+    bool client_auth = false;
+    for (int i = 0; eku && i < sk_ASN1_OBJECT_num(eku.get()); ++i) {
+      client_auth = client_auth || OBJ_obj2nid(sk_ASN1_OBJECT_value(eku.get(), i)) == NID_client_auth;
+    }
+    if (!client_auth) return "a chain certificate's extendedKeyUsage excludes clientAuth";
+  }
+  return "";
 }
 
 void SignCertificate(X509* cert, EVP_PKEY* key) {

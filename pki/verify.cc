@@ -13,11 +13,15 @@ namespace {
 }
 }  // namespace
 
-std::string VerifyChain(X509* cert, const std::vector<X509*>& anchors, TimePoint now, X509Ptr* issuer) {
+std::string VerifyChain(X509* cert, const std::vector<X509*>& anchors, TimePoint now, X509Ptr* issuer,
+                        const std::vector<X509*>& untrusted) {
   X509StorePtr store(X509_STORE_new());
   for (X509* anchor : anchors) X509_STORE_add_cert(store.get(), anchor);
   X509StoreCtxPtr ctx(X509_STORE_CTX_new());
-  if (!store || !ctx || X509_STORE_CTX_init(ctx.get(), store.get(), cert, nullptr) != 1) {
+  X509StackPtr intermediates(sk_X509_new_null());
+  for (X509* c : untrusted) sk_X509_push(intermediates.get(), c);
+  if (!store || !ctx || !intermediates ||
+      X509_STORE_CTX_init(ctx.get(), store.get(), cert, intermediates.get()) != 1) {
     return "cannot set up verification";
   }
   X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
@@ -39,40 +43,61 @@ std::string VerifyChain(X509* cert, const std::vector<X509*>& anchors, TimePoint
   return error;
 }
 
-X509Ptr ParseSingleCertificatePem(const std::string& text) {
+std::vector<X509Ptr> ParseCertificateAnswer(const std::string& text) {
   static const std::string kBegin = "-----BEGIN CERTIFICATE-----\n";
   static const std::string kEnd = "-----END CERTIFICATE-----";
   auto bad = [](const std::string& why) { Reject("cert-profile", "the signer's answer " + why); };
-  if (text.compare(0, kBegin.size(), kBegin) != 0) {
-    bad(text.empty() ? "is empty" : "does not start with a PEM certificate header");
+  if (text.empty()) bad("is empty");
+  std::vector<X509Ptr> certs;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    if (certs.size() == 1 + kMaxChainCertificates) bad("holds more certificates than a leaf and its chain");
+    if (text.compare(at, kBegin.size(), kBegin) != 0) {
+      bad(certs.empty() ? "does not start with a PEM certificate header"
+                        : "has bytes after the certificate (only PEM certificate blocks may follow it)");
+    }
+    std::size_t end = text.find(kEnd, at + kBegin.size());
+    if (end == std::string::npos) bad("has no PEM certificate footer");
+    std::string body = text.substr(at + kBegin.size(), end - at - kBegin.size());
+    for (char c : body) {
+      bool b64 = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+                 c == '/' || c == '=' || c == '\n';
+      if (!b64) bad("has a PEM block with headers or characters outside base64");
+    }
+    auto der = DecodeBase64(body);
+    if (!der || der->empty()) bad("is not valid base64 inside a PEM block");
+    const unsigned char* p = der->data();
+    X509Ptr cert(d2i_X509(nullptr, &p, static_cast<long>(der->size())));
+    if (!cert) Reject("cert-unparsable", "the signer's answer is not an X.509 certificate");
+    if (p != der->data() + der->size()) bad("has bytes after a certificate's DER");
+    certs.push_back(std::move(cert));
+    at = end + kEnd.size();
+    if (at < text.size()) {
+      if (text[at] != '\n') bad("has bytes after the certificate (exactly PEM blocks are accepted)");
+      ++at;  // the newline that ends the block
+    }
   }
-  std::size_t end = text.find(kEnd, kBegin.size());
-  if (end == std::string::npos) bad("has no PEM certificate footer");
-  std::string after = text.substr(end + kEnd.size());
-  if (after != "" && after != "\n") bad("has bytes after the certificate (exactly one PEM block is accepted)");
-  std::string body = text.substr(kBegin.size(), end - kBegin.size());
-  for (char c : body) {
-    bool b64 = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-               c == '/' || c == '=' || c == '\n';
-    if (!b64) bad("has a PEM block with headers or characters outside base64");
-  }
-  auto der = DecodeBase64(body);
-  if (!der || der->empty()) bad("is not valid base64 inside its PEM block");
-  const unsigned char* p = der->data();
-  X509Ptr cert(d2i_X509(nullptr, &p, static_cast<long>(der->size())));
-  if (!cert) Reject("cert-unparsable", "the signer's answer is not an X.509 certificate");
-  if (p != der->data() + der->size()) bad("has bytes after the certificate's DER");
-  return cert;
+  return certs;
 }
 
-X509Ptr VerifyIssuedCertificate(const std::string& pem, const IssuedCertificateExpectations& want) {
-  X509Ptr cert = ParseSingleCertificatePem(pem);
+std::string IssuedCertificate::Pem() const {
+  std::string pem = ToPem(leaf.get());
+  for (const auto& c : chain) pem += ToPem(c.get());
+  return pem;
+}
+
+IssuedCertificate VerifyIssuedCertificate(const std::string& pem, const IssuedCertificateExpectations& want) {
+  std::vector<X509Ptr> certs = ParseCertificateAnswer(pem);
+  IssuedCertificate issued;
+  issued.leaf = std::move(certs.front());
+  for (std::size_t i = 1; i < certs.size(); ++i) issued.chain.push_back(std::move(certs[i]));
+  X509* cert = issued.leaf.get();
   // The reasons operators already know come first; every other deviation is cert-profile.
-  EVP_PKEY* key = X509_get0_pubkey(cert.get());
+  EVP_PKEY* key = X509_get0_pubkey(cert);
   if (key == nullptr || !SamePublicKey(key, want.public_key)) {
     Reject("cert-wrong-key", "the certificate is not for our key");
   }
-  X509_NAME* subject = X509_get_subject_name(cert.get());
+  X509_NAME* subject = X509_get_subject_name(cert);
   if (X509_NAME_entry_count(subject) == 1) {
     std::string cn = CommonName(subject);
     if (cn != want.common_name) {
@@ -80,8 +105,8 @@ X509Ptr VerifyIssuedCertificate(const std::string& pem, const IssuedCertificateE
              "the certificate is for '" + base::Printable(cn, 64) + "', not '" + want.common_name + "'");
     }
   }
-  TimePoint not_before = NotBefore(cert.get());
-  TimePoint not_after = NotAfter(cert.get());
+  TimePoint not_before = NotBefore(cert);
+  TimePoint not_after = NotAfter(cert);
   if (want.now + want.skew_tolerance < not_before) {
     Reject("cert-not-yet-valid",
            "the certificate is not valid yet: check the clocks of this host and the signer");
@@ -90,23 +115,35 @@ X509Ptr VerifyIssuedCertificate(const std::string& pem, const IssuedCertificateE
   // The profile first (its sentence names the difference better than OpenSSL's chain errors, e.g.
   // for a duplicate extension), then the chain, then what only the issuer can tell.
   ClientProfileExpectations profile{want.common_name, want.public_key, nullptr};
-  if (std::string diff = ClientProfileDifference(cert.get(), profile); !diff.empty()) {
+  if (std::string diff = ClientProfileDifference(cert, profile); !diff.empty()) {
     Reject("cert-profile", "the certificate is not profile etcd-client: " + diff);
+  }
+  for (const auto& c : issued.chain) {
+    if (std::string diff = ChainCaProfileDifference(c.get()); !diff.empty()) Reject("cert-profile", diff);
   }
   X509Ptr issuer;
   if (!want.trust_anchors.empty()) {
     // Validate at a time inside the validity window so a small forward skew is tolerated.
     TimePoint at = want.now < not_before ? not_before : want.now;
-    std::string error = VerifyChain(cert.get(), want.trust_anchors, at, &issuer);
+    std::vector<X509*> untrusted;
+    for (const auto& c : issued.chain) untrusted.push_back(c.get());
+    std::string error = VerifyChain(cert, want.trust_anchors, at, &issuer, untrusted);
     if (!error.empty()) {
       Reject("cert-untrusted", "the certificate does not chain to the CA bundle: " + error);
     }
+    // Every certificate sent must be on the verified path: nothing rides along unchecked.
+    if (!issued.chain.empty() && X509_cmp(issuer.get(), issued.chain.front().get()) != 0) {
+      Reject("cert-profile", "the chain's first certificate did not issue the certificate");
+    }
+  } else if (!issued.chain.empty()) {
+    issuer.reset(issued.chain.front().get());
+    X509_up_ref(issuer.get());
   }
   profile.issuer = issuer.get();
-  if (std::string diff = ClientProfileDifference(cert.get(), profile); !diff.empty()) {
+  if (std::string diff = ClientProfileDifference(cert, profile); !diff.empty()) {
     Reject("cert-profile", "the certificate is not profile etcd-client: " + diff);
   }
-  return cert;
+  return issued;
 }
 
 }  // namespace pki

@@ -1,5 +1,8 @@
 #include "requester/config.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include <regex>
 #include <toml++/toml.h>
 
@@ -78,7 +81,15 @@ void LoadConfigFile(const std::string& path, RequesterConfig& c) {
   for (auto&& [k, node] : table) {
     std::string key(k.str());
     if (key == "name") c.name = str(node, key);
-    else if (key == "server") c.server = str(node, key);
+    else if (key == "server") {
+      // One signer ("u@h") or several (["u@a", "u@b"]).
+      c.servers.clear();
+      if (auto* array = node.as_array()) {
+        for (auto&& item : *array) c.servers.push_back(str(item, key));
+      } else {
+        c.servers.push_back(str(node, key));
+      }
+    }
     else if (key == "ssh_key") c.ssh_key = str(node, key);
     else if (key == "known_hosts") c.known_hosts = str(node, key);
     else if (key == "accept_new_host_key") {
@@ -118,6 +129,15 @@ void CheckName(const RequesterConfig& c) {
   }
 }
 
+std::vector<std::string> ServerOrder(const RequesterConfig& c) {
+  std::vector<std::string> order = c.servers;
+  if (order.size() < 2) return order;
+  std::uint32_t h = 2166136261u;  // FNV-1a: stable across runs and builds, unlike std::hash
+  for (unsigned char ch : c.name) h = (h ^ ch) * 16777619u;
+  std::rotate(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(h % order.size()), order.end());
+  return order;
+}
+
 void ValidateConfig(const RequesterConfig& c, bool need_server) {
   CheckName(c);
   if (c.cert.empty()) throw Failure(ExitCode::kUsage, "usage", "--cert FILE is required");
@@ -125,7 +145,8 @@ void ValidateConfig(const RequesterConfig& c, bool need_server) {
     throw Failure(ExitCode::kUsage, "usage", "give exactly one of --key-file FILE or --key PKCS11-URI");
   }
   if (!need_server) return;
-  ParseServer(c.server);
+  if (c.servers.empty()) throw Failure(ExitCode::kUsage, "bad-server", "--server USER@HOST[:PORT] is required");
+  for (const auto& server : c.servers) ParseServer(server);
   if (c.known_hosts.empty()) {
     throw Failure(ExitCode::kUsage, "usage",
                   "--known-hosts FILE is required: the signer's host key must be known in advance");

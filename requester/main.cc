@@ -46,7 +46,13 @@ struct Flags {
       });
     };
     str("--name", "This master's name, kubemaster-<id> (the certificate's CN)", &RequesterConfig::name);
-    str("--server", "The signer: USER@HOST[:PORT]", &RequesterConfig::server);
+    {
+      auto& servers = lists.emplace_back();
+      apply.emplace_back(cmd->add_option("--server", servers,
+                                         "A signer: USER@HOST[:PORT]; repeat for failover across signer hosts")
+                             ->allow_extra_args(false),
+                         [&servers](RequesterConfig& c) { c.servers = servers; });
+    }
     str("--ssh-key", "SSH client key: a file, or a PKCS#11 URI (the key stays in the token; --module/--pin-* open it) "
         "(default: ssh-agent)", &RequesterConfig::ssh_key);
     str("--known-hosts", "known_hosts file with the signer's host key", &RequesterConfig::known_hosts);
@@ -179,14 +185,14 @@ int main(int argc, char** argv) {
       return true;
     });
     if (diagnose->parsed()) {
-      if (config.server.empty() || config.known_hosts.empty()) requester::ValidateConfig(config, true);
+      if (config.servers.empty() || config.known_hosts.empty()) requester::ValidateConfig(config, true);
       if (!requester::Diagnose(config, env)) {
         throw base::Failure(base::ExitCode::kUnavailable, "diagnose-failed", "at least one check failed (see above)");
       }
       return 0;
     }
     if (ca->parsed()) {
-      if (config.server.empty() || config.known_hosts.empty()) requester::ValidateConfig(config, true);
+      if (config.servers.empty() || config.known_hosts.empty()) requester::ValidateConfig(config, true);
       requester::FetchCa(config, env);
       return 0;
     }

@@ -40,9 +40,9 @@ void Log(const RequesterEnv& env, const std::string& line) {
   std::fflush(env.log);
 }
 
-SshOptions SshOptionsFor(const RequesterConfig& c) {
+SshOptions SshOptionsFor(const RequesterConfig& c, const std::string& server) {
   SshOptions o;
-  o.server = ParseServer(c.server);
+  o.server = ParseServer(server);
   o.known_hosts = c.known_hosts;
   o.accept_new_host_key = c.accept_new_host_key;
   o.identity_file = c.ssh_key;
@@ -127,57 +127,100 @@ void RunHook(const RequesterConfig& c, const RequesterEnv& env) {
   Log(env, "post-renew hook '" + argv[0] + "' took longer than 60s and was killed");
 }
 
-RequestOutcome DoRequest(const RequesterConfig& c, const RequesterEnv& env, bool create_key) {
-  CheckName(c);  // before any network traffic
-  // The session lives only as long as the exchange: it is closed before the hook runs. An SSH key
-  // in a token authenticates first, while no other module is loaded (one C_Initialize per
-  // process); otherwise a key problem is reported before any connection.
-  std::optional<SshClient> ssh;
-  if (IsTokenKey(c.ssh_key)) ssh.emplace(SshOptionsFor(c));
-  std::unique_ptr<KeyStore> keys = MakeKeyStore(c);
-  RequestOutcome outcome;
-  outcome.generated_key = keys->Open(create_key);
-  if (outcome.generated_key) Log(env, "generated a new EC P-256 key in " + keys->Describe());
-  pki::X509ReqPtr csr = pki::BuildCsr(c.name, keys->private_key());
-  std::vector<unsigned char> der = pki::ToDer(csr.get());
-  std::string body = pki::EncodeBase64(der.data(), der.size(), 76);
+// Whether a failure met at one signer is worth trying the next one for (#12). A policy answer
+// (64, 65, 77 from the signer) is the same at every signer: report it. A PIN problem must never
+// be repeated. Everything else (unreachable, timed out, connection lost, a signer whose token or
+// CA is unavailable, 69, or busy, 75; a host key or SSH key that one signer does not accept; an
+// answer that fails verification) is that signer's problem.
+bool WorthTryingTheNextSigner(const Failure& f) {
+  if (IsPinFailure(f)) return false;
+  if (dynamic_cast<const SignerRefusal*>(&f) != nullptr) {
+    return f.code() != ExitCode::kUsage && f.code() != ExitCode::kDataErr && f.code() != ExitCode::kNoPerm;
+  }
+  return true;
+}
 
-  if (!ssh) ssh.emplace(SshOptionsFor(c));
-  std::vector<pki::X509Ptr> anchors;
-  if (!c.ca_bundle.empty()) {
-    if (Exists(c.ca_bundle)) {
-      anchors = pki::ReadCertificateBundleFile(c.ca_bundle);
-    } else {
-      // First contact: take the bundle from the signer over the host-key-verified connection.
-      anchors = FetchBundle(*ssh);
-      std::string pem;
-      for (auto& a : anchors) pem += pki::ToPem(a.get());
-      base::AtomicFileWriter(c.ca_bundle, 0644).Write(pem);
-      Log(env, "stored the signer's CA bundle in " + c.ca_bundle);
+RequestOutcome DoRequest(const RequesterConfig& c, const RequesterEnv& env, bool create_key,
+                         RequesterState& state) {
+  CheckName(c);  // before any network traffic
+  RequestOutcome outcome;
+  std::unique_ptr<KeyStore> keys;
+  std::string body;
+  auto open_keys = [&] {
+    keys = MakeKeyStore(c);
+    if (keys->Open(create_key)) {
+      outcome.generated_key = true;
+      Log(env, "generated a new EC P-256 key in " + keys->Describe());
+    }
+    pki::X509ReqPtr csr = pki::BuildCsr(c.name, keys->private_key());
+    std::vector<unsigned char> der = pki::ToDer(csr.get());
+    body = pki::EncodeBase64(der.data(), der.size(), 76);
+  };
+  // An SSH key in a token authenticates while no other module is loaded (one C_Initialize per
+  // process): then each connection comes first and the certificate key after it. Otherwise a key
+  // problem is reported before any connection.
+  const bool ssh_key_in_token = IsTokenKey(c.ssh_key);
+  if (!ssh_key_in_token) open_keys();
+
+  std::vector<std::string> order = ServerOrder(c);
+  std::optional<pki::IssuedCertificate> issued;
+  std::string served_by;
+  for (std::size_t i = 0; i < order.size() && !issued; ++i) {
+    const std::string& server = order[i];
+    try {
+      if (ssh_key_in_token) keys.reset();
+      // The session lives only as long as the exchange: it is closed before the hook runs.
+      SshClient ssh(SshOptionsFor(c, server));
+      if (!keys) open_keys();
+      std::vector<pki::X509Ptr> anchors;
+      if (!c.ca_bundle.empty()) {
+        if (Exists(c.ca_bundle)) {
+          anchors = pki::ReadCertificateBundleFile(c.ca_bundle);
+        } else {
+          // First contact: take the bundle from the signer over the host-key-verified connection.
+          anchors = FetchBundle(ssh);
+          std::string pem;
+          for (auto& a : anchors) pem += pki::ToPem(a.get());
+          base::AtomicFileWriter(c.ca_bundle, 0644).Write(pem);
+          Log(env, "stored the signer's CA bundle in " + c.ca_bundle);
+        }
+      }
+      std::string command = "sign";
+      if (c.lifetime.count() > 0) command += " --lifetime " + std::to_string(c.lifetime.count());
+      ExecResult r = ssh.Exec(command, body);
+      if (r.exit_status != 0) SignerFailed(r);
+      pki::IssuedCertificateExpectations want;
+      want.public_key = keys->public_key();
+      want.common_name = c.name;
+      for (auto& a : anchors) want.trust_anchors.push_back(a.get());
+      want.now = env.now();
+      want.skew_tolerance = c.skew_tolerance;
+      issued = pki::VerifyIssuedCertificate(r.out, want);
+      served_by = server;
+      state.signer_errors.erase(server);
+    } catch (const Failure& f) {
+      state.signer_errors[server] = f.reason() + ": " + f.what();
+      if (order.size() == 1 || !WorthTryingTheNextSigner(f)) throw;
+      if (i + 1 == order.size()) {
+        throw Failure(f.code(), f.reason(),
+                      "every signer failed; the last, " + server + ", with: " + f.what());
+      }
+      Log(env, "signer " + server + " failed (" + f.reason() + ": " + f.what() + "); trying " + order[i + 1]);
     }
   }
-  std::string command = "sign";
-  if (c.lifetime.count() > 0) command += " --lifetime " + std::to_string(c.lifetime.count());
-  ExecResult r = ssh->Exec(command, body);
-  ssh.reset();
-  if (r.exit_status != 0) SignerFailed(r);
+  state.served_by = served_by;
 
-  pki::IssuedCertificateExpectations want;
-  want.public_key = keys->public_key();
-  want.common_name = c.name;
-  for (auto& a : anchors) want.trust_anchors.push_back(a.get());
-  want.now = env.now();
-  want.skew_tolerance = c.skew_tolerance;
-  pki::X509Ptr cert = pki::VerifyIssuedCertificate(r.out, want);
-
+  // Leaf and chain: what kube-apiserver and etcdctl present to etcd.
   base::AtomicFileWriter writer(c.cert, 0644);
   if (env.store_fault) writer.set_fault_hook(env.store_fault);
-  writer.Write(pki::ToPem(cert.get()));
+  writer.Write(issued->Pem());
+  X509* cert = issued->leaf.get();
   outcome.renewed = true;
-  outcome.serial = pki::SerialHex(cert.get());
-  outcome.not_after = pki::NotAfter(cert.get());
-  outcome.message = "stored a certificate for " + c.name + " in " + c.cert + " (serial " +
-                    outcome.serial + ", valid until " + base::FormatRfc3339(outcome.not_after) + ")";
+  outcome.serial = pki::SerialHex(cert);
+  outcome.not_after = pki::NotAfter(cert);
+  outcome.message = "stored a certificate for " + c.name + " in " + c.cert + " (serial " + outcome.serial +
+                    ", valid until " + base::FormatRfc3339(outcome.not_after) +
+                    (order.size() > 1 ? ", from " + served_by : "") + ")";
   keys.reset();  // release the token before running the hook
   RunHook(c, env);
   return outcome;
@@ -188,7 +231,7 @@ RequestOutcome Attempt(const RequesterConfig& c, const RequesterEnv& env, bool c
   RequesterState state = LoadState(c.StateFile());
   state.last_attempt = base::FormatRfc3339(env.now());
   try {
-    RequestOutcome outcome = DoRequest(c, env, create_key);
+    RequestOutcome outcome = DoRequest(c, env, create_key, state);
     state.last_success = state.last_attempt;
     state.consecutive_failures = 0;
     state.last_error.clear();
@@ -230,7 +273,13 @@ std::string ParseSignerReason(std::string_view line) {
 }
 
 bool IsPinFailure(const Failure& f) {
-  auto pin = [](const std::string& reason) { return reason.rfind("pin-", 0) == 0; };
+  // A token that refused a PIN (pin-incorrect, pin-locked, ...), not a PIN *file* or variable that
+  // cannot be read: those are configuration errors (78) that cost no lockout tries, and on a signer
+  // they are that signer's problem, which the next signer may not have (#12).
+  auto pin = [](const std::string& reason) {
+    return reason.rfind("pin-", 0) == 0 && reason != "pin-file" && reason != "pin-file-permissions" &&
+           reason != "pin-env";
+  };
   if (pin(f.reason())) return true;
   auto* refusal = dynamic_cast<const SignerRefusal*>(&f);
   return refusal != nullptr && pin(refusal->signer_reason());
@@ -274,6 +323,12 @@ RequesterState LoadState(const std::string& path) {
     state.last_success = j.value("last_success", "");
     state.consecutive_failures = j.value("consecutive_failures", 0);
     state.last_error = j.value("last_error", "");
+    state.served_by = j.value("served_by", "");
+    if (j.contains("signer_errors") && j["signer_errors"].is_object()) {
+      for (auto& [server, error] : j["signer_errors"].items()) {
+        if (error.is_string()) state.signer_errors[server] = error.get<std::string>();
+      }
+    }
   } catch (const std::exception&) {
     // A damaged state file only loses counters; it must never stop a renewal.
   }
@@ -286,6 +341,8 @@ void SaveState(const std::string& path, const RequesterState& s) {
   j["last_success"] = s.last_success;
   j["consecutive_failures"] = s.consecutive_failures;
   j["last_error"] = s.last_error;
+  j["served_by"] = s.served_by;
+  j["signer_errors"] = s.signer_errors;
   base::AtomicFileWriter(path, 0644).Write(j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
@@ -309,9 +366,17 @@ RequestOutcome Renew(const RequesterConfig& c, const RequesterEnv& env, bool for
 }
 
 void FetchCa(const RequesterConfig& c, const RequesterEnv& env) {
-  SshClient ssh(SshOptionsFor(c));
   std::string pem;
-  for (auto& a : FetchBundle(ssh)) pem += pki::ToPem(a.get());
+  std::vector<std::string> order = ServerOrder(c);
+  for (std::size_t i = 0; i < order.size() && pem.empty(); ++i) {
+    try {
+      SshClient ssh(SshOptionsFor(c, order[i]));
+      for (auto& a : FetchBundle(ssh)) pem += pki::ToPem(a.get());
+    } catch (const Failure& f) {
+      if (i + 1 == order.size() || !WorthTryingTheNextSigner(f)) throw;
+      Log(env, "signer " + order[i] + " failed (" + f.reason() + ": " + f.what() + "); trying " + order[i + 1]);
+    }
+  }
   if (c.ca_bundle.empty()) {
     std::fwrite(pem.data(), 1, pem.size(), env.out);
     return;
@@ -343,6 +408,8 @@ std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat f
     j["last_success"] = state.last_success;
     j["consecutive_failures"] = state.consecutive_failures;
     j["last_error"] = state.last_error;
+    j["served_by"] = state.served_by;
+    j["signer_errors"] = state.signer_errors;
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   }
   if (format == StatusFormat::kPrometheus) {
@@ -387,6 +454,8 @@ std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat f
   row("last success", state.last_success.empty() ? "never" : state.last_success);
   row("failures", std::to_string(state.consecutive_failures) +
                       (state.last_error.empty() ? "" : " (last: " + state.last_error + ")"));
+  if (!state.served_by.empty() && c.servers.size() > 1) row("served by", state.served_by);
+  for (const auto& [server, error] : state.signer_errors) row("signer failed", server + ": " + error);
   return out;
 }
 
@@ -407,77 +476,81 @@ bool Diagnose(const RequesterConfig& c, const RequesterEnv& env) {
   } catch (const Failure& f) {
     line(false, "name", f.what(), "use the node's name in the form kubemaster-<id>, e.g. kubemaster-1");
   }
-  std::optional<SshOptions> options;
-  try {
-    options = SshOptionsFor(c);
-  } catch (const Failure& f) {
-    line(false, "server", f.what(), "set --server USER@HOST[:PORT]");
-  }
-  bool tcp_ok = false;
-  if (options) {
-    // Plain TCP first: tells "network/firewall" apart from "SSH" problems.
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    std::string port = std::to_string(options->server.port);
-    std::string detail;
-    if (getaddrinfo(options->server.host.c_str(), port.c_str(), &hints, &res) != 0 || res == nullptr) {
-      detail = "cannot resolve " + options->server.host;
-    } else {
-      int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-      ::connect(fd, res->ai_addr, res->ai_addrlen);
-      pollfd p{fd, POLLOUT, 0};
-      int err = 0;
-      socklen_t len = sizeof err;
-      if (::poll(&p, 1, static_cast<int>(c.connect_timeout.count() * 1000)) == 1 &&
-          ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) {
-        tcp_ok = true;
-        detail = options->server.host + ":" + port + " accepts TCP connections";
-      } else {
-        detail = "cannot connect to " + options->server.host + ":" + port + ": " +
-                 (err != 0 ? std::strerror(err) : "timed out");
-      }
-      ::close(fd);
-      freeaddrinfo(res);
-    }
-    line(tcp_ok, "tcp", detail, "check the signer host is up, sshd listens on that port, and firewalls allow it");
-  }
-  std::optional<SshClient> ssh;
-  if (tcp_ok) {
+  // Every signer is checked, in the order this master tries them (#12).
+  for (const std::string& server : ServerOrder(c)) {
+  const std::string at = c.servers.size() > 1 ? server + ": " : "";
+    std::optional<SshOptions> options;
     try {
-      ssh.emplace(*options);
-      line(true, "ssh", "host key matches " + c.known_hosts + " and the signer accepted our key");
+      options = SshOptionsFor(c, server);
     } catch (const Failure& f) {
-      line(false, "ssh", f.what(),
-           f.reason() == "auth-failed" ? "add this host's SSH public key to the signer's authorized_keys "
-                                         "with the forced command"
-                                       : "fix known_hosts or the SSH key as the message says");
+      line(false, "server", at + f.what(), "set --server USER@HOST[:PORT]");
     }
-  }
-  if (ssh) {
-    try {
-      TimePoint sent = env.now();
-      ExecResult r = ssh->Exec("info", "");
-      TimePoint received = env.now();
-      if (r.exit_status != 0) SignerFailed(r);
-      auto j = nlohmann::json::parse(r.out);
-      line(true, "signer", "etcd-signer " + base::Printable(j.value("version", std::string("?")), 64) + ", lifetime " +
-                               base::FormatDuration(seconds(j.value("lifetime_min", 0))) + " to " +
-                               base::FormatDuration(seconds(j.value("lifetime_max", 0))));
-      if (j.contains("identity") && j["identity"] != c.name) {
-        line(false, "identity", "this SSH key is bound to '" + base::Printable(j["identity"].get<std::string>(), 128) + "', not '" + c.name + "'",
-             "use the right --name or ask the operator to fix the forced command's --identity");
+    bool tcp_ok = false;
+    if (options) {
+      // Plain TCP first: tells "network/firewall" apart from "SSH" problems.
+      addrinfo hints{};
+      hints.ai_socktype = SOCK_STREAM;
+      addrinfo* res = nullptr;
+      std::string port = std::to_string(options->server.port);
+      std::string detail;
+      if (getaddrinfo(options->server.host.c_str(), port.c_str(), &hints, &res) != 0 || res == nullptr) {
+        detail = "cannot resolve " + options->server.host;
+      } else {
+        int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        ::connect(fd, res->ai_addr, res->ai_addrlen);
+        pollfd p{fd, POLLOUT, 0};
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (::poll(&p, 1, static_cast<int>(c.connect_timeout.count() * 1000)) == 1 &&
+            ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) {
+          tcp_ok = true;
+          detail = options->server.host + ":" + port + " accepts TCP connections";
+        } else {
+          detail = "cannot connect to " + options->server.host + ":" + port + ": " +
+                   (err != 0 ? std::strerror(err) : "timed out");
+        }
+        ::close(fd);
+        freeaddrinfo(res);
       }
-      TimePoint server = base::ParseRfc3339(j.value("time", std::string()));
-      auto skew = ClockSkew(sent, received, server);
-      bool skew_ok = std::chrono::abs(skew) <= c.skew_tolerance;
-      line(skew_ok, "clock",
-           "this host is " + DescribeSkew(skew) + " the signer (tolerance " +
-               base::FormatDuration(c.skew_tolerance) + ")",
-           "synchronize time (chrony/systemd-timesyncd) on this host and the signer");
-    } catch (const std::exception& e) {
-      // The text may quote the signer's bytes (a JSON parse error shows what it read).
-      line(false, "signer", base::Printable(e.what(), kMaxSignerLine), "check the forced command in authorized_keys runs etcd-signer");
+      line(tcp_ok, "tcp", at + detail, "check the signer host is up, sshd listens on that port, and firewalls allow it");
+    }
+    std::optional<SshClient> ssh;
+    if (tcp_ok) {
+      try {
+        ssh.emplace(*options);
+        line(true, "ssh", at + "host key matches " + c.known_hosts + " and the signer accepted our key");
+      } catch (const Failure& f) {
+        line(false, "ssh", at + f.what(),
+             f.reason() == "auth-failed" ? "add this host's SSH public key to the signer's authorized_keys "
+                                           "with the forced command"
+                                         : "fix known_hosts or the SSH key as the message says");
+      }
+    }
+    if (ssh) {
+      try {
+        TimePoint sent = env.now();
+        ExecResult r = ssh->Exec("info", "");
+        TimePoint received = env.now();
+        if (r.exit_status != 0) SignerFailed(r);
+        auto j = nlohmann::json::parse(r.out);
+        line(true, "signer", at + "etcd-signer " + base::Printable(j.value("version", std::string("?")), 64) + ", lifetime " +
+                                 base::FormatDuration(seconds(j.value("lifetime_min", 0))) + " to " +
+                                 base::FormatDuration(seconds(j.value("lifetime_max", 0))));
+        if (j.contains("identity") && j["identity"] != c.name) {
+          line(false, "identity", at + "this SSH key is bound to '" + base::Printable(j["identity"].get<std::string>(), 128) + "', not '" + c.name + "'",
+               "use the right --name or ask the operator to fix the forced command's --identity");
+        }
+        TimePoint signer_time = base::ParseRfc3339(j.value("time", std::string()));
+        auto skew = ClockSkew(sent, received, signer_time);
+        bool skew_ok = std::chrono::abs(skew) <= c.skew_tolerance;
+        line(skew_ok, "clock",
+             at + "this host is " + DescribeSkew(skew) + " the signer (tolerance " +
+                 base::FormatDuration(c.skew_tolerance) + ")",
+             "synchronize time (chrony/systemd-timesyncd) on this host and the signer");
+      } catch (const std::exception& e) {
+        // The text may quote the signer's bytes (a JSON parse error shows what it read).
+        line(false, "signer", at + base::Printable(e.what(), kMaxSignerLine), "check the forced command in authorized_keys runs etcd-signer");
+      }
     }
   }
   std::unique_ptr<KeyStore> keys;
@@ -509,10 +582,12 @@ bool Diagnose(const RequesterConfig& c, const RequesterEnv& env) {
         auto anchors = pki::ReadCertificateBundleFile(c.ca_bundle);
         std::vector<X509*> raw;
         for (auto& a : anchors) raw.push_back(a.get());
-        pki::X509Ptr cert = pki::ReadCertificateFile(c.cert);
+        std::vector<pki::X509Ptr> stored_certs = pki::ReadCertificateBundleFile(c.cert);  // leaf, then chain
+        std::vector<X509*> chain;
+        for (std::size_t i = 1; i < stored_certs.size(); ++i) chain.push_back(stored_certs[i].get());
         // Trust only: validity and clock have their own lines, so check at a time inside it.
-        TimePoint at = std::clamp(env.now(), stored.not_before, stored.not_after - seconds(1));
-        std::string error = pki::VerifyChain(cert.get(), raw, at);
+        TimePoint when = std::clamp(env.now(), stored.not_before, stored.not_after - seconds(1));
+        std::string error = pki::VerifyChain(stored_certs.front().get(), raw, when, nullptr, chain);
         line(error.empty(), "ca-bundle", error.empty() ? "the certificate chains to " + c.ca_bundle : error,
              "run 'etcd-requester ca' to refresh the bundle after a CA rotation");
       } catch (const Failure& f) {

@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   want.common_name = "kubemaster-1";
   want.now = std::chrono::system_clock::now();
   try {
-    pki::X509Ptr cert = pki::VerifyIssuedCertificate(
+    pki::IssuedCertificate issued = pki::VerifyIssuedCertificate(
         std::string(reinterpret_cast<const char*>(data), size), want);
     // The fuzzer cannot know our freshly generated key: acceptance means a bypass.
     __builtin_trap();

@@ -39,6 +39,18 @@ std::vector<unsigned char> SignSha256(const TokenKey& key, const unsigned char* 
 std::string CreateCaCertificate(const KeyAccess& access, const std::string& subject, int days,
                                 std::chrono::system_clock::time_point now);
 
+// As CreateCaCertificate with pathLenConstraint `path_len` (1 for the root of a two-tier CA).
+std::string CreateRootCaCertificate(const KeyAccess& access, const std::string& subject, int days, int path_len,
+                                    std::chrono::system_clock::time_point now);
+
+// The root ceremony (#12): the root key in its token signs an intermediate CA certificate for the
+// key in `csr_pem` (made by CreateCaRequest on a signer host's token). Refuses (65 bad-csr) a CSR
+// whose self-signature fails or that carries extensions or attributes, (77 key-type/key-size) a
+// weak key, (65 root-path-length) a root made for a single tier, and (64 bad-days) validity past
+// the root's. Returns PEM.
+std::string SignIntermediate(const KeyAccess& root, const std::string& root_cert_path, const std::string& csr_pem,
+                             int days, std::chrono::system_clock::time_point now);
+
 // PKCS#10 request for the token key (for an offline root to sign). Returns PEM.
 std::string CreateCaRequest(const KeyAccess& access, const std::string& subject);
 

@@ -58,6 +58,28 @@ struct CaCertificateFields {
 };
 X509Ptr BuildCaCertificate(const CaCertificateFields& fields);
 
+// Self-signed root CA as BuildCaCertificate, but with `path_len` (0: single tier, leaves only;
+// 1: a root that signs one level of intermediates).
+X509Ptr BuildRootCaCertificate(const CaCertificateFields& fields, int path_len);
+
+// Intermediate CA for one signer host (#12), issued by `issuer` (the root): the request's subject
+// and key, CA:TRUE with pathLenConstraint 0 and keyUsage keyCertSign+cRLSign (both critical),
+// extendedKeyUsage clientAuth (Go requires an intermediate's EKU, when present, to include the
+// leaf's), SKI, AKI = the root's SKI. Nothing else from the request. Unsigned.
+struct IntermediateCertificateFields {
+  X509_NAME* subject = nullptr;
+  EVP_PKEY* public_key = nullptr;
+  Serial serial{};
+  TimePoint not_before;
+  TimePoint not_after;
+};
+X509Ptr BuildIntermediateCertificate(const IntermediateCertificateFields& fields, X509* issuer);
+
+// "" when `cert` may stand between a leaf and a root in an answer's chain: v3, CA:TRUE
+// (critical) with pathLenConstraint 0, keyUsage with keyCertSign (critical), extendedKeyUsage
+// absent or containing clientAuth; otherwise the first difference.
+std::string ChainCaProfileDifference(X509* cert);
+
 // Parses "CN=a,O=b" or "/CN=a/O=b" into a name. Throws Failure(kUsage, "bad-subject").
 X509NamePtr ParseSubject(const std::string& subject);
 

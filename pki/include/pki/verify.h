@@ -17,23 +17,36 @@ struct IssuedCertificateExpectations {
   std::chrono::seconds skew_tolerance{300};
 };
 
-// The signer's answer must be exactly one PEM certificate block ("-----BEGIN CERTIFICATE-----",
-// base64 lines, the END line), optionally followed by one newline, whose DER is one certificate
-// with nothing after it. Throws Failure(kDataErr, "cert-profile" or "cert-unparsable").
-X509Ptr ParseSingleCertificatePem(const std::string& text);
+// At most this many intermediates may follow the leaf in an answer.
+constexpr std::size_t kMaxChainCertificates = 4;
 
-// Parses the answer (ParseSingleCertificatePem) and accepts it only if it is what the signer
+// The signer's answer must be PEM certificate blocks and nothing else: the leaf, then the chain
+// (#12), each "-----BEGIN CERTIFICATE-----", base64 lines (no headers), the END line and a newline
+// (optional after the last); each block's DER one certificate with nothing after it. Throws
+// Failure(kDataErr, "cert-profile" or "cert-unparsable").
+std::vector<X509Ptr> ParseCertificateAnswer(const std::string& text);
+
+// What the requester stores: the leaf, then the intermediates the signer sent.
+struct IssuedCertificate {
+  X509Ptr leaf;
+  std::vector<X509Ptr> chain;
+  std::string Pem() const;
+  explicit operator bool() const { return leaf != nullptr; }
+};
+
+// Parses the answer (ParseCertificateAnswer) and accepts it only if the leaf is what the signer
 // builds: public key equals ours (cert-wrong-key), a single CN equal to our name
 // (cert-wrong-name), [notBefore - skew, notAfter) covers now (cert-not-yet-valid, cert-expired),
-// chains to one of the anchors when given (cert-untrusted), and is exactly profile etcd-client
-// with the issuer found (cert-profile, naming the first difference; see ClientProfileDifference).
-// Throws Failure(kDataErr, reason).
-X509Ptr VerifyIssuedCertificate(const std::string& pem, const IssuedCertificateExpectations& want);
+// exactly profile etcd-client (cert-profile, naming the first difference; see
+// ClientProfileDifference); each chain certificate passes ChainCaProfileDifference; the leaf
+// chains through them to one of the anchors when given (cert-untrusted), its first chain
+// certificate being its issuer. Throws Failure(kDataErr, reason).
+IssuedCertificate VerifyIssuedCertificate(const std::string& pem, const IssuedCertificateExpectations& want);
 
 // Verifies `cert` against anchors with OpenSSL's path validation at time `now` (purpose:
-// SSL client). Returns "" on success or OpenSSL's reason; on success `issuer` (when given)
-// receives the anchor that issued `cert`.
+// SSL client), with `untrusted` intermediates. Returns "" on success or OpenSSL's reason; on
+// success `issuer` (when given) receives the certificate that issued `cert`.
 std::string VerifyChain(X509* cert, const std::vector<X509*>& anchors, TimePoint now,
-                        X509Ptr* issuer = nullptr);
+                        X509Ptr* issuer = nullptr, const std::vector<X509*>& untrusted = {});
 
 }  // namespace pki

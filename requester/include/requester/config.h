@@ -20,7 +20,7 @@ ServerAddress ParseServer(const std::string& text);
 
 struct RequesterConfig {
   std::string name;             // kubemaster-<id>
-  std::string server;           // USER@HOST[:PORT]
+  std::vector<std::string> servers;  // USER@HOST[:PORT], one per signer host (failover, #12)
   std::string ssh_key;          // client key file; empty = ssh-agent
   std::string known_hosts;      // required: the signer's host key
   bool accept_new_host_key = false;  // trust on first use, only when explicitly asked
@@ -50,6 +50,10 @@ void LoadConfigFile(const std::string& path, RequesterConfig& config);
 // Throws Failure(kUsage/kConfig) for missing or contradictory settings. `need_server` is false
 // for verbs that work offline (status).
 void ValidateConfig(const RequesterConfig& config, bool need_server);
+
+// The order in which this master tries the signers: the list rotated by a stable hash of the
+// name, so that masters spread over the signers and each master always starts at the same one.
+std::vector<std::string> ServerOrder(const RequesterConfig& config);
 
 // The name rule, checked before any network traffic. Failure(kUsage, "bad-name").
 void CheckName(const RequesterConfig& config);

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,8 +35,9 @@ class SignerRefusal : public base::Failure {
 // strictly: the reason is 1-40 characters of [a-z0-9-] followed by ": ". Anything else yields "".
 std::string ParseSignerReason(std::string_view line);
 
-// True for a failure that must not be retried because it costs a PIN attempt: any "pin-*" reason,
-// whether from this host's token or (through SignerRefusal) from the signer's. Tokens lock their
+// True for a failure that must not be retried because it costs a PIN attempt: any "pin-*" reason
+// but the unreadable-PIN-file/variable ones (pin-file, pin-file-permissions, pin-env), whether
+// from this host's token or (through SignerRefusal) from the signer's. Tokens lock their
 // user PIN after a few wrong logins, so the daemon stops instead of backing off.
 bool IsPinFailure(const base::Failure& failure);
 
@@ -67,6 +69,8 @@ struct RequesterState {
   std::string last_success;
   int consecutive_failures = 0;
   std::string last_error;
+  std::string served_by;                               // the signer of the last success (#12)
+  std::map<std::string, std::string> signer_errors;    // each signer's last error, until it serves
 };
 RequesterState LoadState(const std::string& path);
 void SaveState(const std::string& path, const RequesterState& state);

@@ -206,7 +206,7 @@ TEST(Config, ServerNamesAndRequiredSettings) {
   c.name = "kubemaster-1";
   c.cert = "/c.pem";
   c.key_file = "/k.pem";
-  c.server = "u@h";
+  c.servers = {"u@h"};
   EXPECT_THROW(requester::ValidateConfig(c, true), base::Failure);  // no known_hosts
   c.known_hosts = "/kh";
   EXPECT_NO_THROW(requester::ValidateConfig(c, true));

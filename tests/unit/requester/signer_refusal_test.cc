@@ -46,7 +46,11 @@ TEST(IsPinFailure, AnyPinReasonFromOurTokenOrTheSigners) {
   EXPECT_TRUE(IsPinFailure(Failure(ExitCode::kUnavailable, "pin-locked", "ours")));
   EXPECT_TRUE(IsPinFailure(SignerRefusal(ExitCode::kUnavailable, "pin-incorrect", "etcd-signer: pin-incorrect: x")));
   EXPECT_TRUE(IsPinFailure(SignerRefusal(ExitCode::kUnavailable, "pin-locked", "etcd-signer: pin-locked: x")));
-  EXPECT_TRUE(IsPinFailure(SignerRefusal(ExitCode::kConfig, "pin-file-permissions", "etcd-signer: ...")));
+  // A PIN file or variable that cannot be read costs no lockout try: a configuration error, and on
+  // one signer a reason to try the next (#12).
+  EXPECT_FALSE(IsPinFailure(SignerRefusal(ExitCode::kConfig, "pin-file-permissions", "etcd-signer: ...")));
+  EXPECT_FALSE(IsPinFailure(SignerRefusal(ExitCode::kConfig, "pin-file", "etcd-signer: ...")));
+  EXPECT_FALSE(IsPinFailure(Failure(ExitCode::kConfig, "pin-env", "ours")));
 
   EXPECT_FALSE(IsPinFailure(Failure(ExitCode::kUnavailable, "connect-failed", "pin-incorrect in the text")));
   EXPECT_FALSE(IsPinFailure(SignerRefusal(ExitCode::kUnavailable, "token-busy", "etcd-signer: token-busy: x")));

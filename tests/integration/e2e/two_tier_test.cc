@@ -1,0 +1,239 @@
+// #12: no single point of failure. An offline root that etcd trusts, one intermediate per signer
+// host (each in its own SoftHSM token), two sshd each running the signer with its intermediate,
+// one etcd trusting only the root, and a requester that fails over between the signers.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "etcd_fixture.h"
+#include "test_support.h"
+
+namespace {
+
+using namespace testing_support;
+using namespace std::chrono_literals;
+
+class TwoTier : public ::testing::Test {
+ protected:
+  RunResult Hsm(std::vector<std::string> args, const CaToken& token) {
+    args.insert(args.begin(), Binary("etcd-hsm"));
+    return testing_support::Run(args, {.env = token.env(), .timeout = 120s});
+  }
+  // The root ceremony for one signer host: its token's key gets a CSR, the root signs it.
+  std::string Intermediate(SignerDeployment& d, const std::string& name, const std::string& key_uri) {
+    std::string csr = d.dir + "/" + name + ".csr", pem = d.dir + "/" + name + ".pem";
+    ::unlink(csr.c_str());
+    ::unlink(pem.c_str());
+    RunResult made = Hsm({"ca", "csr", "--module", kSoftHsmModule, "--key", key_uri, "--pin-file", d.ca.pin_file,
+                          "--subject", "CN=" + name, "--out", csr},
+                         d.ca);
+    EXPECT_EQ(made.exit_code, 0) << made.err;
+    RunResult signed_ = Hsm({"ca", "sign-intermediate", "--module", kSoftHsmModule, "--key", root_->key_uri,
+                             "--pin-file", root_->pin_file, "--ca-cert", root_cert_, "--csr", csr, "--days", "30",
+                             "--out", pem},
+                            *root_);
+    EXPECT_EQ(signed_.exit_code, 0) << signed_.err;
+    return pem;
+  }
+  void Configure(SignerDeployment& d, const std::string& key_uri, const std::string& intermediate,
+                 const std::string& extra = "") {
+    WriteFile(d.dir + "/signer.toml",
+              "module = \"" + std::string(kSoftHsmModule) + "\"\nkey = \"" + key_uri + "\"\npin_file = \"" +
+                  d.ca.pin_file + "\"\nca_cert = \"" + intermediate + "\"\nca_chain = \"" + intermediate +
+                  "\"\nca_bundle = \"" + d.dir + "/root.pem\"\naudit_log = \"" + d.dir +
+                  "/audit.log\"\nlock_file = \"" + d.dir + "/token.lock\"\nsyslog = false\n" + extra);
+  }
+  std::string Server(const SignerDeployment& d) { return d.ssh.user() + "@127.0.0.1:" + std::to_string(d.ssh.port()); }
+  std::string Master(const std::string& name) { return dir_ / ("master/" + name); }
+  RunResult Requester(const std::vector<std::string>& servers, const std::string& verb = "request",
+                      std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{Binary("etcd-requester"), verb, "--name", "kubemaster-1", "--ssh-key", ssh_key_,
+                                  "--known-hosts", Master("known_hosts"), "--key-file", Master("client.key"),
+                                  "--cert", Master("client.pem"), "--ca-bundle", Master("root.pem"),
+                                  "--connect-timeout", "2s", "--io-timeout", "10s"};
+    for (const auto& s : servers) args.insert(args.end(), {"--server", s});
+    args.insert(args.end(), extra.begin(), extra.end());
+    return testing_support::Run(args, {.timeout = 120s});
+  }
+  std::string ServedBy() {
+    return nlohmann::json::parse(ReadFile(Master("client.pem") + ".state.json")).value("served_by", "");
+  }
+  RunResult Put(const std::string& value) {
+    return etcd_->Ctl(Master("client.pem"), Master("client.key"), {"put", "/two-tier/" + value, value});
+  }
+  static std::size_t Certificates(const std::string& pem) {
+    std::size_t n = 0;
+    for (std::size_t at = 0; (at = pem.find("-----BEGIN CERTIFICATE-----", at)) != std::string::npos; ++at) ++n;
+    return n;
+  }
+
+  void SetUp() override {
+    ::mkdir((dir_ / "root").c_str(), 0700);
+    root_ = std::make_unique<CaToken>(dir_ / "root/token");
+    root_cert_ = dir_ / "root/root.pem";
+    // The root of a two-tier CA certifies one level of intermediates: pathLenConstraint 1.
+    RunResult root = Hsm({"ca", "create", "--module", kSoftHsmModule, "--key", root_->key_uri, "--pin-file",
+                          root_->pin_file, "--subject", "CN=etcd client root", "--days", "365", "--path-len", "1",
+                          "--out", root_cert_},
+                         *root_);
+    ASSERT_EQ(root.exit_code, 0) << root.err;
+    ::mkdir((dir_ / "a").c_str(), 0755);
+    ::mkdir((dir_ / "b").c_str(), 0755);
+    a_ = std::make_unique<SignerDeployment>(dir_ / "a");
+    b_ = std::make_unique<SignerDeployment>(dir_ / "b");
+    for (auto* d : {a_.get(), b_.get()}) {
+      WriteFile(d->dir + "/root.pem", ReadFile(root_cert_));
+      Configure(*d, d->ca.key_uri, Intermediate(*d, d == a_.get() ? "signer-a" : "signer-b", d->ca.key_uri));
+    }
+    ssh_key_ = a_->AddMaster("kubemaster-1");
+    b_->ssh.Authorize(ssh_key_, b_->SignerCommand("kubemaster-1"));
+    a_->Start();
+    b_->Start();
+    ::mkdir((dir_ / "master").c_str(), 0700);
+    WriteFile(Master("known_hosts"), ReadFile(a_->ssh.known_hosts()) + ReadFile(b_->ssh.known_hosts()));
+    WriteFile(Master("root.pem"), ReadFile(root_cert_));
+    ::mkdir((dir_ / "etcd").c_str(), 0700);
+    etcd_ = std::make_unique<EtcdServer>(dir_ / "etcd");
+    etcd_->Start(root_cert_);  // etcd trusts the root only
+  }
+
+  TempDir dir_;
+  std::unique_ptr<CaToken> root_;
+  std::string root_cert_;
+  std::unique_ptr<SignerDeployment> a_, b_;
+  std::unique_ptr<EtcdServer> etcd_;
+  std::string ssh_key_;
+};
+
+TEST_F(TwoTier, TwoSignersFailoverAndIntermediateRotationWithEtcdUntouched) {
+  // 1. Each signer's certificate works with etcd, which trusts only the root; the stored file is
+  //    the leaf followed by the signer's intermediate.
+  ASSERT_EQ(Requester({Server(*a_)}, "request").exit_code, 0);  // makes the key
+  for (auto* d : {a_.get(), b_.get()}) {
+    RunResult r = Requester({Server(*d)}, "renew", {"--force"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::string stored = ReadFile(Master("client.pem"));
+    EXPECT_EQ(Certificates(stored), 2u) << stored;
+    RunResult issuer = OpenSsl({"x509", "-noout", "-issuer"}, stored);
+    EXPECT_NE(issuer.out.find(d == a_.get() ? "signer-a" : "signer-b"), std::string::npos) << issuer.out;
+    RunResult put = Put(d == a_.get() ? "a" : "b");
+    EXPECT_EQ(put.exit_code, 0) << put.err;
+  }
+  // Which signer kubemaster-1 tries first is stable: find it, then take it away.
+  std::vector<std::string> both{Server(*a_), Server(*b_)};
+  ASSERT_EQ(Requester(both, "renew", {"--force"}).exit_code, 0);
+  SignerDeployment* first = ServedBy() == Server(*a_) ? a_.get() : b_.get();
+  SignerDeployment* second = first == a_.get() ? b_.get() : a_.get();
+  ASSERT_EQ(ServedBy(), Server(*first));
+
+  // 2. The first signer's token unusable (PIN file gone: 69): the second serves.
+  std::string pin = ReadFile(first->ca.pin_file);
+  ::unlink(first->ca.pin_file.c_str());
+  RunResult r = Requester(both, "renew", {"--force"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ServedBy(), Server(*second));
+  EXPECT_NE(r.err.find("signer " + Server(*first) + " failed (signer-refused"), std::string::npos) << r.err;
+  auto state = nlohmann::json::parse(ReadFile(Master("client.pem") + ".state.json"));
+  EXPECT_NE(state["signer_errors"].value(Server(*first), "").find("pin-file"), std::string::npos) << state.dump();
+  WriteFile(first->ca.pin_file, pin, 0400);
+  GiveToSigner(first->ca.pin_file);
+
+  // 3. A policy answer is the same everywhere: no failover, the first signer's 77 is reported.
+  Configure(*first, first->ca.key_uri, first->dir + "/" + (first == a_.get() ? "signer-a" : "signer-b") + ".pem",
+            "name_pattern = \"^nobody$\"\n");
+  r = Requester(both, "renew", {"--force"});
+  EXPECT_EQ(r.exit_code, 77) << r.err;
+  EXPECT_NE(r.err.find("name-policy"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("trying"), std::string::npos) << r.err;
+  Configure(*first, first->ca.key_uri, first->dir + "/" + (first == a_.get() ? "signer-a" : "signer-b") + ".pem");
+
+  // 4. The first signer's sshd stopped: the second serves, and the log says why the first was skipped.
+  first->ssh.Stop();
+  r = Requester(both, "renew", {"--force"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("signer " + Server(*first) + " failed (connect-failed"), std::string::npos) << r.err;
+  EXPECT_EQ(ServedBy(), Server(*second));
+  EXPECT_EQ(Put("failover").exit_code, 0);
+
+  // 5. Black-holed: a socket that accepts and never speaks stands in for the first signer.
+  int hole = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(first->ssh.port()));
+  int one = 1;
+  ::setsockopt(hole, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  ASSERT_EQ(::bind(hole, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(hole, 8), 0);
+  r = Requester(both, "renew", {"--force"});
+  ::close(hole);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ServedBy(), Server(*second));
+  first->ssh.Start();
+
+  // 6. Rotate A's intermediate (a new key in A's token, a new intermediate from the root) with etcd
+  //    untouched: new certificates work, the old one keeps working.
+  std::string old_cert = ReadFile(Master("client.pem"));
+  WriteFile(Master("old.pem"), old_cert);
+  WriteFile(Master("old.key"), ReadFile(Master("client.key")), 0600);
+  ASSERT_EQ(Hsm({"keygen", "--module", kSoftHsmModule, "--token", "etcd-ca", "--pin-file", a_->ca.pin_file, "--label",
+                 "ca-key-2", "--type", "ec-p256"},
+                a_->ca).exit_code, 0);
+  std::string rotated_uri = "pkcs11:token=etcd-ca;object=ca-key-2;type=private";
+  std::string rotated = Intermediate(*a_, "signer-a-2", rotated_uri);
+  GiveToSigner(a_->dir);
+  ::chown(a_->dir.c_str(), 0, 0);
+  Configure(*a_, rotated_uri, rotated);
+  r = Requester({Server(*a_)}, "renew", {"--force"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(OpenSsl({"x509", "-noout", "-issuer"}, ReadFile(Master("client.pem"))).out.find("signer-a-2"),
+            std::string::npos);
+  EXPECT_EQ(Put("rotated").exit_code, 0);
+  RunResult old_works = etcd_->Ctl(Master("old.pem"), Master("old.key"), {"get", "/two-tier/rotated", "--print-value-only"});
+  EXPECT_EQ(old_works.exit_code, 0) << old_works.err;
+  EXPECT_EQ(old_works.out, "rotated\n");
+}
+
+TEST_F(TwoTier, TheRootCeremonyRefusesWhatItMustNot) {
+  // A CSR with extensions (not made by `ca csr`), a weak key, days past the root, a single-tier root.
+  std::string bad = dir_ / "master-ext.csr";
+  ::mkdir((dir_ / "master").c_str(), 0700);
+  ASSERT_EQ(OpenSsl({"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                     "/dev/null", "-subj", "/CN=x", "-addext", "basicConstraints=critical,CA:TRUE", "-out", bad})
+                .exit_code, 0);
+  std::string weak = dir_ / "weak.csr";
+  ASSERT_EQ(OpenSsl({"req", "-new", "-newkey", "rsa:1024", "-nodes", "-keyout", "/dev/null", "-subj", "/CN=x", "-out", weak})
+                .exit_code, 0);
+  std::string good = dir_ / "good.csr";
+  ASSERT_EQ(OpenSsl({"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                     "/dev/null", "-subj", "/CN=good", "-out", good})
+                .exit_code, 0);
+  auto sign = [&](const std::string& csr, const std::string& root_cert, const std::string& days) {
+    return Hsm({"ca", "sign-intermediate", "--module", kSoftHsmModule, "--key", root_->key_uri, "--pin-file",
+                root_->pin_file, "--ca-cert", root_cert, "--csr", csr, "--days", days},
+               *root_);
+  };
+  RunResult r = sign(bad, root_cert_, "30");
+  EXPECT_EQ(r.exit_code, 65) << r.err;
+  EXPECT_NE(r.err.find("bad-csr"), std::string::npos) << r.err;
+  r = sign(weak, root_cert_, "30");
+  EXPECT_EQ(r.exit_code, 77) << r.err;
+  r = sign(good, root_cert_, "400");
+  EXPECT_EQ(r.exit_code, 64) << r.err;
+  EXPECT_NE(r.err.find("past the root"), std::string::npos) << r.err;
+  r = sign(good, root_->ca_cert, "30");  // the fixture's single-tier CA (pathlen 0)
+  EXPECT_EQ(r.exit_code, 65) << r.err;
+  EXPECT_NE(r.err.find("root-path-length"), std::string::npos) << r.err;
+  r = sign(good, root_cert_, "30");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  RunResult text = OpenSsl({"x509", "-noout", "-text"}, r.out);
+  EXPECT_NE(text.out.find("CA:TRUE, pathlen:0"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("Certificate Sign, CRL Sign"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("TLS Web Client Authentication"), std::string::npos) << text.out;
+}
+
+}  // namespace
