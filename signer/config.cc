@@ -70,6 +70,7 @@ void LoadConfigFile(const std::string& path, SignerConfig& c) {
     else if (key == "pin_env") c.pin.env_name = String(node, key);
     else if (key == "ca_cert") c.ca_cert = String(node, key);
     else if (key == "ca_bundle") c.ca_bundle = String(node, key);
+    else if (key == "ca_chain") c.ca_chain = String(node, key);
     else if (key == "identity") c.identity = Identity(String(node, key));
     else if (key == "name_pattern") c.name_pattern = String(node, key);
     else if (key == "signer_name") c.signer_name = String(node, key);

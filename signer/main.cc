@@ -67,6 +67,8 @@ int main(int argc, char** argv) {
   add("--ca-cert", "CA certificate of the token key (PEM)", [](C& c, const std::string& v) { c.ca_cert = v; });
   add("--ca-bundle", "CA bundle served by 'ca' (default: --ca-cert)",
       [](C& c, const std::string& v) { c.ca_bundle = v; });
+  add("--ca-chain", "The signing certificate and the intermediates above it (not the root), sent after each leaf",
+      [](C& c, const std::string& v) { c.ca_chain = v; });
   add("--identity", "Bind this SSH key to one name: the CN must equal it",
       [](C& c, const std::string& v) { c.identity = signer::Identity(v); });
   add("--name-pattern", "Regular expression a CN must match in full",

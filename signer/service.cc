@@ -44,6 +44,35 @@ pki::X509Ptr LoadCaCertificate(const std::string& path) {
   }
 }
 
+// The chain sent after each leaf (#12): the signing certificate itself, then each certificate that
+// issued the one before it, up to and not including the root. "" for a single-tier CA.
+std::string LoadCaChain(const SignerConfig& config, X509* ca_cert) {
+  if (config.ca_chain.empty()) return "";
+  std::vector<pki::X509Ptr> chain;
+  try {
+    chain = pki::ReadCertificateBundleFile(config.ca_chain);
+  } catch (const Failure& f) {
+    throw Failure(ExitCode::kUnavailable, "ca-chain-missing", std::string("cannot use the CA chain: ") + f.what());
+  }
+  if (chain.empty() || X509_cmp(chain.front().get(), ca_cert) != 0) {
+    throw Failure(ExitCode::kUnavailable, "ca-chain-mismatch",
+                  config.ca_chain + " must start with the signing certificate " + config.ca_cert);
+  }
+  std::string pem = pki::ToPem(chain.front().get());
+  X509* child = ca_cert;
+  for (std::size_t i = 1; i < chain.size(); ++i) {
+    pki::X509Ptr& cert = chain[i];
+    if (X509_check_issued(cert.get(), child) != X509_V_OK) {
+      throw Failure(ExitCode::kUnavailable, "ca-chain-mismatch",
+                    "in " + config.ca_chain + ", '" + pki::NameToString(X509_get_subject_name(cert.get())) +
+                        "' did not issue '" + pki::NameToString(X509_get_subject_name(child)) + "'");
+    }
+    pem += pki::ToPem(cert.get());
+    child = cert.get();
+  }
+  return pem;
+}
+
 void WriteAll(std::FILE* out, const std::string& text) {
   if (std::fwrite(text.data(), 1, text.size(), out) != text.size() || std::fflush(out) != 0) {
     throw Failure(ExitCode::kIoErr, "write-failed", "cannot write the answer to stdout");
@@ -65,6 +94,19 @@ std::string InfoJson(const SignerConfig& c, pki::TimePoint now) {
   j["lifetime_max"] = c.lifetime_max.count();
   j["backdate"] = c.backdate.count();
   j["max_input_bytes"] = kMaxInputBytes;
+  // When the signing certificate and the chain above it stop working (the earliest notAfter):
+  // what `diagnose` and monitoring warn about before leaves start getting clamped.
+  try {
+    pki::X509Ptr ca = pki::ReadCertificateFile(c.ca_cert);
+    pki::TimePoint earliest = pki::NotAfter(ca.get());
+    j["ca_not_after"] = base::FormatRfc3339(earliest);
+    if (!c.ca_chain.empty()) {
+      for (auto& cert : pki::ReadCertificateBundleFile(c.ca_chain)) earliest = std::min(earliest, pki::NotAfter(cert.get()));
+      j["chain_not_after"] = base::FormatRfc3339(earliest);
+    }
+  } catch (const Failure&) {
+    // `info` answers even when the CA files are unreadable; `sign` reports that.
+  }
   return j.dump();
 }
 
@@ -341,12 +383,15 @@ int Serve(const SignerConfig& config, const Invocation& invocation, const Enviro
         }
         note_facts();
         pki::X509Ptr ca_cert = LoadCaCertificate(config.ca_cert);
+        // The leaf never outlives the signing certificate (ComputeValidity clamps to it), so the
+        // chain above it, checked here, decides nothing more than what the client can verify.
+        std::string chain_pem = LoadCaChain(config, ca_cert.get());
         Validity validity = ComputeValidity(ca_cert.get(), now, approval.lifetime, config.backdate,
                                             config.lifetime_min);
         // Leave the watchdog room to record a deadline if the lock never comes.
         auto lock_wait = std::max(deadline.remaining() - std::chrono::milliseconds(500), std::chrono::milliseconds(0));
         pki::X509Ptr cert = SignWithToken(config, approval, ca_cert.get(), validity, env.serial(), lock_wait);
-        std::string pem = pki::ToPem(cert.get());
+        std::string pem = pki::ToPem(cert.get()) + chain_pem;
         std::string answer = EncodeAnswer(request.format, k8s_object, pem, cert.get(), now);
         if (env.at_stage) env.at_stage("signed");
         commit_answer("issued", [&](AuditRecord& r) {

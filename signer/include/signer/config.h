@@ -21,6 +21,7 @@ struct SignerConfig {
   hsm::PinSource pin;            // pin_file / pin_env
   std::string ca_cert;           // the CA certificate matching the token key
   std::string ca_bundle;         // served by `ca`; defaults to ca_cert
+  std::string ca_chain;          // ca_cert and the intermediates above it, not the root; sent after each leaf
   std::string identity;          // when set, the CN must equal it exactly
   std::string name_pattern = kDefaultNamePattern;
   std::string signer_name = kDefaultSignerName;  // spec.signerName of k8s objects
@@ -36,7 +37,7 @@ struct SignerConfig {
 };
 
 // Reads a TOML config file over `config` (keys: module, key, pin_file, pin_env, ca_cert,
-// ca_bundle, identity, name_pattern, signer_name, lifetime_default, lifetime_min, lifetime_max, backdate,
+// ca_bundle, ca_chain, identity, name_pattern, signer_name, lifetime_default, lifetime_min, lifetime_max, backdate,
 // audit_log, lock_file, syslog, deadline, input_timeout; durations as strings like "24h" or integers in
 // seconds). Unknown keys are errors (Failure kConfig "bad-config").
 void LoadConfigFile(const std::string& path, SignerConfig& config);
