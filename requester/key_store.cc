@@ -138,49 +138,17 @@ class TokenKeyStore : public KeyStore {
   explicit TokenKeyStore(const RequesterConfig& c) : config_(c) {}
 
   bool Open(bool create) override {
-    uri_ = hsm::Pkcs11Uri::Parse(config_.key_uri);
-    module_.emplace(hsm::ModulePath(config_.module, &uri_));
-    session_.emplace(*module_, hsm::SelectorFor(uri_), /*read_write=*/create);
-    std::string pin = hsm::ReadPin(config_.pin, &uri_);
-    try {
-      session_->Login(pin);  // once: a wrong PIN counts towards the TPM's lockout
-    } catch (...) {
-      base::Scrub(pin);
-      throw;
-    }
-    base::Scrub(pin);
-    bool generated = false;
-    try {
-      key_ = session_->FindPrivateKey(uri_.object, uri_.id);
-    } catch (const Failure& f) {
-      if (f.reason() != "key-not-found" || !create) throw;
-      if (!uri_.object) {
-        throw Failure(ExitCode::kUsage, "bad-uri", "the key URI needs object=LABEL to create a key");
-      }
-      session_->GenerateKeyPair(hsm::KeyType::kEcP256, *uri_.object);
-      key_ = session_->FindPrivateKey(uri_.object, std::nullopt);
-      generated = true;
-    }
-    return generated;
+    key_.emplace(config_.key_uri, config_.module, config_.pin, create);
+    return key_->generated();
   }
 
-  EVP_PKEY* private_key() override { return key_.private_key.get(); }
-  EVP_PKEY* public_key() override { return key_.public_key.get(); }
+  EVP_PKEY* private_key() override { return key_->private_key(); }
+  EVP_PKEY* public_key() override { return key_->public_key(); }
   std::string Describe() const override { return "token key " + config_.key_uri; }
-
-  ~TokenKeyStore() override {
-    // Token-backed keys go before their session and module.
-    key_ = hsm::TokenKey{};
-    session_.reset();
-    module_.reset();
-  }
 
  private:
   const RequesterConfig& config_;
-  hsm::Pkcs11Uri uri_;
-  std::optional<hsm::Module> module_;
-  std::optional<hsm::Session> session_;
-  hsm::TokenKey key_;
+  std::optional<TokenKeyHandle> key_;
 };
 
 }  // namespace
@@ -242,6 +210,37 @@ std::string ReadPrivateKeyFile(const std::string& path, bool* created) {
   }
   pem.resize(got);
   return pem;
+}
+
+TokenKeyHandle::TokenKeyHandle(const std::string& uri_text, const std::string& module, const hsm::PinSource& pin,
+                               bool create) {
+  hsm::Pkcs11Uri uri = hsm::Pkcs11Uri::Parse(uri_text);
+  module_.emplace(hsm::ModulePath(module, &uri));
+  session_.emplace(*module_, hsm::SelectorFor(uri), /*read_write=*/create);
+  std::string secret = hsm::ReadPin(pin, &uri);
+  try {
+    session_->Login(secret);  // once: a wrong PIN counts towards the TPM's lockout
+  } catch (...) {
+    base::Scrub(secret);
+    throw;
+  }
+  base::Scrub(secret);
+  try {
+    key_ = session_->FindPrivateKey(uri.object, uri.id);
+  } catch (const Failure& f) {
+    if (f.reason() != "key-not-found" || !create) throw;
+    if (!uri.object) throw Failure(ExitCode::kUsage, "bad-uri", "the key URI needs object=LABEL to create a key");
+    session_->GenerateKeyPair(hsm::KeyType::kEcP256, *uri.object);
+    key_ = session_->FindPrivateKey(uri.object, std::nullopt);
+    generated_ = true;
+  }
+}
+
+TokenKeyHandle::~TokenKeyHandle() {
+  // Token-backed keys go before their session and module.
+  key_ = hsm::TokenKey{};
+  session_.reset();
+  module_.reset();
 }
 
 std::unique_ptr<KeyStore> MakeKeyStore(const RequesterConfig& config) {

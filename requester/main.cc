@@ -8,6 +8,7 @@
 #include "base/program.h"
 #include "requester/config.h"
 #include "requester/requester.h"
+#include "requester/key_store.h"
 #include "requester/token_agent.h"
 
 namespace {
@@ -150,7 +151,7 @@ int main(int argc, char** argv) {
         std::fputs("etcd-requester: deadline: the token did not answer in time\n", stderr);
         return true;
       });
-      requester::TokenSshKey key(c.ssh_key, c.module, c.pin, /*create=*/true);
+      requester::TokenKeyHandle key(c.ssh_key, c.module, c.pin, /*create=*/true);
       if (key.generated()) std::fprintf(stderr, "etcd-requester: generated a new EC P-256 SSH key in the token\n");
       std::printf("%s\n", requester::AuthorizedKeysLine(key.public_key(), sk.comment).c_str());
       return 0;

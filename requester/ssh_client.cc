@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "base/failure.h"
+#include "requester/key_store.h"
 #include "requester/token_agent.h"
 #include "base/files.h"
 #include "base/text.h"
@@ -185,7 +186,7 @@ SshClient::SshClient(const SshOptions& o) : impl_(std::make_unique<Impl>()) {
   int rc = SSH_AUTH_ERROR;
   if (IsTokenKey(o.identity_file)) {
     // The key never leaves its token: libssh asks our agent, which asks the token to sign.
-    TokenSshKey key(o.identity_file, o.module, o.pin, /*create=*/false);
+    TokenKeyHandle key(o.identity_file, o.module, o.pin, /*create=*/false);
     TokenAgent agent(key.private_key());
     // libssh closes the socket it is given when the session ends: give it its own descriptor.
     int fd = ::fcntl(agent.client_fd(), F_DUPFD_CLOEXEC, 0);

@@ -10,8 +10,6 @@
 #include <optional>
 
 #include "base/failure.h"
-#include "base/files.h"
-#include "hsm/uri.h"
 #include "pki/base64.h"
 #include "pki/key.h"
 #include "pki/openssl.h"
@@ -200,38 +198,6 @@ std::string AuthorizedKeysLine(EVP_PKEY* key, const std::string& comment) {
   return type + " " +
          pki::EncodeBase64(reinterpret_cast<const unsigned char*>(blob.data()), blob.size()) +
          (comment.empty() ? "" : " " + comment);
-}
-
-TokenSshKey::TokenSshKey(const std::string& uri_text, const std::string& module, const hsm::PinSource& pin,
-                         bool create) {
-  hsm::Pkcs11Uri uri = hsm::Pkcs11Uri::Parse(uri_text);
-  module_.emplace(hsm::ModulePath(module, &uri));
-  session_.emplace(*module_, hsm::SelectorFor(uri), /*read_write=*/create);
-  std::string secret = hsm::ReadPin(pin, &uri);
-  try {
-    session_->Login(secret);  // once: a wrong PIN counts towards the TPM's lockout
-  } catch (...) {
-    base::Scrub(secret);
-    throw;
-  }
-  base::Scrub(secret);
-  try {
-    key_ = session_->FindPrivateKey(uri.object, uri.id);
-  } catch (const Failure& f) {
-    if (f.reason() != "key-not-found" || !create) throw;
-    if (!uri.object) throw Failure(ExitCode::kUsage, "bad-uri", "the SSH key URI needs object=LABEL to create a key");
-    session_->GenerateKeyPair(hsm::KeyType::kEcP256, *uri.object);
-    key_ = session_->FindPrivateKey(uri.object, std::nullopt);
-    generated_ = true;
-  }
-  TypeOf(key_.public_key.get());  // refuse a key type SSH cannot use here, before any connection
-}
-
-TokenSshKey::~TokenSshKey() {
-  // Token-backed keys go before their session and module.
-  key_ = hsm::TokenKey{};
-  session_.reset();
-  module_.reset();
 }
 
 TokenAgent::TokenAgent(EVP_PKEY* key) : key_(key), blob_(SshPublicKeyBlob(key)) {

@@ -4,8 +4,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "hsm/module.h"
+#include "hsm/pin.h"
+#include "hsm/session.h"
 #include "pki/openssl.h"
 #include "requester/config.h"
 
@@ -21,6 +25,28 @@ class KeyStore {
   virtual EVP_PKEY* private_key() = 0;
   virtual EVP_PKEY* public_key() = 0;
   virtual std::string Describe() const = 0;
+};
+
+// A key in a PKCS#11 token, open for this object's lifetime: module, session, one login (a wrong
+// PIN counts towards the token's lockout), the key the URI names. With `create`, a missing key is
+// generated first (EC P-256, sensitive, never extractable, sign-only) and generated() is true.
+// One per module at a time (one C_Initialize per process). Used for the certificate key and for
+// an SSH key held in a token.
+class TokenKeyHandle {
+ public:
+  TokenKeyHandle(const std::string& uri, const std::string& module, const hsm::PinSource& pin, bool create);
+  ~TokenKeyHandle();
+  TokenKeyHandle(const TokenKeyHandle&) = delete;
+  TokenKeyHandle& operator=(const TokenKeyHandle&) = delete;
+  EVP_PKEY* private_key() { return key_.private_key.get(); }
+  EVP_PKEY* public_key() { return key_.public_key.get(); }
+  bool generated() const { return generated_; }
+
+ private:
+  std::optional<hsm::Module> module_;
+  std::optional<hsm::Session> session_;
+  hsm::TokenKey key_;
+  bool generated_ = false;
 };
 
 // Makes the store the config names (key_file or key URI).

@@ -12,9 +12,6 @@
 #include <string>
 #include <thread>
 
-#include "hsm/module.h"
-#include "hsm/pin.h"
-#include "hsm/session.h"
 
 namespace requester {
 
@@ -38,27 +35,6 @@ class TokenAgent {
   int client_fd_ = -1;
   int server_fd_ = -1;
   std::thread thread_;
-};
-
-// An SSH key held in a PKCS#11 token, opened for as long as this object lives: module, session,
-// one login, the key. Open it only while no other hsm::Module of the same module is alive (one
-// C_Initialize per process): the requester authenticates before it opens its certificate key.
-class TokenSshKey {
- public:
-  // `uri` names the key (token= and object=); `module` and `pin` as for the certificate key. With
-  // `create`, a missing key is generated in the token (EC P-256, sensitive, never extractable,
-  // sign-only) and `generated()` is true. Throws Failure like the certificate key store.
-  TokenSshKey(const std::string& uri, const std::string& module, const hsm::PinSource& pin, bool create);
-  ~TokenSshKey();
-  EVP_PKEY* private_key() { return key_.private_key.get(); }
-  EVP_PKEY* public_key() { return key_.public_key.get(); }
-  bool generated() const { return generated_; }
-
- private:
-  std::optional<hsm::Module> module_;
-  std::optional<hsm::Session> session_;
-  hsm::TokenKey key_;
-  bool generated_ = false;
 };
 
 // True when an --ssh-key value names a token key ("pkcs11:...") rather than a file.
