@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -311,12 +312,19 @@ int Serve(const SignerConfig& config, const Invocation& invocation, const Enviro
     if (!decide(Decider::kMain)) yield_to_watchdog();
     bool ours = f.code() == ExitCode::kSoftware || f.reason() == "audit-failed";
     finish(ours ? "error" : "refused", static_cast<int>(f.code()), f.reason(), f.what());
-    audit.WriteEvenIfFileFails(record);
+    // The refusal object goes out like the stderr line: also when the record cannot be filed.
+    std::exception_ptr audit_error;
+    try {
+      audit.WriteEvenIfFileFails(record);
+    } catch (...) {
+      audit_error = std::current_exception();
+    }
     if (k8s_format && f.reason() != "write-failed") {
       std::string refusal = EncodeK8sRefusal(k8s_object ? &*k8s_object : nullptr, f, env.now());
       std::fwrite(refusal.data(), 1, refusal.size(), env.output);
       std::fflush(env.output);
     }
+    if (audit_error) std::rethrow_exception(audit_error);
   };
   // Commits the main thread to answering: after this the deadline no longer ends the process, and
   // the record is on file before the first byte of the answer leaves.

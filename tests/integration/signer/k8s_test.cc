@@ -1,10 +1,17 @@
 // `sign --format k8s`: certificates.k8s.io/v1 CertificateSigningRequest objects in and out, with
 // the real signer binary and a SoftHSM token, locally and through a real sshd. The objects are
 // written as plain JSON following the Kubernetes API reference, not with this project's code.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <thread>
 
+#include "signer/service.h"
 #include "test_support.h"
 
 namespace {
@@ -259,6 +266,97 @@ TEST(SignerK8sOverSsh, ObjectsThroughTheForcedCommand) {
   EXPECT_EQ(json::parse(records[0])["outcome"], "issued");
   EXPECT_EQ(json::parse(records[1])["reason"], "identity-mismatch");
   EXPECT_EQ(json::parse(records[1])["ssh_peer"].get<std::string>().rfind("127.0.0.1 ", 0), 0u);
+}
+
+// The issued-or-deadline decision (protocol.md §5) holds for objects too: nothing is printed
+// unless the main thread decided, and a withheld certificate becomes a Failed object.
+class K8sDecision : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    GTEST_FLAG_SET(death_test_style, "fast");
+    dir_ = new TempDir();
+    token_ = new CaToken(*dir_ / "ca-token");
+    WriteFile(*dir_ / "object.json", Object(EcCsr(dir_->path(), "kubemaster-1")).dump());
+  }
+  static void TearDownTestSuite() {
+    delete token_;
+    delete dir_;
+  }
+  void SetUp() override {
+    ::setenv("SOFTHSM2_CONF", token_->conf.c_str(), 1);
+    config_.module = kSoftHsmModule;
+    config_.key_uri = token_->key_uri;
+    config_.pin.file = token_->pin_file;
+    config_.ca_cert = token_->ca_cert;
+    config_.audit_log = work_ / "audit.log";
+    config_.lock_file = work_ / "token.lock";
+    config_.syslog = false;
+    config_.deadline = std::chrono::seconds(1);
+  }
+  int Serve(const std::function<void(const std::string&)>& stage) {
+    signer::Environment env;
+    env.input_fd = ::open((*dir_ / "object.json").c_str(), O_RDONLY);
+    // stdout is a pipe, as under sshd: the file-size limit that fills the "disk" must not hit it.
+    int fds[2];
+    if (::pipe(fds) != 0) throw std::runtime_error("pipe");
+    env.output = ::fdopen(fds[1], "w");
+    env.at_stage = stage;
+    int rc = signer::Serve(config_, signer::Invocation{"sign --format k8s", "local", ""}, env);
+    std::fclose(env.output);
+    ::close(env.input_fd);
+    std::string out;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+    ::close(fds[0]);
+    out_ = out;  // kept in memory: the test's file-size limit may still be in force here
+    return rc;
+  }
+
+  static TempDir* dir_;
+  static CaToken* token_;
+  TempDir work_;
+  signer::SignerConfig config_;
+  std::string out_;
+};
+TempDir* K8sDecision::dir_ = nullptr;
+CaToken* K8sDecision::token_ = nullptr;
+
+TEST_F(K8sDecision, ADeadlineBeforeTheCommitPrintsNoObject) {
+  EXPECT_EXIT(Serve([](const std::string& stage) {
+                if (stage == "signed") std::this_thread::sleep_for(1500ms);
+              }),
+              ::testing::ExitedWithCode(75), "etcd-signer: deadline: ");
+  EXPECT_EQ(out_, "");
+  auto records = Lines(ReadFile(config_.audit_log));
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(json::parse(records[0])["reason"], "deadline");
+}
+
+TEST_F(K8sDecision, AWithheldCertificateIsAFailedObjectWithoutIt) {
+  config_.deadline = std::chrono::seconds(10);
+  ::signal(SIGXFSZ, SIG_IGN);
+  rlimit old{};
+  ::getrlimit(RLIMIT_FSIZE, &old);
+  int rc = Serve([&](const std::string& stage) {
+    if (stage != "signed") return;
+    struct stat st {};
+    ::stat(config_.audit_log.c_str(), &st);
+    rlimit tight = old;
+    tight.rlim_cur = static_cast<rlim_t>(st.st_size) + 20;
+    ::setrlimit(RLIMIT_FSIZE, &tight);
+  });
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  EXPECT_EQ(rc, 69);
+  json out = json::parse(out_);
+  EXPECT_FALSE(out["status"].contains("certificate")) << out.dump();
+  EXPECT_EQ(OnlyCondition(out)["type"], "Failed");
+  EXPECT_EQ(OnlyCondition(out)["reason"], "audit-failed");
+  EXPECT_EQ(ReadFile(config_.audit_log), "");
+  // Next request: issued, and the answer is the object with the certificate.
+  ASSERT_EQ(Serve(nullptr), 0);
+  out = json::parse(out_);
+  EXPECT_EQ(OnlyCondition(out)["type"], "Approved");
+  EXPECT_TRUE(out["status"].contains("certificate"));
 }
 
 }  // namespace
