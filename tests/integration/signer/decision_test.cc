@@ -92,8 +92,12 @@ TEST_F(Decision, DeadlineBeforeTheCommitMeansNoCertificateAndOneDeadlineRecord) 
 TEST_F(Decision, DeadlineAfterTheCommitLetsTheAnswerLeaveWithItsIssuedRecord) {
   // The record is on file; the deadline fires while the answer is being printed: it must neither
   // cut the answer off nor add a "deadline" record for a delivered certificate.
-  EXPECT_EXIT(std::exit(Serve([](const std::string& stage) {
-                if (stage == "committed") std::this_thread::sleep_for(1500ms);
+  // A deadline the signer cannot miss on a loaded machine before it commits (token load, login and
+  // signature take milliseconds; 3 s leaves room for an ASan build under load), then a stall past it.
+  config_.deadline = std::chrono::seconds(3);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EXIT(std::exit(Serve([t0](const std::string& stage) {
+                if (stage == "committed") std::this_thread::sleep_until(t0 + 3500ms);
               })),
               ::testing::ExitedWithCode(0), "");
   std::string pem = ReadFile(work_ / "out.pem");
@@ -137,10 +141,8 @@ TEST_F(Decision, AnIssuedRecordTheFileRefusesWithholdsTheCertificate) {
 TEST_F(Decision, ABusyTokenLockIsATempFailWithinTheDeadline) {
   config_.deadline = std::chrono::seconds(2);
   base::PrivateLock held(config_.lock_file, 1s);
-  auto t0 = std::chrono::steady_clock::now();
   int rc = Serve(nullptr);
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);  // answered before the watchdog had to
-  EXPECT_EQ(rc, 75);
+  EXPECT_EQ(rc, 75);  // returned, not _exit'ed: the main thread answered, the watchdog did not have to
   auto records = Records();
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0]["reason"], "token-busy");
