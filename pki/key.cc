@@ -72,12 +72,14 @@ EvpPkeyPtr CanonicalPublicKey(EVP_PKEY* key) {
   if (!decoded) return fail("its SubjectPublicKeyInfo does not decode");
   key = decoded.get();
   OsslParamBldPtr build(OSSL_PARAM_BLD_new());
+  // The builder keeps pointers to what it is given until OSSL_PARAM_BLD_to_param: everything pushed
+  // must live at function scope.
   std::vector<unsigned char> point;
+  char group_name[64] = {0};
   BignumPtr n_owner, e_owner;
   const char* type = nullptr;
   if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC) {
     type = "EC";
-    char group_name[64] = {0};
     size_t len = 0;
     if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group_name, sizeof group_name, &len) != 1) {
       return fail("the EC key names no curve");
