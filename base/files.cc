@@ -171,6 +171,9 @@ void AtomicFileWriter::Write(std::string_view contents) const {
     if (::fchmod(fd.get(), static_cast<mode_t>(mode_)) != 0) {
       ThrowErrno("write-failed", "cannot chmod", temp, errno);
     }
+    if (owner_ && ::fchown(fd.get(), static_cast<uid_t>(owner_->first), static_cast<gid_t>(owner_->second)) != 0) {
+      ThrowErrno("write-failed", "cannot chown", temp, errno);
+    }
     WriteAll(fd.get(), contents, temp);
     if (::fsync(fd.get()) != 0) ThrowErrno("write-failed", "cannot fsync", temp, errno);
     if (::close(fd.release()) != 0) ThrowErrno("write-failed", "cannot close", temp, errno);

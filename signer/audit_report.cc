@@ -199,7 +199,9 @@ std::vector<std::string> IdentitySummary::Flags() const {
 
 void AuditSummary::Add(const AuditEntry& e) {
   ++entries_;
-  if (e.outcome != "issued" && e.outcome != "refused" && e.outcome != "error") return;  // ca/info
+  if (e.outcome != "issued" && e.outcome != "refused" && e.outcome != "error" &&
+      e.outcome != "pending")
+    return;  // ca/info
   IdentitySummary& s = by_who_[e.Who()];
   s.who = e.Who();
   if (!s.first_seen) {
@@ -207,6 +209,10 @@ void AuditSummary::Add(const AuditEntry& e) {
     s.new_name = e.time >= since_;
   }
   bool in_window = e.time >= since_;
+  if (e.outcome == "pending") {  // awaiting approval (#14): counted, not a refusal
+    ++s.by_reason[{e.outcome, e.reason}];
+    return;
+  }
   if (e.outcome == "issued") {
     ++s.by_reason[{"issued", ""}];
     bool key_changed = !s.last_key.empty() && e.public_key_sha256 != s.last_key;

@@ -62,6 +62,7 @@ void LoadConfigFile(const std::string& path, SignerConfig& c) {
   } catch (const toml::parse_error& e) {
     Bad(path + ": " + std::string(e.description()));
   }
+  c.config_file = path;
   for (auto&& [k, node] : table) {
     std::string key(k.str());
     if (key == "module") c.module = String(node, key);
@@ -82,7 +83,14 @@ void LoadConfigFile(const std::string& path, SignerConfig& c) {
     else if (key == "lock_file") c.lock_file = String(node, key);
     else if (key == "deadline") c.deadline = Duration(node, key);
     else if (key == "input_timeout") c.input_timeout = Duration(node, key);
-    else if (key == "syslog") {
+    else if (key == "approved_keys") c.approved_keys = String(node, key);
+    else if (key == "denied_keys") c.denied_keys = String(node, key);
+    else if (key == "denied_identities") c.denied_identities = String(node, key);
+    else if (key == "approval") {
+      std::string mode = String(node, key);
+      if (mode != "none" && mode != "new-keys") Bad("approval must be \"none\" or \"new-keys\"");
+      c.approval = mode == "none" ? ApprovalMode::kNone : ApprovalMode::kNewKeys;
+    } else if (key == "syslog") {
       auto b = node.value<bool>();
       if (!b) Bad("syslog must be true or false");
       c.syslog = *b;
@@ -105,6 +113,9 @@ void ValidateConfig(const SignerConfig& c) {
   base::NamePattern checked(c.name_pattern);  // throws bad-config
   if (c.lock_file.empty()) Bad("lock_file must not be empty");
   CheckSignerName(c.signer_name);
+  if (c.approval == ApprovalMode::kNewKeys && c.approved_keys.empty()) {
+    Bad("approval = \"new-keys\" needs approved_keys (a file of NAME SHA256 lines)");
+  }
 }
 
 }  // namespace signer

@@ -19,6 +19,7 @@
 #include "hsm/session.h"
 #include "hsm/uri.h"
 #include "pki/base64.h"
+#include "signer/approval.h"
 #include "signer/audit.h"
 #include "signer/issuance.h"
 #include "signer/k8s_csr.h"
@@ -311,7 +312,8 @@ int Serve(const SignerConfig& config, const Invocation& invocation, const Enviro
   auto on_failure = [&](const Failure& f) {
     if (!decide(Decider::kMain)) yield_to_watchdog();
     bool ours = f.code() == ExitCode::kSoftware || f.reason() == "audit-failed";
-    finish(ours ? "error" : "refused", static_cast<int>(f.code()), f.reason(), f.what());
+    std::string outcome = f.reason() == "pending-approval" ? kPendingOutcome : ours ? "error" : "refused";
+    finish(outcome, static_cast<int>(f.code()), f.reason(), f.what());
     // The refusal object goes out like the stderr line: also when the record cannot be filed.
     std::exception_ptr audit_error;
     try {
@@ -372,6 +374,10 @@ int Serve(const SignerConfig& config, const Invocation& invocation, const Enviro
 
         std::string body = ReadInput(env.input_fd, std::chrono::duration_cast<std::chrono::milliseconds>(
                                                        config.input_timeout));
+        // Deny and approval lists (#14): checked before the token is touched. A name bound to
+        // this SSH key and denied is refused before its bytes reach a parser.
+        ApprovalGate gate(config);
+        if (!config.identity.empty()) gate.CheckIdentity(config.identity);
         RequestFacts facts;
         auto note_facts = [&] {
           update_record([&](AuditRecord& r) {
@@ -390,6 +396,8 @@ int Serve(const SignerConfig& config, const Invocation& invocation, const Enviro
           throw;
         }
         note_facts();
+        if (config.identity.empty()) gate.CheckIdentity(facts.common_name);
+        gate.CheckKey(facts.common_name, facts.public_key_sha256);
         pki::X509Ptr ca_cert = LoadCaCertificate(config.ca_cert);
         // The leaf never outlives the signing certificate (ComputeValidity clamps to it), so the
         // chain above it, checked here, decides nothing more than what the client can verify.

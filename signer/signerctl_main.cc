@@ -2,6 +2,8 @@
 // and summarise what was issued and refused, export metrics for node_exporter.
 #include <openssl/asn1.h>
 #include <openssl/x509.h>
+#include <pwd.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -9,6 +11,7 @@
 #include <ctime>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,6 +21,7 @@
 #include "base/files.h"
 #include "base/program.h"
 #include "pki/openssl.h"
+#include "signer/approval.h"
 #include "signer/audit_chain.h"
 #include "signer/audit_report.h"
 #include "signer/config.h"
@@ -37,12 +41,15 @@ constexpr const char* kDescription =
     "[--json]\n"
     "  etcd-signerctl --config signer.toml audit report [--since 7d] [--json]\n"
     "  etcd-signerctl --config signer.toml metrics --prometheus FILE\n"
+    "  etcd-signerctl [--config signer.toml] pending | approve NAME SHA256 [--replace] |\n"
+    "      deny NAME SHA256 | deny-identity NAME | allow-identity NAME\n"
+    "  etcd-signerctl --config signer.toml serials --identity NAME [--valid]\n"
     "\n"
     "Without FILE arguments, list/report/metrics read the config's audit_log and, if present, its\n"
     "rotated predecessor audit_log.1. Exit codes: 0 ok, 64 usage, 65 the chain is broken (one "
     "line\n"
-    "names the first broken place), 66 a file cannot be read, 73 cannot write the metrics file,\n"
-    "78 configuration. Errors are one line: 'etcd-signerctl: <reason>: <sentence>'. See "
+    "names the first broken place), 66 a file cannot be read, 73 cannot write the metrics or a\n"
+    "list file, 75 a list file is locked by another edit, 78 configuration. Errors are one line: 'etcd-signerctl: <reason>: <sentence>'. See "
     "etcd-signerctl(8).";
 
 void Print(const std::string& text) {
@@ -117,6 +124,35 @@ std::optional<TimePoint> CertificateNotAfter(const std::string& path) {
   return std::chrono::system_clock::from_time_t(timegm(&tm));
 }
 
+std::string CurrentUser() {
+  struct passwd* pw = ::getpwuid(::geteuid());
+  return pw != nullptr ? pw->pw_name : "uid " + std::to_string(::geteuid());
+}
+
+// An edit of an approval or deny list, for the operator (stdout) and the host's log (syslog auth):
+// who changed which list is security-relevant, and the audit log is the signer's alone.
+void Report(const std::string& line) {
+  Print(line + "\n");
+  ::openlog("etcd-signerctl", LOG_PID, LOG_AUTH);
+  ::syslog(LOG_NOTICE, "%s (by %s)", line.c_str(), CurrentUser().c_str());
+  ::closelog();
+}
+
+// The list file `key` names in the signer's configuration; a configuration error if unset.
+const std::string& ListPath(const std::string& path, const char* key, const std::string& config) {
+  if (path.empty()) {
+    throw Failure(ExitCode::kConfig, "bad-config",
+                  std::string(key) + " is not set in " + config + ": name the file there first");
+  }
+  return path;
+}
+
+// A list for display filters: a missing file is an empty list.
+std::optional<signer::ApprovalList> LoadIfPresent(const std::string& path, signer::ListKind kind) {
+  if (path.empty() || ::access(path.c_str(), F_OK) != 0) return std::nullopt;
+  return signer::ApprovalList::Load(path, kind);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -150,7 +186,7 @@ int main(int argc, char** argv) {
   list->add_option("--since", since_text, "Only requests newer than this (e.g. 24h, 7d)");
   list->add_option("--identity", identity, "Only this identity (or cn:NAME for unbound keys)");
   list->add_option("--outcome", outcome, "Only this outcome")
-      ->check(CLI::IsMember({"issued", "refused", "served", "error"}));
+      ->check(CLI::IsMember({"issued", "refused", "served", "error", "pending"}));
   list->add_flag("--json", json, "Print the matching records as they are (JSON lines)");
 
   auto* report =
@@ -168,6 +204,38 @@ int main(int argc, char** argv) {
       ->add_option("--prometheus", prometheus,
                    "Textfile to write atomically (e.g. .../etcd_signer.prom)")
       ->required();
+
+  // Approval and deny lists (#14): the files named in the signer's configuration.
+  bool all_pending = false;
+  auto* pending = app.add_subcommand(
+      "pending", "Keys answered pending-approval that are neither approved nor denied yet");
+  pending->add_option("files", files,
+                      "Audit log files, oldest first (default: audit_log.1 audit_log)");
+  pending->add_flag("--all", all_pending, "Also keys approved or denied since");
+  std::string list_name, list_key;
+  bool replace = false;
+  auto* approve = app.add_subcommand(
+      "approve", "Approve NAME's key SHA256 in approved_keys (and lift a deny of it)");
+  approve->add_option("name", list_name, "The identity (the certificate's CN)")->required();
+  approve->add_option("sha256", list_key, "The key's SHA-256, as `pending` prints it")->required();
+  approve->add_flag("--replace", replace, "Remove NAME's other approved keys (a rebuilt master)");
+  auto* deny = app.add_subcommand(
+      "deny", "Deny NAME's key SHA256 in denied_keys (and remove its approval): 77 key-denied");
+  deny->add_option("name", list_name, "The identity (the certificate's CN)")->required();
+  deny->add_option("sha256", list_key, "The key's SHA-256")->required();
+  auto* deny_identity = app.add_subcommand(
+      "deny-identity", "Add NAME to denied_identities: every issuing request is 77 identity-denied");
+  deny_identity->add_option("name", list_name, "The identity")->required();
+  auto* allow_identity =
+      app.add_subcommand("allow-identity", "Remove NAME from denied_identities");
+  allow_identity->add_option("name", list_name, "The identity")->required();
+  bool valid_only = false;
+  auto* serials = app.add_subcommand(
+      "serials", "Serials issued to a name (hex, as `etcd-hsm crl --revoke` takes them)");
+  serials->add_option("files", files,
+                      "Audit log files, oldest first (default: audit_log.1 audit_log)");
+  serials->add_option("--identity", identity, "The certificates' CN")->required();
+  serials->add_flag("--valid", valid_only, "Only certificates not expired now");
 
   try {
     app.parse(argc, argv);
@@ -196,6 +264,9 @@ int main(int argc, char** argv) {
       }
     };
     signer::SignerConfig config;
+    bool edits_lists = pending->parsed() || approve->parsed() || deny->parsed() ||
+                       deny_identity->parsed() || allow_identity->parsed();
+    if (config_path.empty() && edits_lists) config_path = signer::kDefaultConfigFile;
     if (!config_path.empty()) signer::LoadConfigFile(config_path, config);
     auto default_files = [&] {
       if (!files.empty()) return;
@@ -280,6 +351,79 @@ int main(int argc, char** argv) {
         // this by hand also sees why.
         throw Failure(ExitCode::kDataErr, "chain-broken", v.broken()->message);
       }
+      return 0;
+    }
+    std::string stamp = base::FormatRfc3339(now) + " by " + CurrentUser();
+    if (approve->parsed()) {
+      const std::string& approved = ListPath(config.approved_keys, "approved_keys", config_path);
+      // Restrictive first: a crash between the two edits leaves the key neither denied nor
+      // approved (pending), never both.
+      std::size_t undenied = 0;
+      if (!config.denied_keys.empty())
+        undenied = signer::RemoveKey(config.denied_keys, list_name, list_key).removed;
+      signer::ListEdit edit =
+          signer::AddKey(approved, list_name, list_key, "approved " + stamp, replace);
+      std::string line = edit.added ? "approved " + list_name + " " + list_key + " in " + approved
+                                    : list_name + " " + list_key + " was already approved in " + approved;
+      if (edit.removed > 0) line += "; removed " + std::to_string(edit.removed) + " other line(s) of " + list_name;
+      if (undenied > 0) line += "; no longer denied in " + config.denied_keys;
+      Report(line);
+      if (config.approval != signer::ApprovalMode::kNewKeys) {
+        Print("note: approval is \"none\" in " + config_path +
+              ": approved_keys is consulted once approval = \"new-keys\"\n");
+      }
+      return 0;
+    }
+    if (deny->parsed()) {
+      const std::string& denied = ListPath(config.denied_keys, "denied_keys", config_path);
+      signer::ListEdit edit = signer::AddKey(denied, list_name, list_key, "denied " + stamp, false);
+      std::size_t unapproved = 0;
+      if (!config.approved_keys.empty())
+        unapproved = signer::RemoveKey(config.approved_keys, list_name, list_key).removed;
+      std::string line = edit.added ? "denied " + list_name + " " + list_key + " in " + denied
+                                    : list_name + " " + list_key + " was already denied in " + denied;
+      if (unapproved > 0) line += "; its approval was removed from " + config.approved_keys;
+      Report(line);
+      return 0;
+    }
+    if (deny_identity->parsed()) {
+      const std::string& path = ListPath(config.denied_identities, "denied_identities", config_path);
+      signer::ListEdit edit = signer::AddName(path, list_name, "denied " + stamp);
+      Report(edit.added ? "denied identity " + list_name + " in " + path
+                        : list_name + " was already denied in " + path);
+      return 0;
+    }
+    if (allow_identity->parsed()) {
+      const std::string& path = ListPath(config.denied_identities, "denied_identities", config_path);
+      signer::ListEdit edit = signer::RemoveName(path, list_name);
+      Report(edit.removed > 0 ? "allowed identity " + list_name + " again (removed from " + path + ")"
+                              : list_name + " was not denied in " + path);
+      return 0;
+    }
+    if (pending->parsed()) {
+      default_files();
+      auto approved = LoadIfPresent(config.approved_keys, signer::ListKind::kKeys);
+      auto denied = LoadIfPresent(config.denied_keys, signer::ListKind::kKeys);
+      signer::PendingSummary summary;
+      ForEachEntry(files, [&](const signer::AuditEntry& e) { summary.Add(e); });
+      std::vector<signer::PendingKey> keys;
+      for (auto& k : summary.Keys()) {
+        bool settled = (approved && approved->Contains(k.name, k.key_sha256)) ||
+                       (denied && denied->Contains(k.name, k.key_sha256));
+        if (all_pending || !settled) keys.push_back(std::move(k));
+      }
+      Print(signer::FormatPending(keys));
+      return 0;
+    }
+    if (serials->parsed()) {
+      default_files();
+      std::set<std::string> seen;
+      ForEachEntry(files, [&](const signer::AuditEntry& e) {
+        if (e.outcome != "issued" || e.cn != identity) return;
+        if (valid_only && (!e.not_after || *e.not_after <= now)) return;
+        auto serial = signer::CrlSerial(e.serial);
+        if (serial && seen.insert(*serial).second) Print(*serial + "\n");
+      });
       return 0;
     }
     throw Failure(ExitCode::kUsage, "usage", "no verb given");

@@ -4,8 +4,10 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace base {
 
@@ -37,12 +39,16 @@ class AtomicFileWriter {
       : path_(std::move(path)), mode_(mode) {}
 
   void set_fault_hook(FaultHook hook) { fault_hook_ = std::move(hook); }
+  // Gives the new file this owner and group before it replaces the old one (an edit by root of a
+  // file that another account must read keeps that file's owner).
+  void set_owner(unsigned uid, unsigned gid) { owner_ = {uid, gid}; }
   void Write(std::string_view contents) const;
 
  private:
   std::string path_;
   unsigned mode_;
   FaultHook fault_hook_;
+  std::optional<std::pair<unsigned, unsigned>> owner_;
 };
 
 // Creates a new file with O_EXCL|O_NOFOLLOW and the given mode, writes and fsyncs it. Refuses to

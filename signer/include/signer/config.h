@@ -15,6 +15,12 @@ constexpr const char* kDefaultLockFile = "/var/lib/etcd-signer/token.lock";
 constexpr const char* kDefaultSignerName = "etcd-hsm-signer.example.com/etcd-client";
 constexpr const char* kDefaultNamePattern = "^kubemaster-[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
 
+// Whether a request's (name, key) must be listed in approved_keys (#14).
+enum class ApprovalMode {
+  kNone,     // "none": any key that passes the policy
+  kNewKeys,  // "new-keys": only approved (name, key) pairs; others are answered pending-approval
+};
+
 struct SignerConfig {
   std::string module;            // PKCS#11 module path (or module-path= in the key URI)
   std::string key_uri;           // pkcs11:token=...;object=...;type=private
@@ -34,12 +40,19 @@ struct SignerConfig {
   bool syslog = true;
   base::Seconds deadline{10};          // whole request
   base::Seconds input_timeout{5};      // reading the CSR from stdin
+  // Approval and deny lists (signer/approval.h); TOML keys only, so that etcd-signerctl, which
+  // edits them, finds them in the same file.
+  ApprovalMode approval = ApprovalMode::kNone;
+  std::string approved_keys;      // NAME SHA256 [comment] per line
+  std::string denied_keys;        // NAME SHA256 [comment] per line
+  std::string denied_identities;  // NAME [comment] per line
+  std::string config_file;        // the TOML file read, if any
 };
 
 // Reads a TOML config file over `config` (keys: module, key, pin_file, pin_env, ca_cert,
 // ca_bundle, ca_chain, identity, name_pattern, signer_name, lifetime_default, lifetime_min, lifetime_max, backdate,
-// audit_log, lock_file, syslog, deadline, input_timeout; durations as strings like "24h" or integers in
-// seconds). Unknown keys are errors (Failure kConfig "bad-config").
+// audit_log, lock_file, syslog, deadline, input_timeout, approval, approved_keys, denied_keys,
+// denied_identities; durations as strings like "24h" or integers in seconds). Unknown keys are errors (Failure kConfig "bad-config").
 void LoadConfigFile(const std::string& path, SignerConfig& config);
 
 // Returns `value` for the identity binding; an empty value is Failure(kConfig, "bad-config").
