@@ -26,20 +26,21 @@ EtcdServer::EtcdServer(const std::string& dir) : dir_(dir) {
 
 EtcdServer::~EtcdServer() { Stop(); }
 
-void EtcdServer::Start(const std::string& client_ca_bundle) {
+void EtcdServer::Start(const std::string& client_ca_bundle, const std::string& client_crl_file) {
   Stop();
   client_port_ = FreePort();
   peer_port_ = FreePort();
   std::string client = "https://127.0.0.1:" + std::to_string(client_port_);
   std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
+  std::vector<std::string> args{
+      "/usr/bin/etcd", "--name", "test", "--data-dir", dir_ + "/data", "--listen-client-urls",
+      client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
+      "--initial-advertise-peer-urls", peer, "--initial-cluster", "test=" + peer,
+      "--cert-file", dir_ + "/server.pem", "--key-file", dir_ + "/server.key",
+      "--client-cert-auth", "--trusted-ca-file", client_ca_bundle, "--log-level", log_level_};
+  if (!client_crl_file.empty()) args.insert(args.end(), {"--client-crl-file", client_crl_file});
   etcd_ = std::make_unique<Process>(
-      std::vector<std::string>{
-          "/usr/bin/etcd", "--name", "test", "--data-dir", dir_ + "/data", "--listen-client-urls",
-          client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
-          "--initial-advertise-peer-urls", peer, "--initial-cluster", "test=" + peer,
-          "--cert-file", dir_ + "/server.pem", "--key-file", dir_ + "/server.key",
-          "--client-cert-auth", "--trusted-ca-file", client_ca_bundle, "--log-level", "warn"},
-      std::map<std::string, std::string>{}, dir_ + "/etcd.log");
+      args, std::map<std::string, std::string>{}, dir_ + "/etcd.log");
   if (!WaitForPort(client_port_, std::chrono::seconds(20))) {
     throw std::runtime_error("etcd did not start: " + ReadFile(dir_ + "/etcd.log"));
   }

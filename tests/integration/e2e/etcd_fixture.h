@@ -13,8 +13,16 @@ class EtcdServer {
   // Makes a throwaway server CA and server certificate for 127.0.0.1 under `dir`.
   explicit EtcdServer(const std::string& dir);
   ~EtcdServer();
-  // Starts etcd trusting `client_ca_bundle` for client certificates (--client-cert-auth).
-  void Start(const std::string& client_ca_bundle);
+  // Starts etcd trusting `client_ca_bundle` for client certificates (--client-cert-auth) and, when
+  // `client_crl_file` is given, refusing the serials it lists (--client-crl-file).
+  void Start(const std::string& client_ca_bundle, const std::string& client_crl_file = "");
+  // The running etcd's pid (-1 when stopped): a test can show etcd was never restarted.
+  int pid() const { return etcd_ ? etcd_->pid() : -1; }
+  bool Running() { return etcd_ && etcd_->Running(); }
+  // For the next Start(): "warn" by default; "info" also logs each rejected connection and why.
+  void set_log_level(const std::string& level) { log_level_ = level; }
+  // etcd's combined stdout/stderr so far.
+  std::string Log() const { return ReadFile(dir_ + "/etcd.log"); }
   void Stop();
   // etcdctl with a client certificate and key file; returns its result.
   RunResult Ctl(const std::string& cert, const std::string& key,
@@ -25,6 +33,7 @@ class EtcdServer {
   std::string dir_;
   int client_port_ = 0;
   int peer_port_ = 0;
+  std::string log_level_ = "warn";
   std::unique_ptr<Process> etcd_;
 };
 
