@@ -56,6 +56,11 @@ std::chrono::milliseconds ClockSkew(TimePoint sent, TimePoint received, TimePoin
   return std::chrono::duration_cast<milliseconds>(local - signer);
 }
 
+std::string Ago(TimePoint then, TimePoint now) {
+  auto d = std::chrono::duration_cast<std::chrono::seconds>(then - now);
+  return d.count() >= 0 ? "in " + base::FormatDuration(d) : base::FormatDuration(-d) + " ago";
+}
+
 std::string DescribeSkew(std::chrono::milliseconds skew) {
   std::int64_t ms = std::llabs(skew.count());
   std::int64_t s = (ms + 500) / 1000;

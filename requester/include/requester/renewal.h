@@ -53,6 +53,9 @@ std::chrono::milliseconds ClockSkew(TimePoint sent, TimePoint received, TimePoin
 // seconds are round-trip noise.
 std::string DescribeSkew(std::chrono::milliseconds skew);
 
+// "in 3h12m" for a time ahead of `now`, "5m ago" for one behind it.
+std::string Ago(TimePoint then, TimePoint now);
+
 // A uniform [0,1) source from the OS CSPRNG-seeded engine (production default).
 std::function<double()> SystemUniform01();
 

@@ -86,6 +86,14 @@ struct RequestOutcome {
 // request: key if missing, CSR, send, verify, store, hook.
 RequestOutcome Request(const RequesterConfig& config, const RequesterEnv& env);
 
+// One attempt of `request` (create_key) or a due renewal (a missing key is not made), recorded in
+// the state file whether it succeeds or not. The daemon's step.
+RequestOutcome Attempt(const RequesterConfig& config, const RequesterEnv& env, bool create_key);
+
+// Runs config.post_renew_hook (no shell, a clean child: see hook.cc), waits up to 60 s; a failing
+// hook is logged, never thrown.
+void RunHook(const RequesterConfig& config, const RequesterEnv& env);
+
 // renew: like request, but only when due (or `force`), and never creates a key.
 RequestOutcome Renew(const RequesterConfig& config, const RequesterEnv& env, bool force);
 

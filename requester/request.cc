@@ -1,0 +1,196 @@
+// request, renew and ca: one exchange with the first signer that answers (#12), verified, stored.
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "base/failure.h"
+#include "base/text.h"
+#include "pki/base64.h"
+#include "pki/csr.h"
+#include "pki/verify.h"
+#include "requester/exchange.h"
+#include "requester/key_store.h"
+#include "requester/requester.h"
+#include "requester/ssh_client.h"
+#include "requester/token_agent.h"
+
+namespace requester {
+namespace {
+
+using base::ExitCode;
+using base::Failure;
+using std::chrono::seconds;
+
+bool Exists(const std::string& path) { return !path.empty() && ::access(path.c_str(), F_OK) == 0; }
+
+RequestOutcome DoRequest(const RequesterConfig& c, const RequesterEnv& env, bool create_key,
+                         RequesterState& state) {
+  CheckName(c);  // before any network traffic
+  RequestOutcome outcome;
+  std::unique_ptr<KeyStore> keys;
+  std::string body;
+  auto open_keys = [&] {
+    keys = MakeKeyStore(c);
+    if (keys->Open(create_key)) {
+      outcome.generated_key = true;
+      Log(env, "generated a new EC P-256 key in " + keys->Describe());
+    }
+    pki::X509ReqPtr csr = pki::BuildCsr(c.name, keys->private_key());
+    std::vector<unsigned char> der = pki::ToDer(csr.get());
+    body = pki::EncodeBase64(der.data(), der.size(), 76);
+  };
+  // An SSH key in a token authenticates while no other module is loaded (one C_Initialize per
+  // process): then each connection comes first and the certificate key after it. Otherwise a key
+  // problem is reported before any connection.
+  const bool ssh_key_in_token = IsTokenKey(c.ssh_key);
+  if (!ssh_key_in_token) open_keys();
+
+  std::optional<pki::IssuedCertificate> issued;
+  std::string served_by = TrySigners(c, env, state, [&](const std::string& server) {
+    if (ssh_key_in_token) keys.reset();
+    // The session lives only as long as the exchange: it is closed before the hook runs.
+    SshClient ssh(SshOptionsFor(c, server));
+    if (!keys) open_keys();
+    issued = SignOver(ssh, c, env, body, keys->public_key(), c.name);
+  });
+  state.served_by = served_by;
+
+  // Leaf and chain: what kube-apiserver and etcdctl present to etcd.
+  base::AtomicFileWriter writer(c.cert, 0644);
+  if (env.store_fault) writer.set_fault_hook(env.store_fault);
+  writer.Write(issued->Pem());
+  X509* cert = issued->leaf.get();
+  outcome.renewed = true;
+  outcome.serial = pki::SerialHex(cert);
+  outcome.not_after = pki::NotAfter(cert);
+  outcome.message = "stored a certificate for " + c.name + " in " + c.cert + " (serial " + outcome.serial +
+                    ", valid until " + base::FormatRfc3339(outcome.not_after) +
+                    (c.servers.size() > 1 ? ", from " + served_by : "") + ")";
+  keys.reset();  // release the token before running the hook
+  RunHook(c, env);
+  return outcome;
+}
+
+}  // namespace
+
+RequestOutcome Attempt(const RequesterConfig& c, const RequesterEnv& env, bool create_key) {
+  RequesterState state = LoadState(c.StateFile());
+  state.last_attempt = base::FormatRfc3339(env.now());
+  try {
+    RequestOutcome outcome = DoRequest(c, env, create_key, state);
+    state.last_success = state.last_attempt;
+    state.consecutive_failures = 0;
+    state.last_error.clear();
+    try {
+      SaveState(c.StateFile(), state);
+    } catch (const Failure& f) {
+      Log(env, std::string("cannot save the state file: ") + f.what());
+    }
+    return outcome;
+  } catch (const Failure& f) {
+    state.consecutive_failures += 1;
+    state.last_error = f.reason() + ": " + f.what();
+    try {
+      SaveState(c.StateFile(), state);
+    } catch (...) {
+    }
+    throw;
+  }
+}
+
+StoredCertificate InspectCertificate(const RequesterConfig& c, TimePoint now,
+                                     const RenewalSchedule& schedule) {
+  StoredCertificate s;
+  if (!Exists(c.cert)) return s;
+  try {
+    pki::X509Ptr cert = pki::ReadCertificateFile(c.cert);
+    s.serial = pki::SerialHex(cert.get());
+    s.common_name = pki::CommonName(X509_get_subject_name(cert.get()));
+    s.not_before = pki::NotBefore(cert.get());
+    s.not_after = pki::NotAfter(cert.get());
+    s.renew_at = schedule.RenewAt(s.not_before, s.not_after, RenewalSchedule::StableUniform(s.serial));
+  } catch (const Failure& f) {
+    s.state = CertificateState::kUnreadable;
+    s.detail = f.what();
+    return s;
+  }
+  if (s.common_name != c.name) {
+    s.state = CertificateState::kUnreadable;
+    s.detail = "the stored certificate is for '" + s.common_name + "', not '" + c.name + "'";
+  } else if (now >= s.not_after) {
+    s.state = CertificateState::kExpired;
+  } else if (now >= s.renew_at) {
+    s.state = CertificateState::kDue;
+  } else {
+    s.state = CertificateState::kFresh;
+  }
+  return s;
+}
+
+RequesterState LoadState(const std::string& path) {
+  RequesterState state;
+  if (!Exists(path)) return state;
+  try {
+    auto j = nlohmann::json::parse(base::ReadFileLimited(path, 64 * 1024, "state-file"));
+    state.last_attempt = j.value("last_attempt", "");
+    state.last_success = j.value("last_success", "");
+    state.consecutive_failures = j.value("consecutive_failures", 0);
+    state.last_error = j.value("last_error", "");
+    state.served_by = j.value("served_by", "");
+    if (j.contains("signer_errors") && j["signer_errors"].is_object()) {
+      for (auto& [server, error] : j["signer_errors"].items()) {
+        if (error.is_string()) state.signer_errors[server] = error.get<std::string>();
+      }
+    }
+  } catch (const std::exception&) {
+    // A damaged state file only loses counters; it must never stop a renewal.
+  }
+  return state;
+}
+
+void SaveState(const std::string& path, const RequesterState& s) {
+  nlohmann::ordered_json j;
+  j["last_attempt"] = s.last_attempt;
+  j["last_success"] = s.last_success;
+  j["consecutive_failures"] = s.consecutive_failures;
+  j["last_error"] = s.last_error;
+  j["served_by"] = s.served_by;
+  j["signer_errors"] = s.signer_errors;
+  base::AtomicFileWriter(path, 0644).Write(j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+}
+
+RequestOutcome Request(const RequesterConfig& c, const RequesterEnv& env) {
+  return Attempt(c, env, /*create_key=*/true);
+}
+
+RequestOutcome Renew(const RequesterConfig& c, const RequesterEnv& env, bool force) {
+  CheckName(c);
+  StoredCertificate stored = InspectCertificate(c, env.now());
+  if (!force && stored.state == CertificateState::kFresh) {
+    RequestOutcome outcome;
+    outcome.serial = stored.serial;
+    outcome.not_after = stored.not_after;
+    outcome.message = "not due: the certificate renews at " + base::FormatRfc3339(stored.renew_at) +
+                      " (" + Ago(stored.renew_at, env.now()) + ")";
+    return outcome;
+  }
+  // Renewal reuses the key; only a first `request` creates one.
+  return Attempt(c, env, /*create_key=*/false);
+}
+
+void FetchCa(const RequesterConfig& c, const RequesterEnv& env) {
+  std::string pem;
+  RequesterState ignored;
+  TrySigners(c, env, ignored, [&](const std::string& server) {
+    SshClient ssh(SshOptionsFor(c, server));
+    for (auto& a : FetchBundle(ssh)) pem += pki::ToPem(a.get());
+  });
+  if (c.ca_bundle.empty()) {
+    std::fwrite(pem.data(), 1, pem.size(), env.out);
+    return;
+  }
+  base::AtomicFileWriter(c.ca_bundle, 0644).Write(pem);
+  Log(env, "stored the CA bundle in " + c.ca_bundle);
+}
+
+}  // namespace requester

@@ -1,0 +1,87 @@
+// status: the stored certificate and the state file, for people (text) and programs (JSON,
+// Prometheus textfile).
+#include <nlohmann/json.hpp>
+
+#include "base/failure.h"
+#include "requester/requester.h"
+
+namespace requester {
+
+using base::Failure;
+using std::chrono::seconds;
+
+std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat format) {
+  StoredCertificate s = InspectCertificate(c, now);
+  RequesterState state = LoadState(c.StateFile());
+  bool has_cert = s.state != CertificateState::kMissing && s.state != CertificateState::kUnreadable;
+  auto epoch = [](TimePoint t) { return std::chrono::duration_cast<seconds>(t.time_since_epoch()).count(); };
+  long long left = has_cert ? std::chrono::duration_cast<seconds>(s.not_after - now).count() : 0;
+  if (format == StatusFormat::kJson) {
+    nlohmann::ordered_json j;
+    j["name"] = c.name;
+    j["certificate"] = c.cert;
+    j["state"] = StateName(s.state);
+    if (!s.detail.empty()) j["detail"] = s.detail;
+    if (has_cert) {
+      j["serial"] = s.serial;
+      j["not_before"] = base::FormatRfc3339(s.not_before);
+      j["not_after"] = base::FormatRfc3339(s.not_after);
+      j["renew_at"] = base::FormatRfc3339(s.renew_at);
+      j["seconds_left"] = left;
+    }
+    j["last_attempt"] = state.last_attempt;
+    j["last_success"] = state.last_success;
+    j["consecutive_failures"] = state.consecutive_failures;
+    j["last_error"] = state.last_error;
+    j["served_by"] = state.served_by;
+    j["signer_errors"] = state.signer_errors;
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  }
+  if (format == StatusFormat::kPrometheus) {
+    std::string label = "{name=\"" + c.name + "\"}";
+    std::string out;
+    auto metric = [&](const std::string& name, const std::string& help, long long value) {
+      out += "# HELP " + name + " " + help + "\n# TYPE " + name + " gauge\n" + name + label + " " +
+             std::to_string(value) + "\n";
+    };
+    metric("etcd_requester_certificate_valid", "1 if a certificate is stored and not expired.",
+           has_cert && left > 0 ? 1 : 0);
+    metric("etcd_requester_certificate_expiry_timestamp_seconds", "notAfter of the stored certificate.",
+           has_cert ? epoch(s.not_after) : 0);
+    metric("etcd_requester_certificate_seconds_left", "Seconds until the stored certificate expires.",
+           has_cert ? left : 0);
+    long long last_success = 0;
+    if (!state.last_success.empty()) {
+      try {
+        last_success = epoch(base::ParseRfc3339(state.last_success));
+      } catch (const Failure&) {
+      }
+    }
+    metric("etcd_requester_last_success_timestamp_seconds", "Time of the last successful request.", last_success);
+    metric("etcd_requester_consecutive_failures", "Failed attempts since the last success.",
+           state.consecutive_failures);
+    return out;
+  }
+  std::string out;
+  auto row = [&](const std::string& k, const std::string& v) {
+    out += k + std::string(k.size() < 16 ? 16 - k.size() : 1, ' ') + v + "\n";
+  };
+  row("name", c.name);
+  row("certificate", c.cert + " (" + StateName(s.state) + ")");
+  if (!s.detail.empty()) row("problem", s.detail);
+  if (has_cert) {
+    row("serial", s.serial);
+    row("valid", base::FormatRfc3339(s.not_before) + " to " + base::FormatRfc3339(s.not_after));
+    row(left > 0 ? "expires" : "expired", Ago(s.not_after, now));
+    row("renews", base::FormatRfc3339(s.renew_at) + " (" + Ago(s.renew_at, now) + ")");
+  }
+  row("key", c.key_file.empty() ? c.key_uri : c.key_file);
+  row("last success", state.last_success.empty() ? "never" : state.last_success);
+  row("failures", std::to_string(state.consecutive_failures) +
+                      (state.last_error.empty() ? "" : " (last: " + state.last_error + ")"));
+  if (!state.served_by.empty() && c.servers.size() > 1) row("served by", state.served_by);
+  for (const auto& [server, error] : state.signer_errors) row("signer failed", server + ": " + error);
+  return out;
+}
+
+}  // namespace requester
