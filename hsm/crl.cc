@@ -46,7 +46,8 @@ void CheckIssuer(X509* ca, const std::string& path) {
     throw Failure(ExitCode::kDataErr, "not-a-crl-issuer", path + " " + why);
   };
   if (X509_check_ca(ca) == 0) refuse("is not a CA certificate");
-  if ((X509_get_extension_flags(ca) & EXFLAG_KUSAGE) != 0 && (X509_get_key_usage(ca) & KU_CRL_SIGN) == 0) {
+  if ((X509_get_extension_flags(ca) & EXFLAG_KUSAGE) != 0 &&
+      (X509_get_key_usage(ca) & KU_CRL_SIGN) == 0) {
     refuse("does not allow cRLSign in its keyUsage");
   }
   if (X509_get0_subject_key_id(ca) == nullptr) {
@@ -57,7 +58,8 @@ void CheckIssuer(X509* ca, const std::string& path) {
 // The CRL already at --out, if any: ours to continue, or a refusal.
 pki::X509CrlPtr ReadPrevious(const std::string& path, X509* ca) {
   if (::access(path.c_str(), F_OK) != 0) return nullptr;
-  pki::X509CrlPtr crl = pki::ParseCrlPem(base::ReadFileLimited(path, kMaxCrlBytes, "bad-crl"), path);
+  pki::X509CrlPtr crl =
+      pki::ParseCrlPem(base::ReadFileLimited(path, kMaxCrlBytes, "bad-crl"), path);
   EVP_PKEY* key = X509_get0_pubkey(ca);
   bool same_name = X509_NAME_cmp(X509_CRL_get_issuer(crl.get()), X509_get_subject_name(ca)) == 0;
   bool verifies = key != nullptr && X509_CRL_verify(crl.get(), key) == 1;
@@ -88,7 +90,8 @@ CrlSummary IssueCrl(const KeyAccess& access, const CrlRequest& request,
   std::map<pki::SerialBytes, pki::CrlEntry> entries;
   if (previous) {
     last = pki::CrlNumber(previous.get()).value_or(0);
-    for (auto& entry : pki::CrlEntries(previous.get())) entries.emplace(entry.serial, std::move(entry));
+    for (auto& entry : pki::CrlEntries(previous.get()))
+      entries.emplace(entry.serial, std::move(entry));
   }
   if (!request.number_file.empty() && ::access(request.number_file.c_str(), F_OK) == 0) {
     last = std::max(last, ReadNumberFile(request.number_file));
@@ -97,7 +100,8 @@ CrlSummary IssueCrl(const KeyAccess& access, const CrlRequest& request,
     throw Failure(ExitCode::kDataErr, "bad-crl", "the last cRLNumber cannot be incremented");
   }
   auto seconds = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
-  std::uint64_t number = std::max(last + 1, static_cast<std::uint64_t>(std::max<long long>(seconds, 0)));
+  std::uint64_t number =
+      std::max(last + 1, static_cast<std::uint64_t>(std::max<long long>(seconds, 0)));
 
   std::size_t added = 0;
   for (const auto& wanted : request.revoke) {
@@ -107,7 +111,9 @@ CrlSummary IssueCrl(const KeyAccess& access, const CrlRequest& request,
       if (wanted.reason) it->second.reason = *wanted.reason;
       continue;
     }
-    entries.emplace(wanted.serial, pki::CrlEntry{wanted.serial, wanted.reason.value_or(request.default_reason), now});
+    entries.emplace(
+        wanted.serial,
+        pki::CrlEntry{wanted.serial, wanted.reason.value_or(request.default_reason), now});
     ++added;
   }
 

@@ -5,8 +5,8 @@
 #include <iostream>
 
 #include "base/deadline.h"
-#include "base/failure.h"
 #include "base/duration.h"
+#include "base/failure.h"
 #include "base/files.h"
 #include "base/program.h"
 #include "hsm/ca_operations.h"
@@ -110,24 +110,31 @@ int main(int argc, char** argv) {
   bundle->add_option("certs", bundle_files, "CA certificate files, current first")->required();
   bundle->add_option("--out", out, "Output file (refuses to overwrite; default stdout)");
 
-  auto* crl = app.add_subcommand("crl", "Sign a certificate revocation list in the token (for etcd's --client-crl-file)");
+  auto* crl = app.add_subcommand(
+      "crl", "Sign a certificate revocation list in the token (for etcd's --client-crl-file)");
   std::vector<std::string> revoke;
   std::string revoke_file, reason = "unspecified", number_file;
   crl->add_option("--module", module, "PKCS#11 module path (or module-path= in the URI)");
-  crl->add_option("--key", key_uri, "RFC 7512 URI of the issuing CA key (a signer's CA/intermediate, or the root)")
+  crl->add_option("--key", key_uri,
+                  "RFC 7512 URI of the issuing CA key (a signer's CA/intermediate, or the root)")
       ->required();
-  crl->add_option("--ca-cert", ca_cert, "The issuer's certificate (PEM): the CRL's issuer and AKI")->required();
-  crl->add_option("--revoke", revoke, "Serial(s) to revoke, hex as 'openssl x509 -serial -noout' prints them");
-  crl->add_option("--revoke-file", revoke_file, "File of 'SERIAL [REASON]' lines ('#' comments, blank lines)");
+  crl->add_option("--ca-cert", ca_cert, "The issuer's certificate (PEM): the CRL's issuer and AKI")
+      ->required();
+  crl->add_option("--revoke", revoke,
+                  "Serial(s) to revoke, hex as 'openssl x509 -serial -noout' prints them");
+  crl->add_option("--revoke-file", revoke_file,
+                  "File of 'SERIAL [REASON]' lines ('#' comments, blank lines)");
   crl->add_option("--reason", reason,
-                  "Reason for entries that name none: unspecified, keyCompromise, cACompromise, affiliationChanged, "
-                  "superseded, cessationOfOperation, privilegeWithdrawn")
+                  "Reason for entries that name none: unspecified, keyCompromise, cACompromise, "
+                  "affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn")
       ->capture_default_str();
   int crl_days = 0;
   crl->add_option("--days", crl_days, "nextUpdate = now + days (1-3650)")->required();
-  crl->add_option("--out", out, "The CRL file: replaced atomically; an existing one of this issuer is continued")
+  crl->add_option("--out", out,
+                  "The CRL file: replaced atomically; an existing one of this issuer is continued")
       ->required();
-  crl->add_option("--crl-number-file", number_file, "File keeping the last cRLNumber used (created if missing)");
+  crl->add_option("--crl-number-file", number_file,
+                  "File keeping the last cRLNumber used (created if missing)");
   AddPinOptions(crl, pin);
 
   auto* list = app.add_subcommand("list", "List tokens, and with --token the objects in one");
@@ -193,7 +200,8 @@ int main(int argc, char** argv) {
       Emit(hsm::BuildCaBundle(bundle_files, now), out);
     } else if (crl->parsed()) {
       if (revoke.empty() == revoke_file.empty()) {
-        throw Failure(ExitCode::kUsage, "usage", "crl needs either --revoke SERIAL... or --revoke-file FILE");
+        throw Failure(ExitCode::kUsage, "usage",
+                      "crl needs either --revoke SERIAL... or --revoke-file FILE");
       }
       hsm::CrlRequest request;
       request.ca_cert_path = ca_cert;
@@ -202,16 +210,18 @@ int main(int argc, char** argv) {
       request.out = out;
       request.number_file = number_file;
       if (!revoke_file.empty()) {
-        request.revoke = pki::ParseRevocationList(base::ReadFileLimited(revoke_file, 8u << 20, "bad-revoke-file"));
+        request.revoke = pki::ParseRevocationList(
+            base::ReadFileLimited(revoke_file, 8u << 20, "bad-revoke-file"));
       } else {
         for (const auto& text : revoke) {
           request.revoke.push_back({pki::ParseSerial(text), std::nullopt});
         }
       }
       hsm::CrlSummary summary = hsm::IssueCrl(access, request, now);
-      std::fprintf(stderr, "etcd-hsm: wrote %s: CRL number %llu, %zu entries (%zu new), next update %s\n", out.c_str(),
-                   static_cast<unsigned long long>(summary.number), summary.entries, summary.added,
-                   base::FormatRfc3339(summary.next_update).c_str());
+      std::fprintf(stderr,
+                   "etcd-hsm: wrote %s: CRL number %llu, %zu entries (%zu new), next update %s\n",
+                   out.c_str(), static_cast<unsigned long long>(summary.number), summary.entries,
+                   summary.added, base::FormatRfc3339(summary.next_update).c_str());
     } else if (list->parsed()) {
       hsm::Module m(module);
       if (token.empty() && serial.empty()) {

@@ -23,7 +23,8 @@ constexpr std::size_t kMaxRevokeLines = 100000;
 [[noreturn]] void BadSerial(std::string_view text, const std::string& why) {
   throw Failure(ExitCode::kUsage, "bad-serial",
                 "serial '" + base::Printable(text, 64) + "' " + why +
-                    " (hex as 'openssl x509 -serial -noout' prints it after serial=, optionally with colons)");
+                    " (hex as 'openssl x509 -serial -noout' prints it after serial=, optionally "
+                    "with colons)");
 }
 
 int HexDigit(char c) {
@@ -49,7 +50,8 @@ constexpr std::array<NamedReason, 7> kReasons{{
 
 bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
          });
 }
 
@@ -90,8 +92,10 @@ SerialBytes ParseSerial(std::string_view text) {
     std::size_t start = 0;
     for (;;) {
       std::size_t end = text.find(':', start);
-      std::string_view group = text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
-      if (group.size() != 2) BadSerial(text, "has a colon-separated group that is not two hex digits");
+      std::string_view group =
+          text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+      if (group.size() != 2)
+        BadSerial(text, "has a colon-separated group that is not two hex digits");
       digits.append(group);
       if (end == std::string_view::npos) break;
       start = end + 1;
@@ -116,7 +120,8 @@ SerialBytes ParseSerial(std::string_view text) {
 
 std::string SerialText(const SerialBytes& serial) {
   std::string hex = Hex(serial.data(), serial.size());
-  std::transform(hex.begin(), hex.end(), hex.begin(), [](char c) { return static_cast<char>(std::toupper(c)); });
+  std::transform(hex.begin(), hex.end(), hex.begin(),
+                 [](char c) { return static_cast<char>(std::toupper(c)); });
   return hex;
 }
 
@@ -126,7 +131,8 @@ RevocationReason ParseReason(std::string_view text) {
   }
   std::string names;
   for (const auto& r : kReasons) names += std::string(names.empty() ? "" : ", ") + r.name;
-  throw Failure(ExitCode::kUsage, "bad-reason", "reason '" + base::Printable(text, 64) + "' is not one of " + names);
+  throw Failure(ExitCode::kUsage, "bad-reason",
+                "reason '" + base::Printable(text, 64) + "' is not one of " + names);
 }
 
 std::string ReasonName(RevocationReason reason) {
@@ -143,13 +149,15 @@ std::vector<RevocationRequest> ParseRevocationList(std::string_view text) {
   std::size_t start = 0;
   while (start < text.size()) {
     std::size_t end = text.find('\n', start);
-    std::string_view line = text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    std::string_view line =
+        text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
     start = end == std::string_view::npos ? text.size() : end + 1;
     if (++line_number > kMaxRevokeLines) {
       throw Failure(ExitCode::kDataErr, "bad-revoke-file", "more than 100000 lines");
     }
     auto fail = [&](const std::string& why) {
-      throw Failure(ExitCode::kDataErr, "bad-revoke-file", "line " + std::to_string(line_number) + ": " + why);
+      throw Failure(ExitCode::kDataErr, "bad-revoke-file",
+                    "line " + std::to_string(line_number) + ": " + why);
     };
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     std::vector<std::string_view> words;
@@ -162,7 +170,8 @@ std::vector<RevocationRequest> ParseRevocationList(std::string_view text) {
       at = word_end;
     }
     if (words.empty() || words.front().front() == '#') continue;
-    if (words.size() > 2) fail("expected 'SERIAL [REASON]', found " + std::to_string(words.size()) + " words");
+    if (words.size() > 2)
+      fail("expected 'SERIAL [REASON]', found " + std::to_string(words.size()) + " words");
     RevocationRequest request;
     try {
       request.serial = ParseSerial(words[0]);
@@ -172,7 +181,8 @@ std::vector<RevocationRequest> ParseRevocationList(std::string_view text) {
     }
     auto [it, inserted] = seen.emplace(request.serial, request.reason);
     if (!inserted) {
-      if (it->second != request.reason) fail("serial " + SerialText(request.serial) + " is listed twice with different reasons");
+      if (it->second != request.reason)
+        fail("serial " + SerialText(request.serial) + " is listed twice with different reasons");
       continue;
     }
     out.push_back(std::move(request));
@@ -183,7 +193,8 @@ std::vector<RevocationRequest> ParseRevocationList(std::string_view text) {
 X509CrlPtr BuildCrl(const CrlFields& fields, X509* issuer) {
   X509CrlPtr crl(X509_CRL_new());
   if (!crl || X509_CRL_set_version(crl.get(), X509_CRL_VERSION_2) != 1) BuildFailed("version");
-  if (X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(issuer)) != 1) BuildFailed("issuer");
+  if (X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(issuer)) != 1)
+    BuildFailed("issuer");
   Asn1TimePtr this_update = Time(fields.this_update), next_update = Time(fields.next_update);
   if (X509_CRL_set1_lastUpdate(crl.get(), this_update.get()) != 1 ||
       X509_CRL_set1_nextUpdate(crl.get(), next_update.get()) != 1) {
@@ -204,7 +215,8 @@ X509CrlPtr BuildCrl(const CrlFields& fields, X509* issuer) {
         BuildFailed("reason of " + SerialText(entry.serial));
       }
     }
-    if (X509_CRL_add0_revoked(crl.get(), revoked.get()) != 1) BuildFailed("entry " + SerialText(entry.serial));
+    if (X509_CRL_add0_revoked(crl.get(), revoked.get()) != 1)
+      BuildFailed("entry " + SerialText(entry.serial));
     revoked.release();  // owned by the CRL now
   }
   if (X509_CRL_sort(crl.get()) != 1) BuildFailed("sort");
@@ -214,8 +226,10 @@ X509CrlPtr BuildCrl(const CrlFields& fields, X509* issuer) {
   X509V3_set_ctx(&ctx, issuer, nullptr, nullptr, crl.get(), 0);
   // "keyid:always": a CA without a subjectKeyIdentifier is refused rather than given an AKI
   // naming it by issuer and serial.
-  X509ExtensionPtr aki(X509V3_EXT_conf_nid(nullptr, &ctx, NID_authority_key_identifier, "keyid:always"));
-  if (!aki || X509_CRL_add_ext(crl.get(), aki.get(), -1) != 1) BuildFailed("authorityKeyIdentifier");
+  X509ExtensionPtr aki(
+      X509V3_EXT_conf_nid(nullptr, &ctx, NID_authority_key_identifier, "keyid:always"));
+  if (!aki || X509_CRL_add_ext(crl.get(), aki.get(), -1) != 1)
+    BuildFailed("authorityKeyIdentifier");
   Asn1IntegerPtr number(ASN1_INTEGER_new());
   if (!number || ASN1_INTEGER_set_uint64(number.get(), fields.number) != 1 ||
       X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, number.get(), 0, 0) != 1) {
@@ -241,7 +255,9 @@ std::string ToPem(X509_CRL* crl) {
 }
 
 X509CrlPtr ParseCrlPem(const std::string& text, const std::string& what) {
-  auto bad = [&](const std::string& why) { throw Failure(ExitCode::kDataErr, "bad-crl", what + " " + why); };
+  auto bad = [&](const std::string& why) {
+    throw Failure(ExitCode::kDataErr, "bad-crl", what + " " + why);
+  };
   static const std::string kBegin = "-----BEGIN X509 CRL-----";
   std::size_t first = text.find_first_not_of(" \t\r\n");
   if (first == std::string::npos || text.compare(first, kBegin.size(), kBegin) != 0) {
@@ -257,7 +273,8 @@ X509CrlPtr ParseCrlPem(const std::string& text, const std::string& what) {
   char rest[64];
   int left = BIO_read(bio.get(), rest, sizeof rest);
   for (int i = 0; i < left; ++i) {
-    if (std::string_view(" \t\r\n").find(rest[i]) == std::string_view::npos) bad("has text after its PEM block");
+    if (std::string_view(" \t\r\n").find(rest[i]) == std::string_view::npos)
+      bad("has text after its PEM block");
   }
   ERR_clear_error();
   return crl;
@@ -265,7 +282,8 @@ X509CrlPtr ParseCrlPem(const std::string& text, const std::string& what) {
 
 std::optional<std::uint64_t> CrlNumber(X509_CRL* crl) {
   int critical = 0;
-  Asn1IntegerPtr number(static_cast<ASN1_INTEGER*>(X509_CRL_get_ext_d2i(crl, NID_crl_number, &critical, nullptr)));
+  Asn1IntegerPtr number(
+      static_cast<ASN1_INTEGER*>(X509_CRL_get_ext_d2i(crl, NID_crl_number, &critical, nullptr)));
   if (!number) {
     if (critical == -1) {
       ERR_clear_error();
@@ -276,7 +294,8 @@ std::optional<std::uint64_t> CrlNumber(X509_CRL* crl) {
   std::uint64_t value = 0;
   if (ASN1_INTEGER_get_uint64(&value, number.get()) != 1) {
     ERR_clear_error();
-    throw Failure(ExitCode::kDataErr, "bad-crl", "the CRL's cRLNumber is negative or larger than 64 bits");
+    throw Failure(ExitCode::kDataErr, "bad-crl",
+                  "the CRL's cRLNumber is negative or larger than 64 bits");
   }
   return value;
 }
@@ -289,7 +308,8 @@ std::vector<CrlEntry> CrlEntries(X509_CRL* crl) {
     CrlEntry entry;
     entry.serial = Magnitude(X509_REVOKED_get0_serialNumber(r));
     entry.revoked_at = ToTimePoint(X509_REVOKED_get0_revocationDate(r));
-    Asn1EnumeratedPtr code(static_cast<ASN1_ENUMERATED*>(X509_REVOKED_get_ext_d2i(r, NID_crl_reason, nullptr, nullptr)));
+    Asn1EnumeratedPtr code(static_cast<ASN1_ENUMERATED*>(
+        X509_REVOKED_get_ext_d2i(r, NID_crl_reason, nullptr, nullptr)));
     if (code) entry.reason = static_cast<RevocationReason>(ASN1_ENUMERATED_get(code.get()));
     out.push_back(std::move(entry));
   }

@@ -13,10 +13,10 @@
 namespace hsm {
 
 struct CrlRequest {
-  std::string ca_cert_path;                       // the issuer: its subject becomes the CRL's issuer
-  std::vector<pki::RevocationRequest> revoke;     // from --revoke or --revoke-file
+  std::string ca_cert_path;                    // the issuer: its subject becomes the CRL's issuer
+  std::vector<pki::RevocationRequest> revoke;  // from --revoke or --revoke-file
   pki::RevocationReason default_reason = pki::RevocationReason::kUnspecified;  // --reason
-  int days = 0;                                   // nextUpdate = thisUpdate + days
+  int days = 0;  // nextUpdate = thisUpdate + days
   // The CRL is written here, replacing it atomically. If it exists it must be a CRL of this issuer
   // (same name, signature verifies with the certificate's key): its entries are kept, with their
   // dates, and its cRLNumber is the last one used.
@@ -36,8 +36,8 @@ struct CrlSummary {
 // Issues the CRL. cRLNumber = max(last number + 1, seconds since the epoch), the last number being
 // the larger of the previous CRL's and the number file's: numbers strictly increase and are never
 // reused, even for a fresh --out, as long as the clock does not go back more than the time between
-// two CRLs. Refused: --days outside 1..3650 (64 bad-days); a CA certificate that is not a CA or lacks
-// cRLSign or a subjectKeyIdentifier (65 not-a-crl-issuer); an existing --out that is not this
+// two CRLs. Refused: --days outside 1..3650 (64 bad-days); a CA certificate that is not a CA or
+// lacks cRLSign or a subjectKeyIdentifier (65 not-a-crl-issuer); an existing --out that is not this
 // issuer's CRL (65 crl-issuer-mismatch, bad-crl); a CA certificate that is not the token key's
 // (69 ca-key-mismatch, checked before anything is signed). Nothing is written unless the CRL was
 // signed and verifies with the CA certificate's key.

@@ -5,7 +5,8 @@
 // new TLS connection it re-reads --client-crl-file, parses only its first PEM block (Go's
 // x509.ParseCRL) and refuses the connection if the serial number of any certificate the client
 // sent (leaf and intermediates) is listed. It checks neither the CRL's issuer nor its signature nor
-// its dates. Everything here that goes beyond serials exists for the other readers (openssl, audit).
+// its dates. Everything here that goes beyond serials exists for the other readers (openssl,
+// audit).
 #pragma once
 
 #include <openssl/x509.h>

@@ -1,6 +1,6 @@
-// #14: revocation that etcd enforces. One root, two signer hosts each with its own intermediate (own
-// SoftHSM token, own sshd), masters with certificates from both, and ONE etcd trusting only the
-// root with --client-crl-file. Every case runs against that one etcd, which is never restarted:
+// #14: revocation that etcd enforces. One root, two signer hosts each with its own intermediate
+// (own SoftHSM token, own sshd), masters with certificates from both, and ONE etcd trusting only
+// the root with --client-crl-file. Every case runs against that one etcd, which is never restarted:
 // etcd re-reads the CRL file on each new TLS connection (pkg/transport/listener_tls.go, checkCRL).
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -26,20 +26,21 @@ class Revocation : public ::testing::Test {
   // The root ceremony for one signer host (as in two_tier_test.cc).
   std::string Intermediate(SignerDeployment& d, const std::string& name) {
     std::string csr = d.dir + "/" + name + ".csr", pem = d.dir + "/" + name + ".pem";
-    RunResult made = Hsm({"ca", "csr", "--module", kSoftHsmModule, "--key", d.ca.key_uri, "--pin-file", d.ca.pin_file,
-                          "--subject", "CN=" + name, "--out", csr},
+    RunResult made = Hsm({"ca", "csr", "--module", kSoftHsmModule, "--key", d.ca.key_uri,
+                          "--pin-file", d.ca.pin_file, "--subject", "CN=" + name, "--out", csr},
                          d.ca);
     EXPECT_EQ(made.exit_code, 0) << made.err;
-    RunResult signed_ = Hsm({"ca", "sign-intermediate", "--module", kSoftHsmModule, "--key", root_->key_uri,
-                             "--pin-file", root_->pin_file, "--ca-cert", root_cert_, "--csr", csr, "--days", "30",
-                             "--out", pem},
+    RunResult signed_ = Hsm({"ca", "sign-intermediate", "--module", kSoftHsmModule, "--key",
+                             root_->key_uri, "--pin-file", root_->pin_file, "--ca-cert", root_cert_,
+                             "--csr", csr, "--days", "30", "--out", pem},
                             *root_);
     EXPECT_EQ(signed_.exit_code, 0) << signed_.err;
-    WriteFile(d.dir + "/signer.toml",
-              "module = \"" + std::string(kSoftHsmModule) + "\"\nkey = \"" + d.ca.key_uri + "\"\npin_file = \"" +
-                  d.ca.pin_file + "\"\nca_cert = \"" + pem + "\"\nca_chain = \"" + pem + "\"\nca_bundle = \"" +
-                  root_cert_ + "\"\naudit_log = \"" + d.dir + "/audit.log\"\nlock_file = \"" + d.dir +
-                  "/token.lock\"\nsyslog = false\n");
+    WriteFile(d.dir + "/signer.toml", "module = \"" + std::string(kSoftHsmModule) + "\"\nkey = \"" +
+                                          d.ca.key_uri + "\"\npin_file = \"" + d.ca.pin_file +
+                                          "\"\nca_cert = \"" + pem + "\"\nca_chain = \"" + pem +
+                                          "\"\nca_bundle = \"" + root_cert_ + "\"\naudit_log = \"" +
+                                          d.dir + "/audit.log\"\nlock_file = \"" + d.dir +
+                                          "/token.lock\"\nsyslog = false\n");
     return pem;
   }
   // A master `name` with its own key and certificate directory, served by signer `d`.
@@ -48,27 +49,46 @@ class Revocation : public ::testing::Test {
     std::string cert() const { return dir + "/client.pem"; }
     std::string key() const { return dir + "/client.key"; }
   };
-  Master Enroll(const std::string& dir_name, const std::string& name, SignerDeployment& d, const std::string& ssh_key) {
+  Master Enroll(const std::string& dir_name, const std::string& name, SignerDeployment& d,
+                const std::string& ssh_key) {
     Master m{dir_ / dir_name};
     ::mkdir(m.dir.c_str(), 0700);
-    RunResult r = testing_support::Run(
-        {Binary("etcd-requester"), "request", "--name", name, "--ssh-key", ssh_key, "--known-hosts",
-         dir_ / "known_hosts", "--key-file", m.key(), "--cert", m.cert(), "--ca-bundle", root_cert_, "--server",
-         d.ssh.user() + "@127.0.0.1:" + std::to_string(d.ssh.port()), "--connect-timeout", "2s", "--io-timeout",
-         "10s"},
-        {.timeout = 120s});
+    RunResult r = testing_support::Run({Binary("etcd-requester"),
+                                        "request",
+                                        "--name",
+                                        name,
+                                        "--ssh-key",
+                                        ssh_key,
+                                        "--known-hosts",
+                                        dir_ / "known_hosts",
+                                        "--key-file",
+                                        m.key(),
+                                        "--cert",
+                                        m.cert(),
+                                        "--ca-bundle",
+                                        root_cert_,
+                                        "--server",
+                                        d.ssh.user() + "@127.0.0.1:" + std::to_string(d.ssh.port()),
+                                        "--connect-timeout",
+                                        "2s",
+                                        "--io-timeout",
+                                        "10s"},
+                                       {.timeout = 120s});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return m;
   }
   static std::string Serial(const std::string& pem) {
-    std::string out = OpenSsl({"x509", "-noout", "-serial"}, pem).out;  // "serial=4A1F…\n", the first block
+    std::string out =
+        OpenSsl({"x509", "-noout", "-serial"}, pem).out;  // "serial=4A1F…\n", the first block
     EXPECT_EQ(out.rfind("serial=", 0), 0u) << out;
     return out.substr(7, out.find('\n') - 7);
   }
   // etcd-hsm crl with `key` (a token) for the issuer certificate `ca`.
-  RunResult Crl(const CaToken& key, const std::string& ca, const std::string& out, std::vector<std::string> revoke) {
-    std::vector<std::string> args{"crl",  "--module", kSoftHsmModule, "--key",  key.key_uri, "--pin-file",
-                                  key.pin_file, "--ca-cert", ca,    "--days", "7",         "--out", out};
+  RunResult Crl(const CaToken& key, const std::string& ca, const std::string& out,
+                std::vector<std::string> revoke) {
+    std::vector<std::string> args{
+        "crl",       "--module", kSoftHsmModule, "--key", key.key_uri, "--pin-file", key.pin_file,
+        "--ca-cert", ca,         "--days",       "7",     "--out",     out};
     args.insert(args.end(), revoke.begin(), revoke.end());
     return Hsm(args, key);
   }
@@ -86,9 +106,9 @@ class Revocation : public ::testing::Test {
   // log, so a dial that was merely slow cannot pass for one.
   bool Refused(const Master& m, const std::string& value) {
     RunResult put = testing_support::Run(
-        {"/usr/bin/etcdctl", "--endpoints", "https://127.0.0.1:" + std::to_string(etcd_->port()), "--cacert",
-         dir_ / "etcd/server-ca.pem", "--cert", m.cert(), "--key", m.key(), "--dial-timeout", "1s",
-         "--command-timeout", "3s", "put", "/revocation/" + value, value},
+        {"/usr/bin/etcdctl", "--endpoints", "https://127.0.0.1:" + std::to_string(etcd_->port()),
+         "--cacert", dir_ / "etcd/server-ca.pem", "--cert", m.cert(), "--key", m.key(),
+         "--dial-timeout", "1s", "--command-timeout", "3s", "put", "/revocation/" + value, value},
         {.env = {{"ETCDCTL_API", "3"}}, .timeout = 30s});
     return put.exit_code != 0;
   }
@@ -110,9 +130,9 @@ TEST_F(Revocation, EtcdRefusesRevokedMastersAndEverythingUnderARevokedIntermedia
   ::mkdir((dir_ / "root").c_str(), 0700);
   root_ = std::make_unique<CaToken>(dir_ / "root/token");
   root_cert_ = dir_ / "root.pem";
-  RunResult root = Hsm({"ca", "create", "--module", kSoftHsmModule, "--key", root_->key_uri, "--pin-file",
-                        root_->pin_file, "--subject", "CN=etcd client root", "--days", "365", "--path-len", "1",
-                        "--out", root_cert_},
+  RunResult root = Hsm({"ca", "create", "--module", kSoftHsmModule, "--key", root_->key_uri,
+                        "--pin-file", root_->pin_file, "--subject", "CN=etcd client root", "--days",
+                        "365", "--path-len", "1", "--out", root_cert_},
                        *root_);
   ASSERT_EQ(root.exit_code, 0) << root.err;
   ::mkdir((dir_ / "a").c_str(), 0755);
@@ -125,10 +145,11 @@ TEST_F(Revocation, EtcdRefusesRevokedMastersAndEverythingUnderARevokedIntermedia
               key3 = b_->AddMaster("kubemaster-3");
   a_->Start();
   b_->Start();
-  WriteFile(dir_ / "known_hosts", ReadFile(a_->ssh.known_hosts()) + ReadFile(b_->ssh.known_hosts()));
-  Master m1 = Enroll("m1", "kubemaster-1", *a_, key1);  // the master that will be stolen
-  Master m2 = Enroll("m2", "kubemaster-2", *a_, key2);  // signer-a, never revoked
-  Master m3 = Enroll("m3", "kubemaster-3", *b_, key3);  // signer-b
+  WriteFile(dir_ / "known_hosts",
+            ReadFile(a_->ssh.known_hosts()) + ReadFile(b_->ssh.known_hosts()));
+  Master m1 = Enroll("m1", "kubemaster-1", *a_, key1);    // the master that will be stolen
+  Master m2 = Enroll("m2", "kubemaster-2", *a_, key2);    // signer-a, never revoked
+  Master m3 = Enroll("m3", "kubemaster-3", *b_, key3);    // signer-b
   Master m3b = Enroll("m3b", "kubemaster-3", *b_, key3);  // a second certificate under signer-b
   ASSERT_FALSE(HasFailure());
 
@@ -150,13 +171,15 @@ TEST_F(Revocation, EtcdRefusesRevokedMastersAndEverythingUnderARevokedIntermedia
   // 1. kubemaster-1 is compromised: signer-a's intermediate (in signer-a's token) revokes its
   //    serial. New connections with it are refused at once; the other masters carry on.
   std::string serial1 = Serial(ReadFile(m1.cert()));
-  RunResult revoked = Crl(a_->ca, intermediate_a, a_crl, {"--revoke", serial1, "--reason", "keyCompromise"});
+  RunResult revoked =
+      Crl(a_->ca, intermediate_a, a_crl, {"--revoke", serial1, "--reason", "keyCompromise"});
   ASSERT_EQ(revoked.exit_code, 0) << revoked.err;
   RunResult verify = OpenSsl({"crl", "-in", a_crl, "-CAfile", intermediate_a, "-verify", "-noout"});
   EXPECT_EQ(verify.exit_code, 0) << verify.err;
   Install(ReadFile(a_crl));
   EXPECT_TRUE(Refused(m1, "stolen"));
-  EXPECT_NE(etcd_->Log().find(Lower(serial1)), std::string::npos) << "etcd did not log the revoked serial";
+  EXPECT_NE(etcd_->Log().find(Lower(serial1)), std::string::npos)
+      << "etcd did not log the revoked serial";
   EXPECT_TRUE(Works(m2, "after-m1"));
   EXPECT_TRUE(Works(m3, "after-m1"));
 
@@ -170,12 +193,14 @@ TEST_F(Revocation, EtcdRefusesRevokedMastersAndEverythingUnderARevokedIntermedia
   // 3. A connection made before a revocation is not re-checked: a watch opened with
   //    kubemaster-3's certificate keeps receiving events after signer-b's intermediate is revoked.
   std::string watch_log = dir_ / "watch.log";
-  Process watch({"/usr/bin/etcdctl", "--endpoints", "https://127.0.0.1:" + std::to_string(etcd_->port()), "--cacert",
-                 dir_ / "etcd/server-ca.pem", "--cert", m3.cert(), "--key", m3.key(), "watch", "/watched/",
-                 "--prefix"},
-                {{"ETCDCTL_API", "3"}}, watch_log);
+  Process watch(
+      {"/usr/bin/etcdctl", "--endpoints", "https://127.0.0.1:" + std::to_string(etcd_->port()),
+       "--cacert", dir_ / "etcd/server-ca.pem", "--cert", m3.cert(), "--key", m3.key(), "watch",
+       "/watched/", "--prefix"},
+      {{"ETCDCTL_API", "3"}}, watch_log);
   auto wait_for = [&](const std::string& text) {
-    for (auto until = std::chrono::steady_clock::now() + 20s; std::chrono::steady_clock::now() < until;) {
+    for (auto until = std::chrono::steady_clock::now() + 20s;
+         std::chrono::steady_clock::now() < until;) {
       if (ReadFile(watch_log).find(text) != std::string::npos) return true;
       RunResult put = etcd_->Ctl(m2.cert(), m2.key(), {"put", "/watched/" + text, text});
       if (put.exit_code != 0) return false;
@@ -191,8 +216,8 @@ TEST_F(Revocation, EtcdRefusesRevokedMastersAndEverythingUnderARevokedIntermedia
   //    CRL also carries kubemaster-1's serial (the deployment's whole deny list, continued from
   //    the root's earlier CRL: its number increases).
   std::string serial_b = Serial(ReadFile(intermediate_b));
-  WriteFile(dir_ / "deny.txt", "# the deployment's deny list\n" + serial_b + " cACompromise\n" + serial1 +
-                                   " keyCompromise\n");
+  WriteFile(dir_ / "deny.txt", "# the deployment's deny list\n" + serial_b + " cACompromise\n" +
+                                   serial1 + " keyCompromise\n");
   RunResult cut = Crl(*root_, root_cert_, root_crl, {"--revoke-file", dir_ / "deny.txt"});
   ASSERT_EQ(cut.exit_code, 0) << cut.err;
   EXPECT_NE(cut.err.find("2 entries (2 new)"), std::string::npos) << cut.err;
@@ -200,17 +225,20 @@ TEST_F(Revocation, EtcdRefusesRevokedMastersAndEverythingUnderARevokedIntermedia
   EXPECT_TRUE(Refused(m3, "under-b"));
   EXPECT_TRUE(Refused(m3b, "under-b"));
   EXPECT_TRUE(Refused(m1, "still-revoked"));
-  EXPECT_NE(etcd_->Log().find(Lower(serial_b)), std::string::npos) << "etcd did not log the intermediate's serial";
+  EXPECT_NE(etcd_->Log().find(Lower(serial_b)), std::string::npos)
+      << "etcd did not log the intermediate's serial";
   EXPECT_TRUE(Works(m2, "signer-a-unaffected"));
-  EXPECT_TRUE(wait_for("established")) << "the watch opened before the revocation stopped receiving:\n"
-                                       << ReadFile(watch_log);
+  EXPECT_TRUE(wait_for("established"))
+      << "the watch opened before the revocation stopped receiving:\n"
+      << ReadFile(watch_log);
   watch.Stop();
 
   // 5. The file is read on every connection and a broken one fails closed: every client is
   //    refused until a good CRL is back (deploy CRLs atomically).
   Install("not a CRL\n");
   EXPECT_TRUE(Refused(m2, "broken-crl"));
-  EXPECT_NE(etcd_->Log().find("CertificateList"), std::string::npos) << "etcd did not log the unparsable CRL";
+  EXPECT_NE(etcd_->Log().find("CertificateList"), std::string::npos)
+      << "etcd did not log the unparsable CRL";
   Install(ReadFile(root_crl));
   EXPECT_TRUE(Works(m2, "restored"));
 

@@ -1,4 +1,5 @@
-// What operators type for `etcd-hsm crl`: serials, reasons, revoke files; and the CRL built from them.
+// What operators type for `etcd-hsm crl`: serials, reasons, revoke files; and the CRL built from
+// them.
 #include "pki/crl.h"
 
 #include <gtest/gtest.h>
@@ -34,8 +35,8 @@ TEST(ParseSerial, AcceptsWhatOpensslPrintsInEitherCaseAndWithColons) {
 }
 
 TEST(ParseSerial, RefusesAnythingElseWithUsage) {
-  for (const char* bad : {"", "serial=4A1F", "0x4A1F", "4A 1F", "4A:1F:", ":4A", "4A::1F", "4:A1F", "4A1G", "0",
-                          "00:00", "+4A", "-4A", "4A1F\n"}) {
+  for (const char* bad : {"", "serial=4A1F", "0x4A1F", "4A 1F", "4A:1F:", ":4A", "4A::1F", "4:A1F",
+                          "4A1G", "0", "00:00", "+4A", "-4A", "4A1F\n"}) {
     EXPECT_EQ(ReasonOf([&] { ParseSerial(bad); }), "bad-serial 64") << "'" << bad << "'";
   }
   EXPECT_EQ(ReasonOf([] { ParseSerial(std::string(41, 'f')); }), "bad-serial 64");
@@ -54,7 +55,8 @@ TEST(ParseReason, TakesRfc5280NamesOnly) {
 }
 
 TEST(ParseRevocationList, ReadsSerialsAndOptionalReasonsSkippingCommentsAndBlankLines) {
-  auto list = ParseRevocationList("# incident 2026-11-27\n\n4A1F superseded\r\n  0b:cd\tkeyCompromise\n4a1f superseded\nEF\n");
+  auto list = ParseRevocationList(
+      "# incident 2026-11-27\n\n4A1F superseded\r\n  0b:cd\tkeyCompromise\n4a1f superseded\nEF\n");
   ASSERT_EQ(list.size(), 3u);  // the repeated 4A1F is one entry
   EXPECT_EQ(list[0].serial, (SerialBytes{0x4a, 0x1f}));
   EXPECT_EQ(list[0].reason, RevocationReason::kSuperseded);
@@ -73,10 +75,12 @@ TEST(ParseRevocationList, NamesTheLineOfEachMistake) {
     }
     return std::string("no failure");
   };
-  EXPECT_EQ(failure("AB\nzz\n").rfind("bad-revoke-file 65 line 2: serial 'zz'", 0), 0u) << failure("AB\nzz\n");
+  EXPECT_EQ(failure("AB\nzz\n").rfind("bad-revoke-file 65 line 2: serial 'zz'", 0), 0u)
+      << failure("AB\nzz\n");
   EXPECT_EQ(failure("AB nope\n").rfind("bad-revoke-file 65 line 1: reason 'nope'", 0), 0u);
   EXPECT_EQ(failure("AB superseded extra\n").rfind("bad-revoke-file 65 line 1: expected", 0), 0u);
-  EXPECT_EQ(failure("AB superseded\nab keyCompromise\n").rfind("bad-revoke-file 65 line 2: serial AB is listed twice", 0),
+  EXPECT_EQ(failure("AB superseded\nab keyCompromise\n")
+                .rfind("bad-revoke-file 65 line 2: serial AB is listed twice", 0),
             0u);
 }
 
@@ -84,8 +88,8 @@ TEST(BuildCrl, CarriesIssuerNumberEntriesAndReasonsAndReadsBack) {
   pki::EvpPkeyPtr key(EVP_EC_gen("P-256"));
   ASSERT_TRUE(key);
   auto now = std::chrono::system_clock::from_time_t(1800000000);
-  pki::CaCertificateFields ca_fields{"CN=crl unit CA", key.get(), pki::RandomSerial(), now - std::chrono::hours(1),
-                                     now + std::chrono::hours(240)};
+  pki::CaCertificateFields ca_fields{"CN=crl unit CA", key.get(), pki::RandomSerial(),
+                                     now - std::chrono::hours(1), now + std::chrono::hours(240)};
   pki::X509Ptr ca = pki::BuildCaCertificate(ca_fields);
   pki::SignCertificate(ca.get(), key.get());
   pki::CrlFields fields;
