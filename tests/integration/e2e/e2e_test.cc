@@ -228,38 +228,4 @@ TEST_F(EndToEnd, CaRotationWithOverlapThenRetirement) {
   EXPECT_EQ(Put(dir_ / "client.pem", dir_ / "client.key", "new CA only").exit_code, 0);
 }
 
-TEST_F(EndToEnd, DaemonRenewalKeepsEtcdClientWorking) {
-  WriteSignerConfig(token_->key_uri, token_->ca_cert, token_->ca_cert,
-                    "lifetime_min = 60\nlifetime_default = 60\nbackdate = 0\n");
-  etcd_->Start(token_->ca_cert);
-  auto args = RequesterArgs("run");
-  args.insert(args.end(), {"--lifetime", "60s"});
-  Process daemon(args, {}, dir_ / "daemon.log");
-  auto serial = [&] {
-    RunResult r = OpenSsl({"x509", "-in", dir_ / "client.pem", "-noout", "-serial"});
-    return r.exit_code == 0 ? r.out : std::string();
-  };
-  std::string first;
-  for (int i = 0; i < 200 && first.empty(); ++i) {
-    std::this_thread::sleep_for(100ms);
-    first = serial();
-  }
-  ASSERT_FALSE(first.empty()) << ReadFile(dir_ / "daemon.log");
-  ASSERT_EQ(Put(dir_ / "client.pem", dir_ / "client.key", "before renewal").exit_code, 0);
-  std::string second = first;
-  auto until = std::chrono::steady_clock::now() + 90s;  // renewal at 70-90 % of 60 s
-  while (second == first && std::chrono::steady_clock::now() < until) {
-    RunResult put = Put(dir_ / "client.pem", dir_ / "client.key", "during");
-    EXPECT_EQ(put.exit_code, 0) << put.err;  // never a gap: old cert stays until the new one is in place
-    std::this_thread::sleep_for(2s);
-    second = serial();
-  }
-  ASSERT_NE(second, first) << ReadFile(dir_ / "daemon.log");
-  EXPECT_EQ(Put(dir_ / "client.pem", dir_ / "client.key", "after renewal").exit_code, 0);
-  ::kill(daemon.pid(), SIGTERM);
-  int status = 0;
-  ASSERT_EQ(::waitpid(daemon.pid(), &status, 0), daemon.pid());
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadFile(dir_ / "daemon.log");
-}
-
 }  // namespace

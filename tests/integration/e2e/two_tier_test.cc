@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <csignal>
+#include <thread>
 
 #include "etcd_fixture.h"
 #include "test_support.h"
@@ -196,6 +199,92 @@ TEST_F(TwoTier, TwoSignersFailoverAndIntermediateRotationWithEtcdUntouched) {
   RunResult old_works = etcd_->Ctl(Master("old.pem"), Master("old.key"), {"get", "/two-tier/rotated", "--print-value-only"});
   EXPECT_EQ(old_works.exit_code, 0) << old_works.err;
   EXPECT_EQ(old_works.out, "rotated\n");
+}
+
+// 6. Two masters' daemons keep their certificates fresh while the signers go down one at a time:
+//    60 s certificates renew at 70-90 % of their life, so each phase sees one renewal per master.
+//    Every master's certificate works with etcd at every moment, and the daemons stop cleanly.
+TEST_F(TwoTier, DaemonsKeepEveryMasterFreshWhileSignersGoDownOneAtATime) {
+  const std::string short_lived = "lifetime_min = 60\nlifetime_default = 60\nbackdate = 0\n";
+  Configure(*a_, a_->ca.key_uri, a_->dir + "/signer-a.pem", short_lived);
+  Configure(*b_, b_->ca.key_uri, b_->dir + "/signer-b.pem", short_lived);
+  std::string second_key = a_->AddMaster("kubemaster-2");
+  b_->ssh.Authorize(second_key, b_->SignerCommand("kubemaster-2"));
+  struct Node {
+    std::string name, ssh_key, cert, key;
+    std::unique_ptr<Process> daemon;
+  };
+  std::vector<Node> masters(2);
+  masters[0] = {"kubemaster-1", ssh_key_, Master("m1.pem"), Master("m1.key"), nullptr};
+  masters[1] = {"kubemaster-2", second_key, Master("m2.pem"), Master("m2.key"), nullptr};
+  for (auto& m : masters) {
+    std::vector<std::string> args{Binary("etcd-requester"), "run", "--name", m.name, "--ssh-key", m.ssh_key,
+                                  "--known-hosts", Master("known_hosts"), "--key-file", m.key, "--cert", m.cert,
+                                  "--ca-bundle", Master("root.pem"), "--lifetime", "60s", "--connect-timeout", "2s",
+                                  "--io-timeout", "10s", "--server", Server(*a_), "--server", Server(*b_)};
+    m.daemon = std::make_unique<Process>(args, std::map<std::string, std::string>{}, m.cert + ".log");
+  }
+  auto serial = [](const Node& m) {
+    RunResult r = OpenSsl({"x509", "-in", m.cert, "-noout", "-serial"});
+    return r.exit_code == 0 ? r.out : std::string();
+  };
+  auto served_by = [](const Node& m) {
+    try {
+      return nlohmann::json::parse(ReadFile(m.cert + ".state.json")).value("served_by", "");
+    } catch (const std::exception&) {
+      return std::string();
+    }
+  };
+  auto logs = [&] { return ReadFile(masters[0].cert + ".log") + ReadFile(masters[1].cert + ".log"); };
+  // Waits until every master holds a certificate other than `before`, putting through etcd with
+  // each one's current certificate every 2 s: an old certificate stays in place until the new one is.
+  int puts = 0;
+  auto renewed_all = [&](const std::vector<std::string>& before, std::chrono::seconds limit) {
+    auto until = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      bool all = true;
+      for (std::size_t i = 0; i < masters.size(); ++i) {
+        std::string now = serial(masters[i]);
+        all = all && !now.empty() && now != before[i];
+        if (!now.empty()) {
+          RunResult put = etcd_->Ctl(masters[i].cert, masters[i].key, {"put", "/fresh/" + masters[i].name, now});
+          EXPECT_EQ(put.exit_code, 0) << masters[i].name << ": " << put.err;
+          ++puts;
+        }
+      }
+      if (all || std::chrono::steady_clock::now() > until) return all;
+      std::this_thread::sleep_for(2s);
+    }
+  };
+  ASSERT_TRUE(renewed_all({"", ""}, 30s)) << logs();
+  std::vector<std::string> first{serial(masters[0]), serial(masters[1])};
+  std::vector<std::string> preferred{served_by(masters[0]), served_by(masters[1])};
+
+  // Signer A down: both masters renew through B.
+  a_->ssh.Stop();
+  ASSERT_TRUE(renewed_all(first, 90s)) << logs();
+  for (auto& m : masters) EXPECT_EQ(served_by(m), Server(*b_)) << m.name << "\n" << logs();
+  std::vector<std::string> second{serial(masters[0]), serial(masters[1])};
+
+  // A back, B down: both renew through A.
+  a_->ssh.Start();
+  b_->ssh.Stop();
+  ASSERT_TRUE(renewed_all(second, 90s)) << logs();
+  for (auto& m : masters) EXPECT_EQ(served_by(m), Server(*a_)) << m.name << "\n" << logs();
+  EXPECT_GE(puts, 6);
+  // Each master skipped the signer it prefers, while it was down, with a line saying why.
+  for (std::size_t i = 0; i < masters.size(); ++i) {
+    ASSERT_TRUE(preferred[i] == Server(*a_) || preferred[i] == Server(*b_)) << preferred[i];
+    std::string log = ReadFile(masters[i].cert + ".log");
+    EXPECT_NE(log.find("signer " + preferred[i] + " failed (connect-failed"), std::string::npos) << log;
+  }
+  for (auto& m : masters) {
+    ::kill(m.daemon->pid(), SIGTERM);
+    int status = 0;
+    ASSERT_EQ(::waitpid(m.daemon->pid(), &status, 0), m.daemon->pid());
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << logs();
+  }
+  b_->ssh.Start();
 }
 
 TEST_F(TwoTier, TheRootCeremonyRefusesWhatItMustNot) {
