@@ -3,8 +3,10 @@
 #include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include <cstring>
+#include <memory>
 #include <string_view>
 
 namespace pki {
@@ -32,6 +34,96 @@ X509ReqPtr DecodeDer(const unsigned char* data, std::size_t size) {
     NotACsr("the CSR is not in canonical DER");
   }
   return req;
+}
+
+std::string ObjectName(const ASN1_OBJECT* object) {
+  int nid = OBJ_obj2nid(object);
+  if (nid != NID_undef) return OBJ_nid2sn(nid);
+  char text[128];
+  int n = OBJ_obj2txt(text, sizeof text, object, 1);
+  return n > 0 && n < static_cast<int>(sizeof text) ? std::string(text) : "<unprintable OID>";
+}
+
+// `data` decoded as exactly one canonical DER value of type T: nothing after it, and encoding it
+// again gives the same bytes (so that no two parsers can read the request differently). Null
+// otherwise.
+template <typename T>
+using Owned = std::unique_ptr<T, void (*)(T*)>;
+
+template <typename T>
+Owned<T> DecodeExact(const unsigned char* data, long size, T* (*d2i)(T**, const unsigned char**, long),
+                     int (*i2d)(const T*, unsigned char**), void (*free_fn)(T*)) {
+  const unsigned char* p = data;
+  Owned<T> value(d2i(nullptr, &p, size), free_fn);
+  if (!value || p != data + size) return Owned<T>(nullptr, free_fn);
+  unsigned char* again = nullptr;
+  int n = i2d(value.get(), &again);
+  bool same = n == size && std::memcmp(again, data, static_cast<std::size_t>(size)) == 0;
+  OPENSSL_free(again);
+  if (!same) return Owned<T>(nullptr, free_fn);
+  return value;
+}
+
+void FreeExtensions(X509_EXTENSIONS* extensions) { sk_X509_EXTENSION_pop_free(extensions, X509_EXTENSION_free); }
+
+// One Extension of an extensionRequest: its OID, criticality, and for the types the policy may
+// accept, the value decoded strictly.
+RequestedExtension DescribeExtension(X509_EXTENSION* extension) {
+  RequestedExtension e;
+  e.nid = OBJ_obj2nid(X509_EXTENSION_get_object(extension));
+  e.name = ObjectName(X509_EXTENSION_get_object(extension));
+  e.critical = X509_EXTENSION_get_critical(extension) == 1;
+  const ASN1_OCTET_STRING* value = X509_EXTENSION_get_data(extension);
+  const unsigned char* data = ASN1_STRING_get0_data(value);
+  long size = ASN1_STRING_length(value);
+  switch (e.nid) {
+    case NID_basic_constraints:
+      if (auto bc = DecodeExact(data, size, d2i_BASIC_CONSTRAINTS, i2d_BASIC_CONSTRAINTS, BASIC_CONSTRAINTS_free)) {
+        e.decoded = true;
+        e.ca = bc->ca != 0;
+        e.has_path_len = bc->pathlen != nullptr;
+      }
+      break;
+    case NID_subject_key_identifier:
+      e.decoded = static_cast<bool>(DecodeExact(data, size, d2i_ASN1_OCTET_STRING, i2d_ASN1_OCTET_STRING,
+                                                ASN1_OCTET_STRING_free));
+      break;
+    case NID_key_usage:
+      if (auto bits = DecodeExact(data, size, d2i_ASN1_BIT_STRING, i2d_ASN1_BIT_STRING, ASN1_BIT_STRING_free)) {
+        e.decoded = true;
+        for (int bit = 0; bit < ASN1_STRING_length(bits.get()) * 8; ++bit) {
+          if (ASN1_BIT_STRING_get_bit(bits.get(), bit) == 1) e.key_usage_bits.push_back(bit);
+        }
+      }
+      break;
+    case NID_ext_key_usage:
+      if (auto eku = DecodeExact(data, size, d2i_EXTENDED_KEY_USAGE, i2d_EXTENDED_KEY_USAGE, EXTENDED_KEY_USAGE_free)) {
+        e.decoded = true;
+        for (int i = 0; i < sk_ASN1_OBJECT_num(eku.get()); ++i) {
+          char text[128];
+          int n = OBJ_obj2txt(text, sizeof text, sk_ASN1_OBJECT_value(eku.get(), i), 1);
+          e.key_purposes.push_back(n > 0 && n < static_cast<int>(sizeof text) ? std::string(text) : "<unprintable OID>");
+        }
+      }
+      break;
+    default:
+      break;
+  }
+  return e;
+}
+
+// The single value of a PKCS#9 extensionRequest: a canonical DER SEQUENCE OF Extension.
+bool DecodeExtensionRequest(X509_ATTRIBUTE* attribute, std::vector<RequestedExtension>& out) {
+  if (X509_ATTRIBUTE_count(attribute) != 1) return false;
+  ASN1_TYPE* value = X509_ATTRIBUTE_get0_type(attribute, 0);
+  if (value == nullptr || value->type != V_ASN1_SEQUENCE) return false;
+  auto extensions = DecodeExact(ASN1_STRING_get0_data(value->value.sequence), ASN1_STRING_length(value->value.sequence),
+                                d2i_X509_EXTENSIONS, i2d_X509_EXTENSIONS, FreeExtensions);
+  if (!extensions) return false;
+  for (int i = 0; i < sk_X509_EXTENSION_num(extensions.get()); ++i) {
+    out.push_back(DescribeExtension(sk_X509_EXTENSION_value(extensions.get(), i)));
+  }
+  return true;
 }
 
 }  // namespace
@@ -90,8 +182,25 @@ CsrFacts InspectCsr(X509_REQ* req) {
     int nid = OBJ_obj2nid(X509_ATTRIBUTE_get0_object(attr));
     if (nid == NID_ext_req || nid == NID_ms_ext_req) {
       facts.requests_extensions = true;
+      ++facts.extension_requests;
+      continue;
+    }
+    ++facts.other_attributes;
+    if (nid == NID_friendlyName) {
+      ++facts.friendly_names;
+      ASN1_TYPE* value = X509_ATTRIBUTE_count(attr) == 1 ? X509_ATTRIBUTE_get0_type(attr, 0) : nullptr;
+      if (value == nullptr || value->type != V_ASN1_BMPSTRING) facts.friendly_names_well_formed = false;
     } else {
-      ++facts.other_attributes;
+      facts.unknown_attributes.push_back(ObjectName(X509_ATTRIBUTE_get0_object(attr)));
+    }
+  }
+  // Only a lone PKCS#9 extensionRequest is decoded: with two, which one a CA reads is a matter of
+  // implementation, and Microsoft's OID is not one this signer has a reason to understand.
+  if (facts.extension_requests == 1) {
+    int at = X509_REQ_get_attr_by_NID(req, NID_ext_req, -1);
+    if (at >= 0) {
+      facts.extension_request_decoded = DecodeExtensionRequest(X509_REQ_get_attr(req, at), facts.requested_extensions);
+      if (!facts.extension_request_decoded) facts.requested_extensions.clear();
     }
   }
   facts.public_key.reset(X509_REQ_get_pubkey(req));

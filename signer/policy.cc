@@ -1,5 +1,9 @@
 #include "signer/policy.h"
 
+#include <openssl/obj_mac.h>
+
+#include <set>
+
 #include "base/failure.h"
 #include "base/name_pattern.h"
 #include "base/text.h"
@@ -19,6 +23,68 @@ using base::Failure;
 // Attacker text in messages (which reach the client, the audit record and syslog): bounded, and
 // every byte that is not printable ASCII escaped.
 std::string Quoted(const std::string& s) { return "'" + base::Printable(s, 80) + "'"; }
+
+constexpr int kDigitalSignatureBit = 0;
+constexpr int kKeyEnciphermentBit = 2;
+constexpr const char* kClientAuthOid = "1.3.6.1.5.5.7.3.2";
+
+[[noreturn]] void RefuseExtensions(const std::string& what) {
+  Refuse("extensions-requested",
+         "the CSR requests " + what +
+             ": the signer sets every extension itself; send no extensionRequest, or one asking only for "
+             "basicConstraints CA:FALSE, a subjectKeyIdentifier, keyUsage digitalSignature/keyEncipherment "
+             "and extendedKeyUsage clientAuth");
+}
+
+// An extensionRequest is accepted only when everything in it is something the certificate gets
+// anyway (§4 of protocol.md), so that nothing a client asks for is ever silently dropped: a client
+// that asked for a SAN or CA:TRUE is told no rather than handed a certificate without it.
+// certmonger always asks for a critical CA:FALSE and the key's SKI. Nothing is copied from it:
+// the builder writes its own extensions.
+void CheckRequestedExtensions(const pki::CsrFacts& csr) {
+  if (!csr.requests_extensions) return;
+  if (csr.extension_requests > 1) RefuseExtensions("extensions in more than one extensionRequest attribute");
+  if (!csr.extension_request_decoded) {
+    RefuseExtensions("extensions in an extensionRequest that is not one well-formed DER list of extensions");
+  }
+  std::set<std::string> seen;
+  for (const pki::RequestedExtension& e : csr.requested_extensions) {
+    if (!seen.insert(e.name).second) RefuseExtensions(Quoted(e.name) + " twice");
+    bool wanted = false;
+    switch (e.nid) {
+      case NID_basic_constraints:
+        wanted = e.decoded && !e.ca && !e.has_path_len;
+        break;
+      case NID_subject_key_identifier:
+        wanted = e.decoded;  // any value: the certificate's SKI is computed from the key
+        break;
+      case NID_key_usage:
+        wanted = e.decoded && !e.key_usage_bits.empty();
+        for (int bit : e.key_usage_bits) {
+          if (bit != kDigitalSignatureBit && bit != kKeyEnciphermentBit) wanted = false;
+        }
+        break;
+      case NID_ext_key_usage:
+        wanted = e.decoded && e.key_purposes.size() == 1 && e.key_purposes[0] == kClientAuthOid;
+        break;
+      default:
+        RefuseExtensions("the extension " + Quoted(e.name));
+    }
+    if (!wanted) RefuseExtensions(Quoted(e.name) + " with a value the etcd-client profile does not have");
+  }
+}
+
+void CheckAttributes(const pki::CsrFacts& csr) {
+  if (!csr.unknown_attributes.empty()) {
+    std::string names;
+    for (const auto& n : csr.unknown_attributes) names += (names.empty() ? "" : ",") + n;
+    Refuse("csr-attributes", "the CSR carries attributes [" + base::Printable(names, 120) +
+                                 "] (e.g. challengePassword); send none (a friendlyName label is ignored)");
+  }
+  if (csr.friendly_names > 1 || !csr.friendly_names_well_formed) {
+    Refuse("csr-attributes", "a friendlyName attribute must appear at most once, with one BMPString value");
+  }
+}
 
 }  // namespace
 
@@ -85,14 +151,8 @@ Approval ApplyPolicy(X509_REQ* req, std::optional<base::Seconds> requested_lifet
                                      "]: the signer copies nothing else");
   }
   CheckName(facts.common_name, config);
-  if (csr.requests_extensions) {
-    Refuse("extensions-requested",
-           "the CSR requests extensions (SANs, key usages, CA...): the signer sets them all itself; "
-           "send a CSR without an extensionRequest");
-  }
-  if (csr.other_attributes > 0) {
-    Refuse("csr-attributes", "the CSR carries attributes (e.g. challengePassword); send none");
-  }
+  CheckRequestedExtensions(csr);
+  CheckAttributes(csr);
   switch (key.kind) {
     case pki::KeyDescription::Kind::kEc:
       // RFC 5480: namedCurve only. Explicit parameters are where curve-substitution bugs live

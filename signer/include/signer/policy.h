@@ -40,7 +40,10 @@ pki::X509ReqPtr DecodeRequestBody(const std::string& body);
 // `facts` as it goes. Failure(kDataErr, "bad-signature") for a CSR whose self-signature does not
 // verify; Failure(kNoPerm, reason) for policy refusals: "subject-attributes", "name-policy",
 // "identity-mismatch", "extensions-requested", "csr-attributes", "key-type", "key-size",
-// "lifetime-too-short".
+// "lifetime-too-short". An extensionRequest asking only for what the certificate carries anyway
+// (CA:FALSE, a subjectKeyIdentifier, keyUsage within digitalSignature/keyEncipherment,
+// extendedKeyUsage exactly clientAuth: what certmonger sends) and one friendlyName label are
+// accepted and ignored; anything else in them is refused.
 Approval ApplyPolicy(X509_REQ* req, std::optional<base::Seconds> requested_lifetime,
                      const SignerConfig& config, RequestFacts& facts);
 
