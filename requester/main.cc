@@ -6,6 +6,7 @@
 #include "base/deadline.h"
 #include "base/failure.h"
 #include "base/program.h"
+#include "requester/certmonger.h"
 #include "requester/config.h"
 #include "requester/requester.h"
 #include "requester/key_store.h"
@@ -120,6 +121,15 @@ int main(int argc, char** argv) {
   ssh_key->add_option("--pin-file", sk.pin_file, "File holding the token PIN (0400)");
   ssh_key->add_option("--pin-env", sk.pin_env, "Name of an environment variable holding the PIN");
   ssh_key->add_option("--comment", sk.comment, "Comment at the end of the line (e.g. the master's name)");
+  auto* certmonger = app.add_subcommand(
+      "certmonger",
+      "certmonger's CA helper (getcert add-ca -e '/usr/local/bin/etcd-requester certmonger --config FILE'): "
+      "the operation from CERTMONGER_OPERATION, the CSR from CERTMONGER_CSR; certmonger owns the key");
+  std::string certmonger_config;
+  certmonger->add_option("--config", certmonger_config,
+                         "TOML as for the other verbs: server, ssh_key, known_hosts, ca_bundle (required), timeouts, "
+                         "lifetime; the key settings are not used")
+      ->required();
   bool force = false, json = false;
   std::string prometheus;
   renew->add_flag("--force", force, "Renew even if not due");
@@ -136,6 +146,10 @@ int main(int argc, char** argv) {
   }
 
   return base::RunProgram("etcd-requester", [&]() -> int {
+    if (certmonger->parsed()) {
+      return requester::RunCertmongerHelper(certmonger_config, {.getenv = ::getenv, .out = stdout},
+                                            requester::RequesterEnv{});
+    }
     if (ssh_key->parsed()) {
       RequesterConfig c;
       if (!sk.config.empty()) requester::LoadConfigFile(sk.config, c);
