@@ -215,9 +215,11 @@ X509CrlPtr BuildCrl(const CrlFields& fields, X509* issuer) {
         BuildFailed("reason of " + SerialText(entry.serial));
       }
     }
-    if (X509_CRL_add0_revoked(crl.get(), revoked.get()) != 1)
+    // add0: on success the CRL owns the entry, so ours lets go of it.
+    if (X509_CRL_add0_revoked(crl.get(), revoked.get()) != 1) {
       BuildFailed("entry " + SerialText(entry.serial));
-    revoked.release();  // owned by the CRL now
+    }
+    static_cast<void>(revoked.release());
   }
   if (X509_CRL_sort(crl.get()) != 1) BuildFailed("sort");
 
