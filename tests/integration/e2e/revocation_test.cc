@@ -246,7 +246,10 @@ TEST_F(Revocation, EtcdRefusesRevokedMastersAndEverythingUnderARevokedIntermedia
   watch.Stop();
 
   // 5. The file is read on every connection and a broken one fails closed: every client is
-  //    refused until a good CRL is back (deploy CRLs atomically).
+  //    refused until a good CRL is back (deploy CRLs atomically). A good CRL after a comment line
+  //    is broken too: etcd takes a file as PEM only if it starts with the BEGIN line.
+  Install("# deny list\n" + ReadFile(root_crl));
+  EXPECT_TRUE(Refused(m2, "commented-crl", "CertificateList"));
   Install("not a CRL\n");
   EXPECT_TRUE(Refused(m2, "broken-crl", "CertificateList"));
   Install(ReadFile(root_crl));
