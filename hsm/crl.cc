@@ -85,6 +85,9 @@ CrlSummary IssueCrl(const KeyAccess& access, const CrlRequest& request,
   pki::X509Ptr ca = pki::ReadCertificateFile(request.ca_cert_path);
   CheckIssuer(ca.get(), request.ca_cert_path);
 
+  // Read the last number, sign, write: two runs interleaving here would issue the same number.
+  // The lock is a private 0600 file next to the CRL, waited for until the --timeout deadline.
+  base::PrivateLock lock(request.out + ".lock", std::chrono::hours(1));
   pki::X509CrlPtr previous = ReadPrevious(request.out, ca.get());
   std::uint64_t last = 0;
   std::map<pki::SerialBytes, pki::CrlEntry> entries;

@@ -36,11 +36,12 @@ struct CrlSummary {
 // Issues the CRL. cRLNumber = max(last number + 1, seconds since the epoch), the last number being
 // the larger of the previous CRL's and the number file's: numbers strictly increase and are never
 // reused, even for a fresh --out, as long as the clock does not go back more than the time between
-// two CRLs. Refused: --days outside 1..3650 (64 bad-days); a CA certificate that is not a CA or
-// lacks cRLSign or a subjectKeyIdentifier (65 not-a-crl-issuer); an existing --out that is not this
-// issuer's CRL (65 crl-issuer-mismatch, bad-crl); a CA certificate that is not the token key's
-// (69 ca-key-mismatch, checked before anything is signed). Nothing is written unless the CRL was
-// signed and verifies with the CA certificate's key.
+// two CRLs. Runs for one --out are serialized by an flock on the private file `out`.lock. Refused:
+// --days outside 1..3650 (64 bad-days); a CA certificate that is not a CA or lacks cRLSign or a
+// subjectKeyIdentifier (65 not-a-crl-issuer); an existing --out that is not this issuer's CRL (65
+// crl-issuer-mismatch, bad-crl); a CA certificate that is not the token key's (69 ca-key-mismatch,
+// checked before anything is signed). Nothing is written unless the CRL was signed and verifies
+// with the CA certificate's key.
 CrlSummary IssueCrl(const KeyAccess& access, const CrlRequest& request,
                     std::chrono::system_clock::time_point now);
 

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "base/files.h"
 #include "test_support.h"
 
 namespace {
@@ -173,6 +174,21 @@ TEST_F(CrlCommand, RefusesBadInputAnotherKeysCertificateAndAnotherIssuersCrl) {
             0);
   ExpectOneLine(Issue({"--revoke", "4A1F", "--days", "7", "--out", crl}, "", leaf), 65,
                 "not-a-crl-issuer");
+}
+
+TEST_F(CrlCommand, RunsForOneFileAreSerializedSoNoNumberIsIssuedTwice) {
+  std::string crl = dir_ / "crl.pem";
+  {
+    base::PrivateLock held(crl + ".lock", std::chrono::seconds(1));
+    RunResult waited = Hsm({"--timeout", "1", "crl", "--module", kSoftHsmModule, "--key",
+                            token_->key_uri, "--pin-file", token_->pin_file, "--ca-cert",
+                            token_->ca_cert, "--revoke", "4A1F", "--days", "7", "--out", crl});
+    EXPECT_EQ(waited.exit_code, 75) << waited.err;
+    EXPECT_NE(waited.err.find("deadline"), std::string::npos) << waited.err;
+    EXPECT_NE(::access(crl.c_str(), F_OK), 0) << "a run waiting for the lock wrote the CRL";
+  }
+  RunResult free = Issue({"--revoke", "4A1F", "--days", "7", "--out", crl});
+  EXPECT_EQ(free.exit_code, 0) << free.err;
 }
 
 }  // namespace
