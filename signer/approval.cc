@@ -1,8 +1,12 @@
 #include "signer/approval.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -22,7 +26,6 @@ using base::Failure;
   throw Failure(ExitCode::kConfig, "bad-config", message);
 }
 
-bool IsBlank(char c) { return c == ' ' || c == '\t'; }
 
 const char* KindName(ListKind kind) {
   return kind == ListKind::kKeys ? "NAME SHA256 [comment]" : "NAME [comment]";
@@ -42,64 +45,182 @@ void ForEachTextLine(std::string_view text, F&& each) {
   }
 }
 
-std::string ReadList(const std::string& path) {
-  try {
-    return base::ReadFileLimited(path, kMaxListBytes);
-  } catch (const Failure& f) {
-    BadConfig(std::string("cannot read ") + f.what());
+// The whole file in one read of its size into memory mapped and populated in one call: a list is
+// read on every request, by a fresh process, and faulting in a megabyte page by page costs more
+// than parsing it (not the file itself mapped: one truncated in place would be SIGBUS). Bounded,
+// regular files only; every problem is a configuration error.
+std::pair<std::shared_ptr<const char>, std::string_view> ReadList(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) BadConfig("cannot read " + path + ": " + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) BadConfig("cannot read " + path + ": not a regular file");
+  if (static_cast<std::size_t>(st.st_size) > kMaxListBytes) {
+    BadConfig(path + " is larger than " + std::to_string(kMaxListBytes) + " bytes");
   }
+  // Room for one byte more than its size: a file that grew meanwhile is too large for this read.
+  std::size_t capacity = static_cast<std::size_t>(st.st_size) + 1;
+  void* area = ::mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (area == MAP_FAILED) BadConfig("cannot read " + path + ": " + std::strerror(errno));
+  std::shared_ptr<const char> bytes(static_cast<const char*>(area),
+                                    [capacity](const char* p) { ::munmap(const_cast<char*>(p), capacity); });
+  char* data = static_cast<char*>(area);
+  std::size_t got = 0;
+  while (got < capacity) {
+    ssize_t n = ::read(fd, data + got, capacity - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) BadConfig("cannot read " + path + ": " + std::strerror(errno));
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  if (got == capacity) BadConfig(path + " changed while it was read; retry");
+  return {std::move(bytes), std::string_view(data, got)};
+}
+
+}  // namespace
+
+namespace {
+
+// Byte classes for the one pass over each line (a request reads every line of every list: at
+// 10,000 approved keys that is about a megabyte, parsed in well under a millisecond).
+enum ByteClass : unsigned char {
+  kBad = 0,         // C0 controls except tab, DEL: refused anywhere
+  kBlank = 1,       // space, tab
+  kCommentOnly = 2, // bytes >= 0x80 (UTF-8 in comments)
+  kNameChar = 4,    // printable ASCII except blank
+  kHexChar = 8,     // 0-9 a-f (also kNameChar)
+};
+
+constexpr std::array<unsigned char, 256> MakeClasses() {
+  std::array<unsigned char, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    unsigned char v = kBad;
+    if (c == ' ' || c == '\t') v = kBlank;
+    else if (c > ' ' && c < 0x7f) v = kNameChar;
+    else if (c >= 0x80) v = kCommentOnly;
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) v |= kHexChar;
+    t[static_cast<std::size_t>(c)] = v;
+  }
+  return t;
+}
+constexpr std::array<unsigned char, 256> kClass = MakeClasses();
+
+unsigned char ClassOf(char c) { return kClass[static_cast<unsigned char>(c)]; }
+
+// Eight bytes at a time for the long parts of a line (the key and the comment): this check runs
+// over every line of every list on every request. For bytes below 0x80, (x + L*(0x80 - m)) & H
+// sets a byte's high bit exactly when that byte is >= m, without carries between bytes.
+constexpr std::uint64_t kL = 0x0101010101010101ull;
+constexpr std::uint64_t kH = 0x8080808080808080ull;
+constexpr std::uint64_t AtLeast(std::uint64_t seven_bit, unsigned m) { return (seven_bit + kL * (0x80 - m)) & kH; }
+
+std::uint64_t Word(const char* p) {
+  std::uint64_t x;
+  std::memcpy(&x, p, 8);
+  return x;
+}
+
+// All eight bytes are 0-9 or a-f.
+bool HexWord(std::uint64_t x) {
+  if (x & kH) return false;
+  std::uint64_t digit = AtLeast(x, '0') & ~AtLeast(x, '9' + 1);
+  std::uint64_t lower = AtLeast(x, 'a') & ~AtLeast(x, 'f' + 1);
+  return (digit | lower) == kH;
+}
+
+// Some byte is a C0 control other than tab, or DEL (bytes >= 0x80 are fine: UTF-8 comments).
+bool BadWord(std::uint64_t x) {
+  std::uint64_t ascii = ~x & kH;  // high bit set where the byte is below 0x80
+  std::uint64_t y = x & ~kH;
+  std::uint64_t control = ~AtLeast(y, 0x20) & ascii;
+  std::uint64_t tab = AtLeast(y, '\t') & ~AtLeast(y, '\t' + 1);
+  std::uint64_t del = AtLeast(y, 0x7f) & ascii;
+  return ((control & ~tab) | del) != 0;
+}
+
+// The first byte in `text` that no line may hold, or npos.
+std::size_t FindBad(std::string_view text) {
+  std::size_t i = 0;
+  bool any_bad = false;
+  for (; i + 8 <= text.size() && !any_bad; i += 8) any_bad = BadWord(Word(text.data() + i));
+  for (; i < text.size(); ++i) any_bad = any_bad || ClassOf(text[i]) == kBad;
+  if (!any_bad) return std::string_view::npos;
+  for (i = 0; i < text.size(); ++i) {
+    if (ClassOf(text[i]) == kBad) return i;
+  }
+  return std::string_view::npos;
+}
+
+std::string BadByte(char c) {
+  return c == '\r' ? "a carriage return (save the file with Unix line endings)" : "a control character";
 }
 
 }  // namespace
 
 bool IsKeySha256(std::string_view text) {
   if (text.size() != 64) return false;
-  for (char c : text) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  for (std::size_t i = 0; i < 64; i += 8) {
+    if (!HexWord(Word(text.data() + i))) return false;
   }
   return true;
 }
 
 bool IsListedName(std::string_view text) {
   if (text.empty() || text.size() > kMaxListedName || text[0] == '#') return false;
-  for (char c : text) {
-    if (c <= ' ' || c > '~') return false;
-  }
-  return true;
+  unsigned char all = kNameChar;
+  for (char c : text) all &= ClassOf(c);
+  return all != 0;
 }
 
 bool ParseListLine(std::string_view line, ListKind kind, ListLine& out, std::string& why) {
   out = ListLine{};
-  for (char c : line) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if ((u < 0x20 && c != '\t') || u == 0x7f) {
-      why = c == '\r' ? "a carriage return (save the file with Unix line endings)"
-                      : "a control character";
-      return false;
-    }
-  }
+  const std::size_t n = line.size();
   std::size_t i = 0;
-  while (i < line.size() && IsBlank(line[i])) ++i;
-  if (i == line.size() || line[i] == '#') return true;  // blank or comment
-  auto field = [&] {
-    std::size_t start = i;
-    while (i < line.size() && !IsBlank(line[i])) ++i;
-    std::string_view f = line.substr(start, i - start);
-    while (i < line.size() && IsBlank(line[i])) ++i;
-    return f;
+  while (i < n && ClassOf(line[i]) == kBlank) ++i;
+  if (i == n) return true;  // blank
+  auto rest_is_text = [&](std::size_t from) {
+    std::size_t bad = FindBad(line.substr(from));
+    if (bad == std::string_view::npos) return true;
+    why = BadByte(line[from + bad]);
+    return false;
   };
-  out.name = field();
-  if (!IsListedName(out.name)) {
-    why = "'" + base::Printable(out.name, 80) +
-          "' is not a name (1 to 64 printable ASCII characters, no blanks); lines are " +
-          KindName(kind);
+  if (line[i] == '#') return rest_is_text(i);  // comment
+  std::size_t start = i;
+  while (i < n && (ClassOf(line[i]) & kNameChar)) ++i;
+  out.name = line.substr(start, i - start);
+  if (i < n && ClassOf(line[i]) != kBlank) {
+    if (ClassOf(line[i]) == kBad) {
+      why = BadByte(line[i]);
+    } else {
+      std::size_t end = line.find_first_of(" \t", i);
+      why = "'" + base::Printable(line.substr(start, end == std::string_view::npos ? end : end - start), 80) +
+            "' is not a name (1 to 64 printable ASCII characters, no blanks); lines are " + KindName(kind);
+    }
     return false;
   }
+  if (out.name.size() > kMaxListedName) {
+    why = "'" + base::Printable(out.name, 80) +
+          "' is not a name (1 to 64 printable ASCII characters, no blanks); lines are " + KindName(kind);
+    return false;
+  }
+  while (i < n && ClassOf(line[i]) == kBlank) ++i;
   if (kind == ListKind::kKeys) {
-    out.key_sha256 = field();
+    start = i;
+    if (n - i >= 64 && (n - i == 64 || ClassOf(line[i + 64]) == kBlank)) {
+      i += 64;  // the usual case: no need to look for the end of the field byte by byte
+    } else {
+      while (i < n && ClassOf(line[i]) != kBlank) ++i;
+    }
+    out.key_sha256 = line.substr(start, i - start);
     if (!IsKeySha256(out.key_sha256)) {
+      std::size_t bad = FindBad(out.key_sha256);
       std::string key = base::Printable(out.key_sha256, 80);
-      if (out.key_sha256.empty()) {
+      if (bad != std::string_view::npos) {
+        why = BadByte(out.key_sha256[bad]);
+      } else if (out.key_sha256.empty()) {
         why = "no key after the name; lines are " + std::string(KindName(kind));
       } else if (out.key_sha256.substr(0, 7) == "SHA256:") {
         why = "'" + key +
@@ -112,48 +233,145 @@ bool ParseListLine(std::string_view line, ListKind kind, ListLine& out, std::str
       }
       return false;
     }
+    while (i < n && ClassOf(line[i]) == kBlank) ++i;
   }
+  if (!rest_is_text(i)) return false;
   out.comment = line.substr(i);
   out.entry = true;
   return true;
 }
 
-std::size_t ApprovalList::EntryHash::operator()(const Entry& e) const noexcept {
-  std::hash<std::string_view> h;
-  return h(e.key) ^ (h(e.name) * 1099511628211u);
+std::uint64_t ApprovalList::Hash(std::string_view name, std::string_view key) {
+  // FNV-1a over the name; the key is a SHA-256 in hex already, so 16 of its digits are as good
+  // as any hash of it (and a list nobody but the operator writes cannot be made to collide).
+  std::uint64_t h = 14695981039346656037ull;
+  for (char c : name) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  if (key.size() >= 16) {
+    std::uint64_t a = 0, b = 0;
+    std::memcpy(&a, key.data(), 8);
+    std::memcpy(&b, key.data() + 8, 8);
+    h ^= a * 0x9e3779b97f4a7c15ull ^ b;
+  }
+  return (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull;
 }
 
 ApprovalList ApprovalList::Parse(std::string text, ListKind kind, const std::string& file) {
+  auto owned = std::make_shared<std::string>(std::move(text));
+  std::string_view view = *owned;
+  return ParseStored(std::shared_ptr<const char>(owned, owned->data()), view, kind, file);
+}
+
+ApprovalList ApprovalList::Load(const std::string& path, ListKind kind) {
+  auto [bytes, text] = ReadList(path);
+  return ParseStored(std::move(bytes), text, kind, path);
+}
+
+ApprovalList ApprovalList::ParseStored(std::shared_ptr<const char> bytes, std::string_view text, ListKind kind,
+                                       const std::string& file) {
   ApprovalList list;
   list.kind_ = kind;
-  list.text_ = std::make_unique<std::string>(std::move(text));
-  // About 100 bytes per line: one allocation of buckets instead of a rehash every doubling.
-  list.entries_.reserve(list.text_->size() / 80 + 16);
+  list.bytes_ = std::move(bytes);
+  // Open addressing over indices, at most half full: 8 bytes a slot (the upper half a piece of
+  // the hash, so a probe rarely looks at an entry that is not the one), no node per entry. Sized
+  // from the file before parsing (a key line takes at least 67 bytes), so nothing is rehashed.
+  std::size_t most = kind == ListKind::kKeys ? text.size() / 67 + 1 : text.size() / 2 + 1;
+  std::size_t slots = 16;
+  while (slots < most * 2) slots *= 2;
+  list.slots_.assign(slots, 0);
+  list.mask_ = slots - 1;
+  list.entries_.reserve(most);
   ListLine parsed;
   std::string why;
-  ForEachTextLine(*list.text_, [&](std::size_t number, std::string_view line) {
+  ForEachTextLine(text, [&](std::size_t number, std::string_view line) {
     if (!ParseListLine(line, kind, parsed, why)) {
       BadConfig(file + ":" + std::to_string(number) + ": " + why);
     }
-    if (parsed.entry) list.entries_.insert(Entry{parsed.name, parsed.key_sha256});
+    if (!parsed.entry) return;
+    std::uint64_t h = Hash(parsed.name, parsed.key_sha256);
+    for (std::size_t at = static_cast<std::size_t>(h) & list.mask_;; at = (at + 1) & list.mask_) {
+      std::uint64_t slot = list.slots_[at];
+      if (slot == 0) {
+        list.entries_.push_back(Entry{parsed.name, parsed.key_sha256});
+        list.slots_[at] = ((h >> 32) << 32) | list.entries_.size();  // index + 1
+        break;
+      }
+      if ((slot >> 32) == (h >> 32)) {
+        const Entry& other = list.entries_[(slot & 0xffffffffu) - 1];
+        if (other.name == parsed.name && other.key == parsed.key_sha256) break;  // a repeated line
+      }
+    }
   });
   return list;
 }
 
-ApprovalList ApprovalList::Load(const std::string& path, ListKind kind) {
-  return Parse(ReadList(path), kind, path);
+bool ApprovalList::Contains(std::string_view name, std::string_view key_sha256) const {
+  if (name.empty() || slots_.empty()) return false;
+  std::string_view key = kind_ == ListKind::kKeys ? key_sha256 : std::string_view();
+  std::uint64_t h = Hash(name, key);
+  for (std::size_t at = static_cast<std::size_t>(h) & mask_;; at = (at + 1) & mask_) {
+    std::uint64_t slot = slots_[at];
+    if (slot == 0) return false;
+    if ((slot >> 32) == (h >> 32)) {
+      const Entry& e = entries_[(slot & 0xffffffffu) - 1];
+      if (e.name == name && e.key == key) return true;
+    }
+  }
 }
 
-bool ApprovalList::Contains(std::string_view name, std::string_view key_sha256) const {
-  return entries_.count(Entry{name, kind_ == ListKind::kKeys ? key_sha256 : std::string_view()}) > 0;
+bool ListContains(const std::string& path, ListKind kind, std::string_view name, std::string_view key_sha256) {
+  if (kind == ListKind::kNames) key_sha256 = {};
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) BadConfig("cannot read " + path + ": " + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) BadConfig("cannot read " + path + ": not a regular file");
+  // One small buffer, reused: a fresh process pays for every page it touches the first time, and
+  // a list of 10,000 keys is a megabyte (PERFORMANCE.md).
+  static thread_local std::array<char, 64 * 1024> chunk;
+  std::string carry;  // a line that spans two reads
+  std::size_t number = 0, total = 0;
+  bool found = false;
+  ListLine parsed;
+  std::string why;
+  auto line_done = [&](std::string_view line) {
+    ++number;
+    if (!ParseListLine(line, kind, parsed, why)) BadConfig(path + ":" + std::to_string(number) + ": " + why);
+    if (parsed.entry && parsed.name == name && parsed.key_sha256 == key_sha256) found = true;
+  };
+  for (;;) {
+    ssize_t n = ::read(fd, chunk.data(), chunk.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) BadConfig("cannot read " + path + ": " + std::strerror(errno));
+    if (n == 0) break;
+    total += static_cast<std::size_t>(n);
+    if (total > kMaxListBytes) BadConfig(path + " is larger than " + std::to_string(kMaxListBytes) + " bytes");
+    std::string_view data(chunk.data(), static_cast<std::size_t>(n));
+    for (;;) {
+      std::size_t nl = data.find('\n');
+      if (nl == std::string_view::npos) {
+        carry.append(data);
+        break;
+      }
+      if (carry.empty()) {
+        line_done(data.substr(0, nl));
+      } else {
+        carry.append(data.substr(0, nl));
+        line_done(carry);
+        carry.clear();
+      }
+      data.remove_prefix(nl + 1);
+    }
+  }
+  if (!carry.empty()) line_done(carry);  // a last line without a newline
+  return found;
 }
 
 void ApprovalGate::CheckIdentity(std::string_view name) {
   if (config_.denied_identities.empty()) return;
-  if (!denied_identities_) {
-    denied_identities_ = ApprovalList::Load(config_.denied_identities, ListKind::kNames);
-  }
-  if (denied_identities_->Contains(name)) {
+  if (ListContains(config_.denied_identities, ListKind::kNames, name)) {
     throw Failure(ExitCode::kNoPerm, "identity-denied",
                   "the name '" + base::Printable(name, 80) +
                       "' is denied on this signer (denied_identities): no certificate is issued "
@@ -162,20 +380,15 @@ void ApprovalGate::CheckIdentity(std::string_view name) {
 }
 
 void ApprovalGate::CheckKey(std::string_view name, std::string_view key_sha256) {
-  if (!config_.denied_keys.empty()) {
-    if (!denied_keys_) denied_keys_ = ApprovalList::Load(config_.denied_keys, ListKind::kKeys);
-    if (denied_keys_->Contains(name, key_sha256)) {
-      throw Failure(ExitCode::kNoPerm, "key-denied",
-                    "the key " + std::string(key_sha256) + " is denied for '" +
-                        base::Printable(name, 80) + "' (denied_keys): make a new key");
-    }
+  if (!config_.denied_keys.empty() && ListContains(config_.denied_keys, ListKind::kKeys, name, key_sha256)) {
+    throw Failure(ExitCode::kNoPerm, "key-denied",
+                  "the key " + std::string(key_sha256) + " is denied for '" + base::Printable(name, 80) +
+                      "' (denied_keys): make a new key");
   }
   if (config_.approval != ApprovalMode::kNewKeys) return;
-  if (!approved_keys_) approved_keys_ = ApprovalList::Load(config_.approved_keys, ListKind::kKeys);
-  if (!approved_keys_->Contains(name, key_sha256)) {
+  if (!ListContains(config_.approved_keys, ListKind::kKeys, name, key_sha256)) {
     throw Failure(ExitCode::kTempFail, "pending-approval",
-                  "the key SHA-256 " + std::string(key_sha256) + " of '" +
-                      base::Printable(name, 80) +
+                  "the key SHA-256 " + std::string(key_sha256) + " of '" + base::Printable(name, 80) +
                       "' is not approved yet; an operator approves it on the signer host with: " +
                       ApproveCommand(config_, name, key_sha256));
   }
@@ -214,7 +427,7 @@ ListFile ReadForEdit(const std::string& path, ListKind kind) {
     return file;
   }
   file.exists = true;
-  std::string text = ReadList(path);
+  auto [bytes, text] = ReadList(path);
   ListLine parsed;
   std::string why;
   ForEachTextLine(text, [&](std::size_t number, std::string_view line) {

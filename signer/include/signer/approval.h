@@ -20,7 +20,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <vector>
 
 #include "base/failure.h"
@@ -73,17 +72,27 @@ class ApprovalList {
  private:
   struct Entry {
     std::string_view name, key;
-    bool operator==(const Entry& o) const { return name == o.name && key == o.key; }
   };
-  struct EntryHash {
-    std::size_t operator()(const Entry& e) const noexcept;
-  };
+  static std::uint64_t Hash(std::string_view name, std::string_view key);
+  static ApprovalList ParseStored(std::shared_ptr<const char> bytes, std::string_view text, ListKind kind,
+                                  const std::string& file);
   ListKind kind_ = ListKind::kKeys;
-  std::unique_ptr<std::string> text_;  // stable storage the entries point into
-  std::unordered_set<Entry, EntryHash> entries_;
+  std::shared_ptr<const char> bytes_;  // the file's bytes, which the entries point into
+  std::vector<Entry> entries_;         // each pair once
+  // Open addressing, a power of two, at most half full: hash bits << 32 | entry index + 1.
+  std::vector<std::uint64_t> slots_;
+  std::size_t mask_ = 0;
 };
 
-// The checks of one request. Each configured file is loaded on first use and kept.
+// Whether the list file at `path` holds (name, key) (for kNames: the name), parsing every line
+// strictly as ApprovalList::Load does (the same Failure for a malformed or unreadable file). One
+// pass through a small reused buffer and nothing kept: the signer asks each list one question per
+// process, and building a set of a megabyte of lines costs a fresh process more than scanning
+// them (PERFORMANCE.md).
+bool ListContains(const std::string& path, ListKind kind, std::string_view name,
+                  std::string_view key_sha256 = {});
+
+// The checks of one request: each configured list is read once, when its check runs.
 class ApprovalGate {
  public:
   explicit ApprovalGate(const SignerConfig& config) : config_(config) {}
@@ -96,7 +105,6 @@ class ApprovalGate {
 
  private:
   const SignerConfig& config_;
-  std::optional<ApprovalList> denied_identities_, denied_keys_, approved_keys_;
 };
 
 // "etcd-signerctl [--config FILE] approve NAME SHA256": what an operator runs on the signer host.
