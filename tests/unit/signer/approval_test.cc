@@ -12,6 +12,7 @@
 #include "base/duration.h"
 #include "base/files.h"
 #include "signer/audit.h"
+#include "signer/audit_chain.h"
 #include "signer/audit_report.h"
 #include "test_support.h"
 
@@ -117,6 +118,64 @@ TEST(ApprovalList, AMissingConfiguredFileFailsClosed) {
   EXPECT_EQ(code, ExitCode::kConfig);
   EXPECT_EQ(reason, "bad-config");
   EXPECT_NE(message.find(dir / "absent"), std::string::npos) << message;
+}
+
+TEST(ListContains, ScansLikeTheSetAcrossReadBoundariesAndNamesTheBadLine) {
+  TempDir dir;
+  // About 300 KB: lines cross the scanner's 64 KiB reads at many places.
+  std::string text = "# big list\n";
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (int i = 0; i < 2500; ++i) {
+    std::string key = signer::Sha256Hex("k" + std::to_string(i));
+    pairs.emplace_back("kubemaster-" + std::to_string(i), key);
+    text += pairs.back().first + " " + key + (i % 3 == 0 ? "" : "  a comment, UTF-8 \xc3\xa9 allowed") + "\n";
+  }
+  text += "kubemaster-last " + kKeyA;  // no final newline
+  WriteFile(dir / "keys", text);
+  ApprovalList set = ApprovalList::Load(dir / "keys", ListKind::kKeys);
+  EXPECT_EQ(set.size(), 2501u);
+  for (int i : {0, 1, 577, 578, 1234, 2499}) {
+    const auto& [name, key] = pairs[static_cast<std::size_t>(i)];
+    EXPECT_TRUE(signer::ListContains(dir / "keys", ListKind::kKeys, name, key)) << i;
+    EXPECT_TRUE(set.Contains(name, key)) << i;
+    EXPECT_FALSE(signer::ListContains(dir / "keys", ListKind::kKeys, name, kKeyB)) << i;
+  }
+  EXPECT_TRUE(signer::ListContains(dir / "keys", ListKind::kKeys, "kubemaster-last", kKeyA));
+  EXPECT_FALSE(signer::ListContains(dir / "keys", ListKind::kKeys, "kubemaster-las", kKeyA));
+  // A bad line far past the first read is named by its number, by both readers.
+  auto lines = testing_support::Lines(text);
+  lines[2000] = "kubemaster-2000 " + kKeyA.substr(0, 63) + "g";
+  std::string broken;
+  for (const auto& l : lines) broken += l + "\n";
+  WriteFile(dir / "keys", broken);
+  std::string m1, m2;
+  EXPECT_EQ(Caught([&] { signer::ListContains(dir / "keys", ListKind::kKeys, "kubemaster-1", pairs[1].second); }, &m1)
+                .second,
+            "bad-config");
+  EXPECT_EQ(Caught([&] { ApprovalList::Load(dir / "keys", ListKind::kKeys); }, &m2).second, "bad-config");
+  EXPECT_EQ(m1.rfind(dir / "keys:2001: ", 0), 0u) << m1;
+  EXPECT_EQ(m1, m2);
+  EXPECT_EQ(Caught([&] { signer::ListContains(dir / "absent", ListKind::kNames, "x"); }).second, "bad-config");
+}
+
+TEST(ListContains, EightBytesAtATimeAgreesWithOneByteAtATime) {
+  // Every byte value in every position of the key and of a comment word.
+  for (int b = 0; b < 256; ++b) {
+    for (std::size_t pos : {0u, 7u, 8u, 31u, 63u}) {
+      std::string key = kKeyC;
+      key[pos] = static_cast<char>(b);
+      bool hex = (b >= '0' && b <= '9') || (b >= 'a' && b <= 'f');
+      EXPECT_EQ(signer::IsKeySha256(key), hex) << b << " at " << pos;
+    }
+    std::string comment = "0123456789abcdef";
+    comment[5] = static_cast<char>(b);
+    if (b == '\n') continue;
+    signer::ListLine out;
+    std::string why;
+    bool ok = signer::ParseListLine("kubemaster-1 " + kKeyA + " " + comment, ListKind::kKeys, out, why);
+    bool expected = !(b < 0x20 && b != '\t') && b != 0x7f;
+    EXPECT_EQ(ok, expected) << b << ": " << why;
+  }
 }
 
 // --- the decision ------------------------------------------------------------------------------
