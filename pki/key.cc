@@ -65,12 +65,17 @@ EvpPkeyPtr CanonicalPublicKey(EVP_PKEY* key) {
     ThrowOpenSsl(base::ExitCode::kDataErr, "key-type", "cannot re-encode the public key: " + what);
   };
   // A token-backed key (libp11) may be a legacy EC_KEY/RSA key without provider parameters:
-  // decode it afresh from its SubjectPublicKeyInfo first.
-  std::vector<unsigned char> spki = PublicKeyToDer(key);
-  const unsigned char* cursor = spki.data();
-  EvpPkeyPtr decoded(d2i_PUBKEY(nullptr, &cursor, static_cast<long>(spki.size())));
-  if (!decoded) return fail("its SubjectPublicKeyInfo does not decode");
-  key = decoded.get();
+  // decode it afresh from its SubjectPublicKeyInfo first. A provider key (any key OpenSSL decoded,
+  // e.g. from a CSR or certificate) has them already, and the round trip through OpenSSL 3's
+  // encoder and decoder would be half the cost of verifying an answer.
+  EvpPkeyPtr decoded;
+  if (EVP_PKEY_get0_provider(key) == nullptr) {
+    std::vector<unsigned char> spki = PublicKeyToDer(key);
+    const unsigned char* cursor = spki.data();
+    decoded.reset(d2i_PUBKEY(nullptr, &cursor, static_cast<long>(spki.size())));
+    if (!decoded) return fail("its SubjectPublicKeyInfo does not decode");
+    key = decoded.get();
+  }
   OsslParamBldPtr build(OSSL_PARAM_BLD_new());
   // The builder keeps pointers to what it is given until OSSL_PARAM_BLD_to_param: everything pushed
   // must live at function scope.
