@@ -374,10 +374,6 @@ int Serve(const SignerConfig& config, const Invocation& invocation, const Enviro
 
         std::string body = ReadInput(env.input_fd, std::chrono::duration_cast<std::chrono::milliseconds>(
                                                        config.input_timeout));
-        // Deny and approval lists (#14): checked before the token is touched. A name bound to
-        // this SSH key and denied is refused before its bytes reach a parser.
-        ApprovalGate gate(config);
-        if (!config.identity.empty()) gate.CheckIdentity(config.identity);
         RequestFacts facts;
         auto note_facts = [&] {
           update_record([&](AuditRecord& r) {
@@ -396,7 +392,10 @@ int Serve(const SignerConfig& config, const Invocation& invocation, const Enviro
           throw;
         }
         note_facts();
-        if (config.identity.empty()) gate.CheckIdentity(facts.common_name);
+        // Deny and approval lists (#14), before the token is touched. After the policy, so that a
+        // refusal's record names the key that asked (the CN is the bound identity by now).
+        ApprovalGate gate(config);
+        gate.CheckIdentity(facts.common_name);
         gate.CheckKey(facts.common_name, facts.public_key_sha256);
         pki::X509Ptr ca_cert = LoadCaCertificate(config.ca_cert);
         // The leaf never outlives the signing certificate (ComputeValidity clamps to it), so the

@@ -203,6 +203,8 @@ TEST_F(Approval, ADeniedIdentityGetsNothingFromAnyIssuingVerbUntilAllowedAndItsS
     EXPECT_EQ(SignerLine(r.err).rfind("etcd-signer: identity-denied: ", 0), 0u) << r.err;
     EXPECT_EQ(LastRecord()["reason"], "identity-denied");
     EXPECT_EQ(LastRecord()["outcome"], "refused");
+    // The record names the key that asked (forensics; a rebuilt master's new key).
+    EXPECT_EQ(LastRecord()["public_key_sha256"], csr.key_sha256);
   }
   RunResult k8s = SignK8s("kubemaster-2", csr);
   EXPECT_EQ(k8s.exit_code, 77) << k8s.err;
