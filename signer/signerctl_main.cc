@@ -49,8 +49,8 @@ constexpr const char* kDescription =
     "rotated predecessor audit_log.1. Exit codes: 0 ok, 64 usage, 65 the chain is broken (one "
     "line\n"
     "names the first broken place), 66 a file cannot be read, 73 cannot write the metrics or a\n"
-    "list file, 75 a list file is locked by another edit, 78 configuration. Errors are one line: 'etcd-signerctl: <reason>: <sentence>'. See "
-    "etcd-signerctl(8).";
+    "list file, 75 a list file is locked by another edit, 78 configuration. Errors are one line:\n"
+    "'etcd-signerctl: <reason>: <sentence>'. See etcd-signerctl(8).";
 
 void Print(const std::string& text) {
   std::fwrite(text.data(), 1, text.size(), stdout);
@@ -160,7 +160,10 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", ETCD_SIGNER_VERSION);
   app.require_subcommand(1);
   std::string config_path, now_text;
-  app.add_option("--config", config_path, "TOML configuration of etcd-signer (audit_log, ca_cert)");
+  app.add_option("--config", config_path,
+                 "TOML configuration of etcd-signer (audit_log, ca_cert, the approval and deny "
+                 "lists; pending/approve/deny/deny-identity/allow-identity default to "
+                 "/etc/etcd-signer/signer.toml)");
   app.add_option("--now", now_text,
                  "Compute ages and flags as of this RFC 3339 time (default: now)");
 
