@@ -81,6 +81,7 @@ RequestOutcome Attempt(const RequesterConfig& c, const RequesterEnv& env, bool c
     state.last_success = state.last_attempt;
     state.consecutive_failures = 0;
     state.last_error.clear();
+    state.last_signer_reason.clear();
     try {
       SaveState(c.StateFile(), state);
     } catch (const Failure& f) {
@@ -90,6 +91,8 @@ RequestOutcome Attempt(const RequesterConfig& c, const RequesterEnv& env, bool c
   } catch (const Failure& f) {
     state.consecutive_failures += 1;
     state.last_error = f.reason() + ": " + f.what();
+    auto* refusal = dynamic_cast<const SignerRefusal*>(&f);
+    state.last_signer_reason = refusal != nullptr ? refusal->signer_reason() : "";
     try {
       SaveState(c.StateFile(), state);
     } catch (...) {
@@ -136,6 +139,7 @@ RequesterState LoadState(const std::string& path) {
     state.last_success = j.value("last_success", "");
     state.consecutive_failures = j.value("consecutive_failures", 0);
     state.last_error = j.value("last_error", "");
+    state.last_signer_reason = j.value("last_signer_reason", "");
     state.served_by = j.value("served_by", "");
     if (j.contains("signer_errors") && j["signer_errors"].is_object()) {
       for (auto& [server, error] : j["signer_errors"].items()) {
@@ -154,6 +158,7 @@ void SaveState(const std::string& path, const RequesterState& s) {
   j["last_success"] = s.last_success;
   j["consecutive_failures"] = s.consecutive_failures;
   j["last_error"] = s.last_error;
+  j["last_signer_reason"] = s.last_signer_reason;
   j["served_by"] = s.served_by;
   j["signer_errors"] = s.signer_errors;
   base::AtomicFileWriter(path, 0644).Write(j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");

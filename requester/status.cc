@@ -16,6 +16,9 @@ std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat f
   bool has_cert = s.state != CertificateState::kMissing && s.state != CertificateState::kUnreadable;
   auto epoch = [](TimePoint t) { return std::chrono::duration_cast<seconds>(t.time_since_epoch()).count(); };
   long long left = has_cert ? std::chrono::duration_cast<seconds>(s.not_after - now).count() : 0;
+  // The last attempt met a signer that holds new keys for approval (#14): nothing is wrong here;
+  // an operator has to act on the signer host. The daemon keeps asking, with backoff.
+  const bool pending = state.last_signer_reason == "pending-approval";
   if (format == StatusFormat::kJson) {
     nlohmann::ordered_json j;
     j["name"] = c.name;
@@ -33,6 +36,7 @@ std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat f
     j["last_success"] = state.last_success;
     j["consecutive_failures"] = state.consecutive_failures;
     j["last_error"] = state.last_error;
+    j["pending_approval"] = pending;
     j["served_by"] = state.served_by;
     j["signer_errors"] = state.signer_errors;
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
@@ -60,6 +64,9 @@ std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat f
     metric("etcd_requester_last_success_timestamp_seconds", "Time of the last successful request.", last_success);
     metric("etcd_requester_consecutive_failures", "Failed attempts since the last success.",
            state.consecutive_failures);
+    metric("etcd_requester_pending_approval",
+           "1 while the signer waits for an operator to approve this host's key (etcd-signerctl approve).",
+           pending ? 1 : 0);
     return out;
   }
   std::string out;
@@ -79,6 +86,10 @@ std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat f
   row("last success", state.last_success.empty() ? "never" : state.last_success);
   row("failures", std::to_string(state.consecutive_failures) +
                       (state.last_error.empty() ? "" : " (last: " + state.last_error + ")"));
+  if (pending) {
+    row("approval", "PENDING: the signer waits for an operator to approve this host's key; the command "
+                    "is in the last error (etcd-signerctl approve NAME SHA256, on the signer host)");
+  }
   if (!state.served_by.empty() && c.servers.size() > 1) row("served by", state.served_by);
   for (const auto& [server, error] : state.signer_errors) row("signer failed", server + ": " + error);
   return out;

@@ -69,6 +69,8 @@ struct RequesterState {
   std::string last_success;
   int consecutive_failures = 0;
   std::string last_error;
+  std::string last_signer_reason;                      // the signer's reason code of that error, e.g.
+                                                       // "pending-approval" (#14); empty otherwise
   std::string served_by;                               // the signer of the last success (#12)
   std::map<std::string, std::string> signer_errors;    // each signer's last error, until it serves
 };

@@ -300,3 +300,50 @@ TEST_F(Requester, TpmKeyEndToEnd) {
 }
 
 }  // namespace
+
+namespace {
+
+// #14 from the master's side: a signer with approval = "new-keys" answers 75 pending-approval; the
+// requester says what the operator must run, keeps its key (the one to approve), shows the state in
+// status, and the daemon gets its certificate with backoff once the key is approved.
+TEST_F(Requester, PendingApprovalIsShownKeptAndServedOnceTheKeyIsApproved) {
+  WriteFile(dir_ / "approved_keys", "# managed by etcd-signerctl\n", 0644);
+  WriteSignerConfig("approval = \"new-keys\"\napproved_keys = \"" + (dir_ / "approved_keys") + "\"\n");
+  RunResult r = Do(Args("request"));
+  EXPECT_EQ(r.exit_code, 75) << r.err;
+  EXPECT_NE(r.err.find("pending-approval"), std::string::npos) << r.err;
+  EXPECT_EQ(::access((dir_ / "client.pem").c_str(), F_OK), -1);
+  // The key the signer holds for approval is this host's key, and the message says how to approve it.
+  std::string spki = OpenSsl({"pkey", "-in", Key(), "-pubout", "-outform", "DER"}).out;
+  std::string sha = OpenSsl({"dgst", "-sha256", "-r"}, spki).out.substr(0, 64);
+  EXPECT_NE(r.err.find("etcd-signerctl --config " + (dir_ / "signer.toml") + " approve kubemaster-1 " + sha),
+            std::string::npos)
+      << r.err;
+  RunResult status = Do(Args("status"));
+  EXPECT_NE(status.out.find("approval        PENDING"), std::string::npos) << status.out;
+  auto json = nlohmann::json::parse(Do(Args("status", {"--key-file", Key(), "--json"})).out);
+  EXPECT_EQ(json.value("pending_approval", false), true) << json.dump();
+
+  Process daemon(Args("run"), {}, dir_ / "daemon.log");
+  for (int i = 0; i < 50 && ReadFile(dir_ / "daemon.log").find("retrying in") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_NE(ReadFile(dir_ / "daemon.log").find("pending-approval"), std::string::npos) << ReadFile(dir_ / "daemon.log");
+  RunResult approve = Do({Binary("etcd-signerctl"), "--config", dir_ / "signer.toml", "approve", "kubemaster-1", sha});
+  ASSERT_EQ(approve.exit_code, 0) << approve.err;
+  for (int i = 0; i < 300 && ::access((dir_ / "client.pem").c_str(), F_OK) != 0; ++i) std::this_thread::sleep_for(100ms);
+  ASSERT_EQ(::access((dir_ / "client.pem").c_str(), F_OK), 0) << ReadFile(dir_ / "daemon.log");
+  std::string issued_key = OpenSsl({"x509", "-in", dir_ / "client.pem", "-noout", "-pubkey"}).out;
+  EXPECT_EQ(issued_key, OpenSsl({"pkey", "-in", Key(), "-pubout"}).out);
+  ::kill(daemon.pid(), SIGTERM);
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(daemon.pid(), &wstatus, 0), daemon.pid());
+  EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << ReadFile(dir_ / "daemon.log");
+  status = Do(Args("status"));
+  EXPECT_EQ(status.out.find("PENDING"), std::string::npos) << status.out;
+  RunResult metrics = Do(Args("status", {"--key-file", Key(), "--prometheus", dir_ / "metrics.prom"}));
+  EXPECT_NE(ReadFile(dir_ / "metrics.prom").find("etcd_requester_pending_approval{name=\"kubemaster-1\"} 0"),
+            std::string::npos);
+}
+
+}  // namespace
