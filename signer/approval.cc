@@ -131,6 +131,12 @@ bool HexWord(std::uint64_t x) {
   return (digit | lower) == kH;
 }
 
+// All eight bytes are printable ASCII other than blank (0x21-0x7e).
+bool NameWord(std::uint64_t x) {
+  if (x & kH) return false;
+  return AtLeast(x, 0x21) == kH && AtLeast(x, 0x7f) == 0;
+}
+
 // Some byte is a C0 control other than tab, or DEL (bytes >= 0x80 are fine: UTF-8 comments).
 bool BadWord(std::uint64_t x) {
   std::uint64_t ascii = ~x & kH;  // high bit set where the byte is below 0x80
@@ -145,8 +151,13 @@ bool BadWord(std::uint64_t x) {
 std::size_t FindBad(std::string_view text) {
   std::size_t i = 0;
   bool any_bad = false;
-  for (; i + 8 <= text.size() && !any_bad; i += 8) any_bad = BadWord(Word(text.data() + i));
-  for (; i < text.size(); ++i) any_bad = any_bad || ClassOf(text[i]) == kBad;
+  if (text.size() >= 8) {
+    for (; i + 8 <= text.size() && !any_bad; i += 8) any_bad = BadWord(Word(text.data() + i));
+    // The tail as one more word that overlaps the last one.
+    any_bad = any_bad || BadWord(Word(text.data() + text.size() - 8));
+  } else {
+    for (; i < text.size(); ++i) any_bad = any_bad || ClassOf(text[i]) == kBad;
+  }
   if (!any_bad) return std::string_view::npos;
   for (i = 0; i < text.size(); ++i) {
     if (ClassOf(text[i]) == kBad) return i;
@@ -189,6 +200,7 @@ bool ParseListLine(std::string_view line, ListKind kind, ListLine& out, std::str
   };
   if (line[i] == '#') return rest_is_text(i);  // comment
   std::size_t start = i;
+  while (i + 8 <= n && NameWord(Word(line.data() + i))) i += 8;
   while (i < n && (ClassOf(line[i]) & kNameChar)) ++i;
   out.name = line.substr(start, i - start);
   if (i < n && ClassOf(line[i]) != kBlank) {

@@ -167,6 +167,19 @@ TEST(ListContains, EightBytesAtATimeAgreesWithOneByteAtATime) {
       bool hex = (b >= '0' && b <= '9') || (b >= 'a' && b <= 'f');
       EXPECT_EQ(signer::IsKeySha256(key), hex) << b << " at " << pos;
     }
+    // ... and of a name, whose first eight bytes are checked as one word.
+    std::string name = "kubemaster-1";
+    name[3] = static_cast<char>(b);
+    if (b != '\n') {
+      signer::ListLine parsed;
+      std::string why_name;
+      std::string line = name + " " + kKeyA;  // the parsed views point into it
+      bool name_ok = signer::ParseListLine(line, ListKind::kKeys, parsed, why_name);
+      EXPECT_EQ(name_ok, b > ' ' && b < 0x7f) << "name byte " << b << ": " << why_name;
+      if (name_ok) {
+        EXPECT_EQ(parsed.name, name);
+      }
+    }
     std::string comment = "0123456789abcdef";
     comment[5] = static_cast<char>(b);
     if (b == '\n') continue;
