@@ -184,11 +184,17 @@ TEST_F(Revocation, EtcdRefusesRevokedMastersAndEverythingUnderARevokedIntermedia
   const int etcd_pid = etcd_->pid();
   for (const Master* m : {&m1, &m2, &m3, &m3b}) EXPECT_TRUE(Works(*m, "before")) << m->dir;
 
-  // 1. kubemaster-1 is compromised: signer-a's intermediate (in signer-a's token) revokes its
-  //    serial. New connections with it are refused at once; the other masters carry on.
+  // 1. kubemaster-1 is compromised: its serials, as signer-a's audit log lists them
+  //    (etcd-signerctl serials, the runbook's step), are revoked by signer-a's intermediate (in
+  //    signer-a's token). New connections with them are refused at once; the others carry on.
   std::string serial1 = Serial(ReadFile(m1.cert()));
-  RunResult revoked =
-      Crl(a_->ca, intermediate_a, a_crl, {"--revoke", serial1, "--reason", "keyCompromise"});
+  RunResult listed = testing_support::Run({Binary("etcd-signerctl"), "serials", "--identity",
+                                           "kubemaster-1", "--valid", a_->dir + "/audit.log"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_EQ(listed.out, serial1 + "\n");
+  WriteFile(dir_ / "m1-serials.txt", listed.out);
+  RunResult revoked = Crl(a_->ca, intermediate_a, a_crl,
+                          {"--revoke-file", dir_ / "m1-serials.txt", "--reason", "keyCompromise"});
   ASSERT_EQ(revoked.exit_code, 0) << revoked.err;
   RunResult verify = OpenSsl({"crl", "-in", a_crl, "-CAfile", intermediate_a, "-verify", "-noout"});
   EXPECT_EQ(verify.exit_code, 0) << verify.err;
