@@ -9,6 +9,7 @@
 #include "pki/certificate_profile.h"
 #include "pki/csr.h"
 #include "pki/key.h"
+#include "pki/verify.h"
 
 namespace hsm {
 namespace {
@@ -173,7 +174,8 @@ std::string BuildCaBundle(const std::vector<std::string>& files,
 }
 
 std::vector<CheckResult> CheckCaKey(const KeyAccess& access, const std::string& ca_cert_path,
-                                    std::chrono::system_clock::time_point now) {
+                                    std::chrono::system_clock::time_point now,
+                                    const std::string& ca_chain_path, const std::string& ca_bundle_path) {
   pki::X509Ptr cert = pki::ReadCertificateFile(ca_cert_path);
   OpenKey open(access);
   std::vector<CheckResult> results;
@@ -229,6 +231,54 @@ std::vector<CheckResult> CheckCaKey(const KeyAccess& access, const std::string& 
   auto days_left = std::chrono::duration_cast<std::chrono::hours>(not_after - now).count() / 24;
   add(pki::NotBefore(cert.get()) <= now && now < not_after, "certificate-valid",
       now < not_after ? std::to_string(days_left) + " days left" : "expired");
+  if (ca_chain_path.empty()) return results;
+
+  std::vector<pki::X509Ptr> chain = pki::ReadCertificateBundleFile(ca_chain_path);
+  auto subject = [](X509* c) { return "'" + pki::NameToString(X509_get_subject_name(c)) + "'"; };
+  add(!chain.empty() && X509_cmp(chain.front().get(), cert.get()) == 0, "chain-starts-with-ca",
+      chain.empty() ? ca_chain_path + " holds no certificate"
+                    : ca_chain_path + " starts with " + subject(chain.front().get()) +
+                          (X509_cmp(chain.front().get(), cert.get()) == 0 ? "" : ", not with the CA certificate"));
+  std::string links = std::to_string(chain.size()) + " certificate(s), each issued by the next";
+  for (std::size_t i = 1; i < chain.size(); ++i) {
+    X509* child = chain[i - 1].get();
+    X509* parent = chain[i].get();
+    EVP_PKEY* parent_key = X509_get0_pubkey(parent);
+    if (X509_check_issued(parent, child) != X509_V_OK || parent_key == nullptr || X509_verify(child, parent_key) != 1) {
+      links = subject(parent) + " did not issue " + subject(child);
+      break;
+    }
+  }
+  ERR_clear_error();
+  add(links.find("did not issue") == std::string::npos, "chain-links", links);
+  std::string profile;
+  for (const auto& c : chain) {
+    if (std::string diff = pki::ChainCaProfileDifference(c.get()); !diff.empty()) {
+      profile = subject(c.get()) + ": " + diff;
+      break;
+    }
+  }
+  add(profile.empty(), "chain-ca-profile", profile.empty() ? "every certificate may stand in a chain" : profile);
+  auto earliest = pki::TimePoint::max();
+  bool all_valid = !chain.empty();
+  for (const auto& c : chain) {
+    all_valid = all_valid && pki::NotBefore(c.get()) <= now && now < pki::NotAfter(c.get());
+    earliest = std::min(earliest, pki::NotAfter(c.get()));
+  }
+  add(all_valid, "chain-valid",
+      chain.empty() ? "empty"
+                    : "the chain expires " + base::FormatRfc3339(earliest) + " (" +
+                          std::to_string(std::chrono::duration_cast<std::chrono::hours>(earliest - now).count() / 24) +
+                          " days)");
+  if (!ca_bundle_path.empty() && !chain.empty()) {
+    std::vector<pki::X509Ptr> roots = pki::ReadCertificateBundleFile(ca_bundle_path);
+    std::vector<X509*> anchors, untrusted;
+    for (auto& r : roots) anchors.push_back(r.get());
+    for (std::size_t i = 1; i < chain.size(); ++i) untrusted.push_back(chain[i].get());
+    std::string error = pki::VerifyChain(chain.front().get(), anchors, now, nullptr, untrusted, X509_PURPOSE_ANY);
+    add(error.empty(), "chain-to-root",
+        error.empty() ? "the chain leads to a root in " + ca_bundle_path : error + " (roots: " + ca_bundle_path + ")");
+  }
   return results;
 }
 

@@ -143,10 +143,14 @@ int main(int argc, char** argv) {
   list->add_option("--serial", serial, "Token serial: list its objects");
   AddPinOptions(list, pin);
 
+  std::string check_chain, check_roots;
   auto* check = app.add_subcommand("check", "Check a CA key in a token against its certificate");
   check->add_option("--module", module, "PKCS#11 module path (or module-path= in the URI)");
   check->add_option("--key", key_uri, "RFC 7512 URI of the CA key")->required();
   check->add_option("--ca-cert", ca_cert, "CA certificate (PEM)")->required();
+  check->add_option("--ca-chain", check_chain,
+                    "The signer's ca_chain (PEM: the CA certificate, then its issuers up to, not including, the root)");
+  check->add_option("--ca-bundle", check_roots, "With --ca-chain: the roots the chain must lead to (PEM)");
   AddPinOptions(check, pin);
 
   try {
@@ -254,7 +258,7 @@ int main(int argc, char** argv) {
       }
     } else if (check->parsed()) {
       bool all = true;
-      for (const auto& r : hsm::CheckCaKey(access, ca_cert, now)) {
+      for (const auto& r : hsm::CheckCaKey(access, ca_cert, now, check_chain, check_roots)) {
         std::printf("%-4s %-24s %s\n", r.ok ? "ok" : "FAIL", r.name.c_str(), r.detail.c_str());
         all = all && r.ok;
       }

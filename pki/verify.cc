@@ -14,7 +14,7 @@ namespace {
 }  // namespace
 
 std::string VerifyChain(X509* cert, const std::vector<X509*>& anchors, TimePoint now, X509Ptr* issuer,
-                        const std::vector<X509*>& untrusted) {
+                        const std::vector<X509*>& untrusted, int purpose) {
   X509StorePtr store(X509_STORE_new());
   for (X509* anchor : anchors) X509_STORE_add_cert(store.get(), anchor);
   X509StoreCtxPtr ctx(X509_STORE_CTX_new());
@@ -26,7 +26,7 @@ std::string VerifyChain(X509* cert, const std::vector<X509*>& anchors, TimePoint
   }
   X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
   X509_VERIFY_PARAM_set_time(param, std::chrono::system_clock::to_time_t(now));
-  X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_CLIENT);
+  X509_VERIFY_PARAM_set_purpose(param, purpose);
   int ok = X509_verify_cert(ctx.get());
   std::string error;
   if (ok != 1) {

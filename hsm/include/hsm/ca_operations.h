@@ -68,7 +68,13 @@ struct CheckResult {
 // The `check` verb: test signature verified with the certificate's key; certificate and token
 // key match; the key is sensitive, never-extractable, sign-capable; the certificate is a CA and
 // currently valid. Every check runs and reports, even after one fails (token errors throw).
+// With `ca_chain_path` (the signer's ca_chain, #12) also: the chain starts with the CA certificate,
+// each certificate issued the one before it, each is fit to stand in a chain
+// (pki::ChainCaProfileDifference) and valid now; with `ca_bundle_path` (the roots), the chain
+// leads to one of them.
 std::vector<CheckResult> CheckCaKey(const KeyAccess& access, const std::string& ca_cert_path,
-                                    std::chrono::system_clock::time_point now);
+                                    std::chrono::system_clock::time_point now,
+                                    const std::string& ca_chain_path = "",
+                                    const std::string& ca_bundle_path = "");
 
 }  // namespace hsm

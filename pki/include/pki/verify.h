@@ -43,10 +43,12 @@ struct IssuedCertificate {
 // certificate being its issuer. Throws Failure(kDataErr, reason).
 IssuedCertificate VerifyIssuedCertificate(const std::string& pem, const IssuedCertificateExpectations& want);
 
-// Verifies `cert` against anchors with OpenSSL's path validation at time `now` (purpose:
-// SSL client), with `untrusted` intermediates. Returns "" on success or OpenSSL's reason; on
-// success `issuer` (when given) receives the certificate that issued `cert`.
+// Verifies `cert` against anchors with OpenSSL's path validation at time `now` (purpose: SSL
+// client, or `purpose`, e.g. X509_PURPOSE_ANY for a CA certificate), with `untrusted`
+// intermediates. Returns "" on success or OpenSSL's reason; on success `issuer` (when given)
+// receives the certificate that issued `cert`.
 std::string VerifyChain(X509* cert, const std::vector<X509*>& anchors, TimePoint now,
-                        X509Ptr* issuer = nullptr, const std::vector<X509*>& untrusted = {});
+                        X509Ptr* issuer = nullptr, const std::vector<X509*>& untrusted = {},
+                        int purpose = X509_PURPOSE_SSL_CLIENT);
 
 }  // namespace pki

@@ -323,6 +323,27 @@ TEST_F(TwoTier, TheRootCeremonyRefusesWhatItMustNot) {
   EXPECT_NE(text.out.find("CA:TRUE, pathlen:0"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("Certificate Sign, CRL Sign"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("TLS Web Client Authentication"), std::string::npos) << text.out;
+
+  // `etcd-hsm check` with the signer's chain: A's key, its intermediate as CA certificate and chain,
+  // the root as bundle; then a chain that is B's, and a bundle that holds another root.
+  auto check = [&](const std::string& chain, const std::string& roots) {
+    return Hsm({"check", "--module", kSoftHsmModule, "--key", a_->ca.key_uri, "--pin-file", a_->ca.pin_file,
+                "--ca-cert", a_->dir + "/signer-a.pem", "--ca-chain", chain, "--ca-bundle", roots},
+               a_->ca);
+  };
+  r = check(a_->dir + "/signer-a.pem", root_cert_);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  for (const char* line : {"ok   chain-starts-with-ca", "ok   chain-links", "ok   chain-ca-profile", "ok   chain-valid",
+                           "ok   chain-to-root"}) {
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
+  }
+  r = check(b_->dir + "/signer-b.pem", root_cert_);
+  EXPECT_EQ(r.exit_code, 65) << r.out << r.err;
+  EXPECT_NE(r.out.find("FAIL chain-starts-with-ca"), std::string::npos) << r.out;
+  r = check(a_->dir + "/signer-a.pem", root_->ca_cert);
+  EXPECT_EQ(r.exit_code, 65) << r.out << r.err;
+  EXPECT_NE(r.out.find("FAIL chain-to-root"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ok   chain-links"), std::string::npos) << r.out;
 }
 
 }  // namespace
