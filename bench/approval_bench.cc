@@ -6,7 +6,8 @@
 // etcd-signerctl writes), DIR/denied_keys with N/100 lines and DIR/denied_identities with 100
 // names, then times what one signer process does per request, K times:
 //   request     a fresh ApprovalGate: CheckIdentity + CheckKey for an approved pair: all three
-//               files read and parsed strictly line by line (ListContains), the whole per-request cost
+//               files read and parsed strictly line by line (ListContains), the whole per-request
+//               cost
 //   scan        ListContains over approved_keys alone
 //   load        ApprovalList::Load of approved_keys (read + strict parse + hash set), what
 //               `etcd-signerctl pending` uses, and what the signer did first
@@ -14,9 +15,9 @@
 //   lookup      Contains on a loaded list (hits and misses alternating)
 //
 // Output: tab-separated lines  label  count  wall_seconds  wall_us_per_item  cpu_us_per_item
-#include <CLI/CLI.hpp>
 #include <time.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -47,13 +48,17 @@ void Row(const char* label, long count, const std::function<void()>& op) {
   op();
   double wall = std::chrono::duration<double>(Clock::now() - start).count();
   double cpu = CpuSeconds() - cpu0;
-  std::printf("%s\t%ld\t%.3f\t%.2f\t%.2f\n", label, count, wall, wall * 1e6 / static_cast<double>(count),
-              cpu * 1e6 / static_cast<double>(count));
+  std::printf("%s\t%ld\t%.3f\t%.2f\t%.2f\n", label, count, wall,
+              wall * 1e6 / static_cast<double>(count), cpu * 1e6 / static_cast<double>(count));
   std::fflush(stdout);
 }
 
-std::string Name(long i) { return "kubemaster-" + std::to_string(i); }
-std::string Key(long i) { return signer::Sha256Hex("key " + std::to_string(i)); }
+std::string Name(long i) {
+  return "kubemaster-" + std::to_string(i);
+}
+std::string Key(long i) {
+  return signer::Sha256Hex("key " + std::to_string(i));
+}
 
 }  // namespace
 
@@ -80,48 +85,49 @@ int main(int argc, char** argv) try {
   base::AtomicFileWriter(config.approved_keys).Write(approved);
   base::AtomicFileWriter(config.denied_keys).Write(denied);
   base::AtomicFileWriter(config.denied_identities).Write(names);
-  std::printf("# approved_keys: %ld lines, %.2f MB\n", keys, static_cast<double>(approved.size()) / 1e6);
+  std::printf("# approved_keys: %ld lines, %.2f MB\n", keys,
+              static_cast<double>(approved.size()) / 1e6);
 
   long passed = 0;
   Row("request", iterations, [&] {
-        for (long i = 0; i < iterations; ++i) {
-          long k = (i * 7919) % keys;  // spread over the file
-          signer::ApprovalGate gate(config);
-          gate.CheckIdentity(Name(k / 2));
-          gate.CheckKey(Name(k / 2), Key(k));
-          ++passed;
-        }
-      });
+    for (long i = 0; i < iterations; ++i) {
+      long k = (i * 7919) % keys;  // spread over the file
+      signer::ApprovalGate gate(config);
+      gate.CheckIdentity(Name(k / 2));
+      gate.CheckKey(Name(k / 2), Key(k));
+      ++passed;
+    }
+  });
   if (passed != iterations) throw std::runtime_error("an approved pair was refused");
   Row("scan", iterations, [&] {
-        for (long i = 0; i < iterations; ++i) {
-          long k = (i * 7919) % keys;
-          if (!signer::ListContains(config.approved_keys, signer::ListKind::kKeys, Name(k / 2), Key(k)))
-            throw std::runtime_error("an approved pair was not found");
-        }
-      });
+    for (long i = 0; i < iterations; ++i) {
+      long k = (i * 7919) % keys;
+      if (!signer::ListContains(config.approved_keys, signer::ListKind::kKeys, Name(k / 2), Key(k)))
+        throw std::runtime_error("an approved pair was not found");
+    }
+  });
   Row("load", iterations, [&] {
-        for (long i = 0; i < iterations; ++i) {
-          auto list = signer::ApprovalList::Load(config.approved_keys, signer::ListKind::kKeys);
-          if (list.size() != static_cast<std::size_t>(keys)) throw std::runtime_error("wrong size");
-        }
-      });
+    for (long i = 0; i < iterations; ++i) {
+      auto list = signer::ApprovalList::Load(config.approved_keys, signer::ListKind::kKeys);
+      if (list.size() != static_cast<std::size_t>(keys)) throw std::runtime_error("wrong size");
+    }
+  });
   Row("parse", iterations, [&] {
-        for (long i = 0; i < iterations; ++i) {
-          auto list = signer::ApprovalList::Parse(approved, signer::ListKind::kKeys, "approved_keys");
-          if (list.size() != static_cast<std::size_t>(keys)) throw std::runtime_error("wrong size");
-        }
-      });
+    for (long i = 0; i < iterations; ++i) {
+      auto list = signer::ApprovalList::Parse(approved, signer::ListKind::kKeys, "approved_keys");
+      if (list.size() != static_cast<std::size_t>(keys)) throw std::runtime_error("wrong size");
+    }
+  });
   auto list = signer::ApprovalList::Load(config.approved_keys, signer::ListKind::kKeys);
   std::vector<std::pair<std::string, std::string>> probes;
   for (long i = 0; i < 1000; ++i) probes.emplace_back(Name(i / 2), Key(i % 2 == 0 ? i : keys + i));
   long hits = 0, lookups = 1000000;
   Row("lookup", lookups, [&] {
-        for (long i = 0; i < lookups; ++i) {
-          const auto& [name, key] = probes[static_cast<std::size_t>(i % 1000)];
-          hits += list.Contains(name, key) ? 1 : 0;
-        }
-      });
+    for (long i = 0; i < lookups; ++i) {
+      const auto& [name, key] = probes[static_cast<std::size_t>(i % 1000)];
+      hits += list.Contains(name, key) ? 1 : 0;
+    }
+  });
   if (hits != lookups / 2) throw std::runtime_error("lookup answers are wrong");
   return 0;
 } catch (const std::exception& e) {

@@ -26,7 +26,6 @@ using base::Failure;
   throw Failure(ExitCode::kConfig, "bad-config", message);
 }
 
-
 const char* KindName(ListKind kind) {
   return kind == ListKind::kKeys ? "NAME SHA256 [comment]" : "NAME [comment]";
 }
@@ -57,16 +56,19 @@ std::pair<std::shared_ptr<const char>, std::string_view> ReadList(const std::str
     ~Closer() { ::close(fd); }
   } closer{fd};
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) BadConfig("cannot read " + path + ": not a regular file");
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+    BadConfig("cannot read " + path + ": not a regular file");
   if (static_cast<std::size_t>(st.st_size) > kMaxListBytes) {
     BadConfig(path + " is larger than " + std::to_string(kMaxListBytes) + " bytes");
   }
   // Room for one byte more than its size: a file that grew meanwhile is too large for this read.
   std::size_t capacity = static_cast<std::size_t>(st.st_size) + 1;
-  void* area = ::mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  void* area = ::mmap(nullptr, capacity, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (area == MAP_FAILED) BadConfig("cannot read " + path + ": " + std::strerror(errno));
-  std::shared_ptr<const char> bytes(static_cast<const char*>(area),
-                                    [capacity](const char* p) { ::munmap(const_cast<char*>(p), capacity); });
+  std::shared_ptr<const char> bytes(static_cast<const char*>(area), [capacity](const char* p) {
+    ::munmap(const_cast<char*>(p), capacity);
+  });
   char* data = static_cast<char*>(area);
   std::size_t got = 0;
   while (got < capacity) {
@@ -87,20 +89,23 @@ namespace {
 // Byte classes for the one pass over each line (a request reads every line of every list: at
 // 10,000 approved keys that is about a megabyte, parsed in well under a millisecond).
 enum ByteClass : unsigned char {
-  kBad = 0,         // C0 controls except tab, DEL: refused anywhere
-  kBlank = 1,       // space, tab
-  kCommentOnly = 2, // bytes >= 0x80 (UTF-8 in comments)
-  kNameChar = 4,    // printable ASCII except blank
-  kHexChar = 8,     // 0-9 a-f (also kNameChar)
+  kBad = 0,          // C0 controls except tab, DEL: refused anywhere
+  kBlank = 1,        // space, tab
+  kCommentOnly = 2,  // bytes >= 0x80 (UTF-8 in comments)
+  kNameChar = 4,     // printable ASCII except blank
+  kHexChar = 8,      // 0-9 a-f (also kNameChar)
 };
 
 constexpr std::array<unsigned char, 256> MakeClasses() {
   std::array<unsigned char, 256> t{};
   for (int c = 0; c < 256; ++c) {
     unsigned char v = kBad;
-    if (c == ' ' || c == '\t') v = kBlank;
-    else if (c > ' ' && c < 0x7f) v = kNameChar;
-    else if (c >= 0x80) v = kCommentOnly;
+    if (c == ' ' || c == '\t')
+      v = kBlank;
+    else if (c > ' ' && c < 0x7f)
+      v = kNameChar;
+    else if (c >= 0x80)
+      v = kCommentOnly;
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) v |= kHexChar;
     t[static_cast<std::size_t>(c)] = v;
   }
@@ -108,14 +113,18 @@ constexpr std::array<unsigned char, 256> MakeClasses() {
 }
 constexpr std::array<unsigned char, 256> kClass = MakeClasses();
 
-unsigned char ClassOf(char c) { return kClass[static_cast<unsigned char>(c)]; }
+unsigned char ClassOf(char c) {
+  return kClass[static_cast<unsigned char>(c)];
+}
 
 // Eight bytes at a time for the long parts of a line (the key and the comment): this check runs
 // over every line of every list on every request. For bytes below 0x80, (x + L*(0x80 - m)) & H
 // sets a byte's high bit exactly when that byte is >= m, without carries between bytes.
 constexpr std::uint64_t kL = 0x0101010101010101ull;
 constexpr std::uint64_t kH = 0x8080808080808080ull;
-constexpr std::uint64_t AtLeast(std::uint64_t seven_bit, unsigned m) { return (seven_bit + kL * (0x80 - m)) & kH; }
+constexpr std::uint64_t AtLeast(std::uint64_t seven_bit, unsigned m) {
+  return (seven_bit + kL * (0x80 - m)) & kH;
+}
 
 std::uint64_t Word(const char* p) {
   std::uint64_t x;
@@ -166,7 +175,8 @@ std::size_t FindBad(std::string_view text) {
 }
 
 std::string BadByte(char c) {
-  return c == '\r' ? "a carriage return (save the file with Unix line endings)" : "a control character";
+  return c == '\r' ? "a carriage return (save the file with Unix line endings)"
+                   : "a control character";
 }
 
 }  // namespace
@@ -208,14 +218,18 @@ bool ParseListLine(std::string_view line, ListKind kind, ListLine& out, std::str
       why = BadByte(line[i]);
     } else {
       std::size_t end = line.find_first_of(" \t", i);
-      why = "'" + base::Printable(line.substr(start, end == std::string_view::npos ? end : end - start), 80) +
-            "' is not a name (1 to 64 printable ASCII characters, no blanks); lines are " + KindName(kind);
+      why = "'" +
+            base::Printable(line.substr(start, end == std::string_view::npos ? end : end - start),
+                            80) +
+            "' is not a name (1 to 64 printable ASCII characters, no blanks); lines are " +
+            KindName(kind);
     }
     return false;
   }
   if (out.name.size() > kMaxListedName) {
     why = "'" + base::Printable(out.name, 80) +
-          "' is not a name (1 to 64 printable ASCII characters, no blanks); lines are " + KindName(kind);
+          "' is not a name (1 to 64 printable ASCII characters, no blanks); lines are " +
+          KindName(kind);
     return false;
   }
   while (i < n && ClassOf(line[i]) == kBlank) ++i;
@@ -278,8 +292,8 @@ ApprovalList ApprovalList::Load(const std::string& path, ListKind kind) {
   return ParseStored(std::move(bytes), text, kind, path);
 }
 
-ApprovalList ApprovalList::ParseStored(std::shared_ptr<const char> bytes, std::string_view text, ListKind kind,
-                                       const std::string& file) {
+ApprovalList ApprovalList::ParseStored(std::shared_ptr<const char> bytes, std::string_view text,
+                                       ListKind kind, const std::string& file) {
   ApprovalList list;
   list.kind_ = kind;
   list.bytes_ = std::move(bytes);
@@ -330,7 +344,8 @@ bool ApprovalList::Contains(std::string_view name, std::string_view key_sha256) 
   }
 }
 
-bool ListContains(const std::string& path, ListKind kind, std::string_view name, std::string_view key_sha256) {
+bool ListContains(const std::string& path, ListKind kind, std::string_view name,
+                  std::string_view key_sha256) {
   if (kind == ListKind::kNames) key_sha256 = {};
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) BadConfig("cannot read " + path + ": " + std::strerror(errno));
@@ -339,7 +354,8 @@ bool ListContains(const std::string& path, ListKind kind, std::string_view name,
     ~Closer() { ::close(fd); }
   } closer{fd};
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) BadConfig("cannot read " + path + ": not a regular file");
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+    BadConfig("cannot read " + path + ": not a regular file");
   // One small buffer, reused: a fresh process pays for every page it touches the first time, and
   // a list of 10,000 keys is a megabyte (PERFORMANCE.md).
   static thread_local std::array<char, 64 * 1024> chunk;
@@ -350,7 +366,8 @@ bool ListContains(const std::string& path, ListKind kind, std::string_view name,
   std::string why;
   auto line_done = [&](std::string_view line) {
     ++number;
-    if (!ParseListLine(line, kind, parsed, why)) BadConfig(path + ":" + std::to_string(number) + ": " + why);
+    if (!ParseListLine(line, kind, parsed, why))
+      BadConfig(path + ":" + std::to_string(number) + ": " + why);
     if (parsed.entry && parsed.name == name && parsed.key_sha256 == key_sha256) found = true;
   };
   for (;;) {
@@ -359,7 +376,8 @@ bool ListContains(const std::string& path, ListKind kind, std::string_view name,
     if (n < 0) BadConfig("cannot read " + path + ": " + std::strerror(errno));
     if (n == 0) break;
     total += static_cast<std::size_t>(n);
-    if (total > kMaxListBytes) BadConfig(path + " is larger than " + std::to_string(kMaxListBytes) + " bytes");
+    if (total > kMaxListBytes)
+      BadConfig(path + " is larger than " + std::to_string(kMaxListBytes) + " bytes");
     std::string_view data(chunk.data(), static_cast<std::size_t>(n));
     for (;;) {
       std::size_t nl = data.find('\n');
@@ -392,15 +410,17 @@ void ApprovalGate::CheckIdentity(std::string_view name) {
 }
 
 void ApprovalGate::CheckKey(std::string_view name, std::string_view key_sha256) {
-  if (!config_.denied_keys.empty() && ListContains(config_.denied_keys, ListKind::kKeys, name, key_sha256)) {
+  if (!config_.denied_keys.empty() &&
+      ListContains(config_.denied_keys, ListKind::kKeys, name, key_sha256)) {
     throw Failure(ExitCode::kNoPerm, "key-denied",
-                  "the key " + std::string(key_sha256) + " is denied for '" + base::Printable(name, 80) +
-                      "' (denied_keys): make a new key");
+                  "the key " + std::string(key_sha256) + " is denied for '" +
+                      base::Printable(name, 80) + "' (denied_keys): make a new key");
   }
   if (config_.approval != ApprovalMode::kNewKeys) return;
   if (!ListContains(config_.approved_keys, ListKind::kKeys, name, key_sha256)) {
     throw Failure(ExitCode::kTempFail, "pending-approval",
-                  "the key SHA-256 " + std::string(key_sha256) + " of '" + base::Printable(name, 80) +
+                  "the key SHA-256 " + std::string(key_sha256) + " of '" +
+                      base::Printable(name, 80) +
                       "' is not approved yet; an operator approves it on the signer host with: " +
                       ApproveCommand(config_, name, key_sha256));
   }
@@ -444,7 +464,8 @@ ListFile ReadForEdit(const std::string& path, ListKind kind) {
   std::string why;
   ForEachTextLine(text, [&](std::size_t number, std::string_view line) {
     if (!ParseListLine(line, kind, parsed, why)) {
-      BadConfig(path + ":" + std::to_string(number) + ": " + why + " (fix it by hand; nothing was changed)");
+      BadConfig(path + ":" + std::to_string(number) + ": " + why +
+                " (fix it by hand; nothing was changed)");
     }
     file.lines.push_back(EditableLine{std::string(line), parsed.entry, std::string(parsed.name),
                                       std::string(parsed.key_sha256)});
@@ -508,7 +529,8 @@ std::string Comment(const std::string& comment) {
 }  // namespace
 
 ListEdit AddKey(const std::string& path, std::string_view name, std::string_view key_sha256,
-                const std::string& comment, bool replace_name, std::chrono::milliseconds lock_wait) {
+                const std::string& comment, bool replace_name,
+                std::chrono::milliseconds lock_wait) {
   RequireName(name);
   RequireKey(key_sha256);
   return Edit(path, ListKind::kKeys, lock_wait, [&](ListFile& file) {
@@ -606,8 +628,9 @@ std::vector<PendingKey> PendingSummary::Keys() const {
   std::vector<PendingKey> out;
   out.reserve(by_pair_.size());
   for (const auto& [pair, p] : by_pair_) out.push_back(p);
-  std::stable_sort(out.begin(), out.end(),
-                   [](const PendingKey& a, const PendingKey& b) { return a.first_seen < b.first_seen; });
+  std::stable_sort(out.begin(), out.end(), [](const PendingKey& a, const PendingKey& b) {
+    return a.first_seen < b.first_seen;
+  });
   return out;
 }
 
@@ -618,10 +641,11 @@ std::string FormatPending(const std::vector<PendingKey>& keys) {
                 "FIRST SEEN", "LAST SEEN", "COUNT", "PEER");
   out += buf;
   for (const auto& p : keys) {
-    std::snprintf(buf, sizeof buf, "%-20s %-64s %-20s %-20s %5llu %s\n",
-                  base::Printable(p.name, 64).c_str(), base::Printable(p.key_sha256, 64).c_str(),
-                  base::FormatRfc3339(p.first_seen).c_str(), base::FormatRfc3339(p.last_seen).c_str(),
-                  static_cast<unsigned long long>(p.count), base::Printable(p.last_peer, 60).c_str());
+    std::snprintf(
+        buf, sizeof buf, "%-20s %-64s %-20s %-20s %5llu %s\n", base::Printable(p.name, 64).c_str(),
+        base::Printable(p.key_sha256, 64).c_str(), base::FormatRfc3339(p.first_seen).c_str(),
+        base::FormatRfc3339(p.last_seen).c_str(), static_cast<unsigned long long>(p.count),
+        base::Printable(p.last_peer, 60).c_str());
     out += buf;
   }
   return out;

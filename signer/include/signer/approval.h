@@ -74,8 +74,8 @@ class ApprovalList {
     std::string_view name, key;
   };
   static std::uint64_t Hash(std::string_view name, std::string_view key);
-  static ApprovalList ParseStored(std::shared_ptr<const char> bytes, std::string_view text, ListKind kind,
-                                  const std::string& file);
+  static ApprovalList ParseStored(std::shared_ptr<const char> bytes, std::string_view text,
+                                  ListKind kind, const std::string& file);
   ListKind kind_ = ListKind::kKeys;
   std::shared_ptr<const char> bytes_;  // the file's bytes, which the entries point into
   std::vector<Entry> entries_;         // each pair once

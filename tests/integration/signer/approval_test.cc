@@ -42,15 +42,17 @@ class Approval : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new TempDir();
     deployment_ = new SignerDeployment(dir_->path());
-    deployment_->WriteSignerConfig("approval = \"new-keys\"\napproved_keys = \"" + (*dir_ / "approved_keys") +
-                                   "\"\ndenied_keys = \"" + (*dir_ / "denied_keys") +
-                                   "\"\ndenied_identities = \"" + (*dir_ / "denied_identities") + "\"\n");
+    deployment_->WriteSignerConfig("approval = \"new-keys\"\napproved_keys = \"" +
+                                   (*dir_ / "approved_keys") + "\"\ndenied_keys = \"" +
+                                   (*dir_ / "denied_keys") + "\"\ndenied_identities = \"" +
+                                   (*dir_ / "denied_identities") + "\"\n");
     // Configuration management puts the (empty) files in place with approval switched on.
     for (const char* name : {"approved_keys", "denied_keys", "denied_identities"}) {
       WriteFile(*dir_ / name, "# managed by etcd-signerctl\n", 0644);
     }
     ssh_keys_ = new std::map<std::string, std::string>;
-    for (const char* name : {"kubemaster-1", "kubemaster-2"}) (*ssh_keys_)[name] = deployment_->AddMaster(name);
+    for (const char* name : {"kubemaster-1", "kubemaster-2"})
+      (*ssh_keys_)[name] = deployment_->AddMaster(name);
     deployment_->Start();
   }
   static void TearDownTestSuite() {
@@ -63,8 +65,8 @@ class Approval : public ::testing::Test {
   static Csr NewCsr(const std::string& cn, const std::string& file) {
     Csr csr;
     std::string key = *dir_ / (file + ".key");
-    RunResult req = OpenSsl({"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                             "-keyout", key, "-subj", "/CN=" + cn});
+    RunResult req = OpenSsl({"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                             "-nodes", "-keyout", key, "-subj", "/CN=" + cn});
     EXPECT_EQ(req.exit_code, 0) << req.err;
     csr.pem = req.out;
     csr.b64 = OpenSsl({"base64"}, req.out).out;
@@ -73,19 +75,19 @@ class Approval : public ::testing::Test {
     return csr;
   }
 
-  static RunResult Sign(const std::string& name, const Csr& csr, const std::string& request = "sign") {
+  static RunResult Sign(const std::string& name, const Csr& csr,
+                        const std::string& request = "sign") {
     return deployment_->ssh.Ssh((*ssh_keys_)[name], request, csr.b64);
   }
 
   static RunResult SignK8s(const std::string& name, const Csr& csr) {
-    nlohmann::json object = {
-        {"apiVersion", "certificates.k8s.io/v1"},
-        {"kind", "CertificateSigningRequest"},
-        {"metadata", {{"name", name + "-etcd"}}},
-        {"spec",
-         {{"request", OpenSsl({"base64", "-A"}, csr.pem).out},
-          {"signerName", "etcd-hsm-signer.example.com/etcd-client"},
-          {"usages", {"digital signature", "client auth"}}}}};
+    nlohmann::json object = {{"apiVersion", "certificates.k8s.io/v1"},
+                             {"kind", "CertificateSigningRequest"},
+                             {"metadata", {{"name", name + "-etcd"}}},
+                             {"spec",
+                              {{"request", OpenSsl({"base64", "-A"}, csr.pem).out},
+                               {"signerName", "etcd-hsm-signer.example.com/etcd-client"},
+                               {"usages", {"digital signature", "client auth"}}}}};
     return deployment_->ssh.Ssh((*ssh_keys_)[name], "sign --format k8s", object.dump());
   }
 
@@ -123,8 +125,8 @@ TEST_F(Approval, AnUnknownKeyIsPendingUntilApprovedAndANewKeyIsPendingAgain) {
   EXPECT_EQ(pending.exit_code, 75) << pending.err;
   EXPECT_TRUE(pending.out.empty()) << pending.out;
   EXPECT_EQ(SignerLine(pending.err).rfind("etcd-signer: pending-approval: ", 0), 0u) << pending.err;
-  std::string expected_command =
-      "etcd-signerctl --config " + (*dir_ / "signer.toml") + " approve kubemaster-1 " + first.key_sha256;
+  std::string expected_command = "etcd-signerctl --config " + (*dir_ / "signer.toml") +
+                                 " approve kubemaster-1 " + first.key_sha256;
   ASSERT_NE(pending.err.find(expected_command), std::string::npos) << pending.err;
   // Audited as pending, with the key and without a serial.
   nlohmann::json record = LastRecord();
@@ -170,7 +172,8 @@ TEST_F(Approval, AnUnknownKeyIsPendingUntilApprovedAndANewKeyIsPendingAgain) {
   EXPECT_NE(again.err.find(second.key_sha256), std::string::npos) << again.err;
   RunResult replace = Ctl({"approve", "kubemaster-1", second.key_sha256, "--replace"});
   ASSERT_EQ(replace.exit_code, 0) << replace.err;
-  EXPECT_NE(replace.out.find("removed 1 other line(s) of kubemaster-1"), std::string::npos) << replace.out;
+  EXPECT_NE(replace.out.find("removed 1 other line(s) of kubemaster-1"), std::string::npos)
+      << replace.out;
   EXPECT_EQ(Sign("kubemaster-1", second).exit_code, 0);
   RunResult old_key = Sign("kubemaster-1", first);
   EXPECT_EQ(old_key.exit_code, 75) << old_key.err;
@@ -228,7 +231,8 @@ TEST_F(Approval, ADeniedIdentityGetsNothingFromAnyIssuingVerbUntilAllowedAndItsS
   EXPECT_EQ(serials.out, serial_before + "\n" + serial_after + "\n");
   EXPECT_EQ(Ctl({"serials", "--identity", "kubemaster-2", "--valid"}).out, serials.out);
   // A day later both have expired (24 h certificates).
-  RunResult later = Ctl({"--now", TwoDaysFromNow(), "serials", "--identity", "kubemaster-2", "--valid"});
+  RunResult later =
+      Ctl({"--now", TwoDaysFromNow(), "serials", "--identity", "kubemaster-2", "--valid"});
   EXPECT_EQ(later.exit_code, 0) << later.err;
   EXPECT_EQ(later.out, "");
   EXPECT_EQ(Ctl({"serials", "--identity", "kubemaster-9"}).out, "");

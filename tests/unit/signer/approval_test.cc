@@ -45,14 +45,20 @@ std::pair<ExitCode, std::string> Caught(F&& f, std::string* message = nullptr) {
 // --- the file format ---------------------------------------------------------------------------
 
 TEST(ApprovalList, ParsesEntriesCommentsBlankLinesAndTrailingComments) {
-  ApprovalList list = ApprovalList::Parse("# approved keys\n"
-                                          "\n"
-                                          "kubemaster-1 " + kKeyA + "\n"
-                                          "   \t\n"
-                                          "  # indented comment\n"
-                                          "kubemaster-2\t" + kKeyB + "  rebuilt 2026-11-27 by ops # x\n"
-                                          "kubemaster-3 " + kKeyC,  // no final newline
-                                          ListKind::kKeys, "approved_keys");
+  ApprovalList list = ApprovalList::Parse(
+      "# approved keys\n"
+      "\n"
+      "kubemaster-1 " +
+          kKeyA +
+          "\n"
+          "   \t\n"
+          "  # indented comment\n"
+          "kubemaster-2\t" +
+          kKeyB +
+          "  rebuilt 2026-11-27 by ops # x\n"
+          "kubemaster-3 " +
+          kKeyC,  // no final newline
+      ListKind::kKeys, "approved_keys");
   EXPECT_EQ(list.size(), 3u);
   EXPECT_TRUE(list.Contains("kubemaster-1", kKeyA));
   EXPECT_TRUE(list.Contains("kubemaster-2", kKeyB));
@@ -75,7 +81,8 @@ TEST(ApprovalList, EveryMalformedLineIsAConfigurationErrorNamingFileAndLine) {
            {"kubemaster-1 " + kKeyA.substr(1), "is not a key SHA-256"},
            {"kubemaster-1 " + std::string(64, 'A'), "is not a key SHA-256"},  // lowercase only
            {"kubemaster-1 " + kKeyA + "0", "is not a key SHA-256"},
-           {"kubemaster-1 SHA256:aMg1DFUExIP0pr63bJPO1m5nA6VuuskTV6Or/OFY864", "is an SSH key fingerprint"},
+           {"kubemaster-1 SHA256:aMg1DFUExIP0pr63bJPO1m5nA6VuuskTV6Or/OFY864",
+            "is an SSH key fingerprint"},
            {kKeyA + " kubemaster-1", "is not a key SHA-256"},  // fields swapped
            {"kubemaster-1 " + kKeyA + "\r", "carriage return"},
            {"kubemaster-1 " + kKeyA + " comment\x01", "control character"},
@@ -84,9 +91,9 @@ TEST(ApprovalList, EveryMalformedLineIsAConfigurationErrorNamingFileAndLine) {
        }) {
     std::string text = "# header\nkubemaster-9 " + kKeyB + "\n" + c.line + "\n";
     std::string message;
-    auto [code, reason] =
-        Caught([&] { ApprovalList::Parse(text, ListKind::kKeys, "/etc/etcd-signer/approved_keys"); },
-               &message);
+    auto [code, reason] = Caught(
+        [&] { ApprovalList::Parse(text, ListKind::kKeys, "/etc/etcd-signer/approved_keys"); },
+        &message);
     EXPECT_EQ(code, ExitCode::kConfig) << c.line;
     EXPECT_EQ(reason, "bad-config") << c.line;
     EXPECT_EQ(message.rfind("/etc/etcd-signer/approved_keys:3: ", 0), 0u) << message;
@@ -97,16 +104,18 @@ TEST(ApprovalList, EveryMalformedLineIsAConfigurationErrorNamingFileAndLine) {
 }
 
 TEST(ApprovalList, NameListsTakeOneNamePerLine) {
-  ApprovalList names = ApprovalList::Parse("# stolen 2026-11-27\nkubemaster-3\nkubemaster-7 rebuilt\n",
-                                           ListKind::kNames, "denied_identities");
+  ApprovalList names =
+      ApprovalList::Parse("# stolen 2026-11-27\nkubemaster-3\nkubemaster-7 rebuilt\n",
+                          ListKind::kNames, "denied_identities");
   EXPECT_EQ(names.size(), 2u);
   EXPECT_TRUE(names.Contains("kubemaster-3"));
   EXPECT_TRUE(names.Contains("kubemaster-7"));
   EXPECT_FALSE(names.Contains("kubemaster-1"));
   EXPECT_FALSE(names.Contains("kubemaster-"));
   std::string message;
-  EXPECT_EQ(Caught([&] { ApprovalList::Parse("ok\nbad\x7f\n", ListKind::kNames, "d"); }, &message).first,
-            ExitCode::kConfig);
+  EXPECT_EQ(
+      Caught([&] { ApprovalList::Parse("ok\nbad\x7f\n", ListKind::kNames, "d"); }, &message).first,
+      ExitCode::kConfig);
   EXPECT_EQ(message.rfind("d:2: ", 0), 0u) << message;
 }
 
@@ -128,7 +137,8 @@ TEST(ListContains, ScansLikeTheSetAcrossReadBoundariesAndNamesTheBadLine) {
   for (int i = 0; i < 2500; ++i) {
     std::string key = signer::Sha256Hex("k" + std::to_string(i));
     pairs.emplace_back("kubemaster-" + std::to_string(i), key);
-    text += pairs.back().first + " " + key + (i % 3 == 0 ? "" : "  a comment, UTF-8 \xc3\xa9 allowed") + "\n";
+    text += pairs.back().first + " " + key +
+            (i % 3 == 0 ? "" : "  a comment, UTF-8 \xc3\xa9 allowed") + "\n";
   }
   text += "kubemaster-last " + kKeyA;  // no final newline
   WriteFile(dir / "keys", text);
@@ -149,13 +159,20 @@ TEST(ListContains, ScansLikeTheSetAcrossReadBoundariesAndNamesTheBadLine) {
   for (const auto& l : lines) broken += l + "\n";
   WriteFile(dir / "keys", broken);
   std::string m1, m2;
-  EXPECT_EQ(Caught([&] { signer::ListContains(dir / "keys", ListKind::kKeys, "kubemaster-1", pairs[1].second); }, &m1)
+  EXPECT_EQ(Caught(
+                [&] {
+                  signer::ListContains(dir / "keys", ListKind::kKeys, "kubemaster-1",
+                                       pairs[1].second);
+                },
+                &m1)
                 .second,
             "bad-config");
-  EXPECT_EQ(Caught([&] { ApprovalList::Load(dir / "keys", ListKind::kKeys); }, &m2).second, "bad-config");
+  EXPECT_EQ(Caught([&] { ApprovalList::Load(dir / "keys", ListKind::kKeys); }, &m2).second,
+            "bad-config");
   EXPECT_EQ(m1.rfind(dir / "keys:2001: ", 0), 0u) << m1;
   EXPECT_EQ(m1, m2);
-  EXPECT_EQ(Caught([&] { signer::ListContains(dir / "absent", ListKind::kNames, "x"); }).second, "bad-config");
+  EXPECT_EQ(Caught([&] { signer::ListContains(dir / "absent", ListKind::kNames, "x"); }).second,
+            "bad-config");
 }
 
 TEST(ListContains, EightBytesAtATimeAgreesWithOneByteAtATime) {
@@ -185,7 +202,8 @@ TEST(ListContains, EightBytesAtATimeAgreesWithOneByteAtATime) {
     if (b == '\n') continue;
     signer::ListLine out;
     std::string why;
-    bool ok = signer::ParseListLine("kubemaster-1 " + kKeyA + " " + comment, ListKind::kKeys, out, why);
+    bool ok =
+        signer::ParseListLine("kubemaster-1 " + kKeyA + " " + comment, ListKind::kKeys, out, why);
     bool expected = !(b < 0x20 && b != '\t') && b != 0x7f;
     EXPECT_EQ(ok, expected) << b << ": " << why;
   }
@@ -218,7 +236,8 @@ TEST(ApprovalGate, ApprovedPassesUnknownIsPendingDeniedIsRefused) {
   auto pending = Caught([&] { gate.CheckKey("kubemaster-4", kKeyA); }, &message);
   EXPECT_EQ(pending, std::make_pair(ExitCode::kTempFail, std::string("pending-approval")));
   EXPECT_NE(message.find(kKeyA), std::string::npos) << message;
-  EXPECT_NE(message.find("etcd-signerctl --config " + (l.dir / "signer.toml") + " approve kubemaster-4 " + kKeyA),
+  EXPECT_NE(message.find("etcd-signerctl --config " + (l.dir / "signer.toml") +
+                         " approve kubemaster-4 " + kKeyA),
             std::string::npos)
       << message;
   // Deny wins over approval.
@@ -246,7 +265,8 @@ TEST(ApprovalGate, WithApprovalOffOnlyTheDenyListsApply) {
 
 TEST(ApprovalGate, AMalformedListRefusesEveryRequestAsAConfigurationError) {
   Lists l;
-  WriteFile(l.dir / "approved", "kubemaster-1 " + kKeyA + "\nkubemaster-2 " + kKeyB.substr(2) + "\n");
+  WriteFile(l.dir / "approved",
+            "kubemaster-1 " + kKeyA + "\nkubemaster-2 " + kKeyB.substr(2) + "\n");
   ApprovalGate gate(l.config);
   std::string message;
   EXPECT_EQ(Caught([&] { gate.CheckKey("kubemaster-1", kKeyA); }, &message).second, "bad-config");
@@ -256,7 +276,8 @@ TEST(ApprovalGate, AMalformedListRefusesEveryRequestAsAConfigurationError) {
 TEST(ApprovalGate, TheApproveCommandLeavesOutTheDefaultConfig) {
   signer::SignerConfig c;
   c.config_file = signer::kDefaultConfigFile;
-  EXPECT_EQ(signer::ApproveCommand(c, "kubemaster-1", kKeyA), "etcd-signerctl approve kubemaster-1 " + kKeyA);
+  EXPECT_EQ(signer::ApproveCommand(c, "kubemaster-1", kKeyA),
+            "etcd-signerctl approve kubemaster-1 " + kKeyA);
   c.config_file = "/srv/signer.toml";
   EXPECT_EQ(signer::ApproveCommand(c, "kubemaster-1", kKeyA),
             "etcd-signerctl --config /srv/signer.toml approve kubemaster-1 " + kKeyA);
@@ -264,8 +285,10 @@ TEST(ApprovalGate, TheApproveCommandLeavesOutTheDefaultConfig) {
 
 TEST(Config, ApprovalKeysAreReadAndNewKeysNeedsAnApprovalFile) {
   TempDir dir;
-  WriteFile(dir / "a.toml", "key = \"pkcs11:token=t;object=k\"\nca_cert = \"/ca.pem\"\napproval = \"new-keys\"\n"
-                            "approved_keys = \"/etc/a\"\ndenied_keys = \"/etc/d\"\ndenied_identities = \"/etc/n\"\n");
+  WriteFile(
+      dir / "a.toml",
+      "key = \"pkcs11:token=t;object=k\"\nca_cert = \"/ca.pem\"\napproval = \"new-keys\"\n"
+      "approved_keys = \"/etc/a\"\ndenied_keys = \"/etc/d\"\ndenied_identities = \"/etc/n\"\n");
   signer::SignerConfig c;
   signer::LoadConfigFile(dir / "a.toml", c);
   EXPECT_EQ(c.approval, signer::ApprovalMode::kNewKeys);
@@ -299,8 +322,9 @@ TEST(ListEdits, ApproveAddsOnceKeepsCommentsAndReplaceDropsTheNamesOtherKeys) {
   edit = signer::AddKey(path, "kubemaster-1", kKeyC, "new key", false);
   EXPECT_TRUE(edit.added);
   EXPECT_EQ(edit.removed, 0u);
-  EXPECT_EQ(ReadFile(path), "# fleet A\nkubemaster-1 " + kKeyA + " approved by ops\n\nkubemaster-2 " + kKeyB +
-                                "\nkubemaster-1 " + kKeyC + " new key\n");
+  EXPECT_EQ(ReadFile(path), "# fleet A\nkubemaster-1 " + kKeyA +
+                                " approved by ops\n\nkubemaster-2 " + kKeyB + "\nkubemaster-1 " +
+                                kKeyC + " new key\n");
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0640u);
   // Approving again changes nothing.
@@ -330,7 +354,8 @@ TEST(ListEdits, ApproveAddsOnceKeepsCommentsAndReplaceDropsTheNamesOtherKeys) {
 TEST(ListEdits, RemoveAndNameEdits) {
   TempDir dir;
   std::string keys = dir / "keys";
-  WriteFile(keys, "kubemaster-1 " + kKeyA + "\nkubemaster-1 " + kKeyB + "\n# kubemaster-1 " + kKeyA + "\n");
+  WriteFile(keys, "kubemaster-1 " + kKeyA + "\nkubemaster-1 " + kKeyB + "\n# kubemaster-1 " +
+                      kKeyA + "\n");
   auto edit = signer::RemoveKey(keys, "kubemaster-1", kKeyA);
   EXPECT_EQ(edit.removed, 1u);
   EXPECT_EQ(ReadFile(keys), "kubemaster-1 " + kKeyB + "\n# kubemaster-1 " + kKeyA + "\n");
@@ -349,7 +374,8 @@ TEST(ListEdits, RemoveAndNameEdits) {
 TEST(ListEdits, RefusesBadArgumentsAMalformedFileAndABusyLock) {
   TempDir dir;
   std::string keys = dir / "keys";
-  EXPECT_EQ(Caught([&] { signer::AddKey(keys, "kubemaster 1", kKeyA, "", false); }).first, ExitCode::kUsage);
+  EXPECT_EQ(Caught([&] { signer::AddKey(keys, "kubemaster 1", kKeyA, "", false); }).first,
+            ExitCode::kUsage);
   EXPECT_EQ(Caught([&] { signer::AddKey(keys, "kubemaster-1", "SHA256:abc", "", false); }).first,
             ExitCode::kUsage);
   EXPECT_EQ(Caught([&] { signer::AddName(keys, "", ""); }).first, ExitCode::kUsage);
@@ -365,7 +391,9 @@ TEST(ListEdits, RefusesBadArgumentsAMalformedFileAndABusyLock) {
   // Another edit holds the lock: 75, and the file is untouched.
   WriteFile(keys, "");
   base::PrivateLock held(keys + ".lock", std::chrono::milliseconds(100));
-  EXPECT_EQ(Caught([&] { signer::AddKey(keys, "kubemaster-3", kKeyC, "", false, std::chrono::milliseconds(50)); }),
+  EXPECT_EQ(Caught([&] {
+              signer::AddKey(keys, "kubemaster-3", kKeyC, "", false, std::chrono::milliseconds(50));
+            }),
             std::make_pair(ExitCode::kTempFail, std::string("lock-busy")));
   EXPECT_EQ(ReadFile(keys), "");
 }
