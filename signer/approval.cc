@@ -354,8 +354,16 @@ bool ListContains(const std::string& path, ListKind kind, std::string_view name,
     ~Closer() { ::close(fd); }
   } closer{fd};
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     BadConfig("cannot read " + path + ": not a regular file");
+  }
+  // Like sshd's StrictModes for authorized_keys: a list that others can write is one they can
+  // approve themselves into.
+  if ((st.st_mode & 022) != 0) {
+    BadConfig(path +
+              " is writable by group or others: chmod go-w it (whoever can write it decides who "
+              "gets certificates)");
+  }
   // One small buffer, reused: a fresh process pays for every page it touches the first time, and
   // a list of 10,000 keys is a megabyte (PERFORMANCE.md).
   static thread_local std::array<char, 64 * 1024> chunk;

@@ -9,8 +9,9 @@
 // pki::PublicKeySha256, 64 lowercase hex digits of the SHA-256 of the DER SubjectPublicKeyInfo).
 // Blank lines and lines whose first non-blank character is '#' are ignored; any other line that
 // does not parse is a configuration error naming FILE:LINE, so a typo never silently approves or
-// un-denies anything. The signer is one process per request: each file it needs is read once into
-// a hash set, then looked up.
+// un-denies anything. The signer is one process per request: each list it needs is scanned once,
+// every line parsed, for the one pair it asks about (ListContains); etcd-signerctl, which asks a
+// list many questions, loads it into a hash set (ApprovalList).
 #pragma once
 
 #include <chrono>

@@ -273,6 +273,17 @@ TEST(ApprovalGate, AMalformedListRefusesEveryRequestAsAConfigurationError) {
   EXPECT_NE(message.find(l.dir / "approved:2: "), std::string::npos) << message;
 }
 
+TEST(ApprovalGate, AListOthersCanWriteIsAConfigurationError) {
+  Lists l;
+  ::chmod((l.dir / "names").c_str(), 0664);
+  ApprovalGate gate(l.config);
+  std::string message;
+  EXPECT_EQ(Caught([&] { gate.CheckIdentity("kubemaster-1"); }, &message).second, "bad-config");
+  EXPECT_NE(message.find("writable by group or others"), std::string::npos) << message;
+  ::chmod((l.dir / "names").c_str(), 0640);
+  EXPECT_EQ(Caught([&] { gate.CheckIdentity("kubemaster-1"); }).first, ExitCode::kOk);
+}
+
 TEST(ApprovalGate, TheApproveCommandLeavesOutTheDefaultConfig) {
   signer::SignerConfig c;
   c.config_file = signer::kDefaultConfigFile;
