@@ -503,6 +503,9 @@ ListEdit Edit(const std::string& path, ListKind kind, std::chrono::milliseconds 
       throw Failure(ExitCode::kTempFail, "lock-busy",
                     std::string(f.what()) + ": another edit of " + path + " is running; retry");
     }
+    // The lock file cannot be made (a missing directory, a symbolic link): the list cannot be
+    // written either.
+    if (f.reason() == "lock-failed") throw Failure(ExitCode::kCantCreate, "write-failed", f.what());
     throw;
   }
   ListFile file = ReadForEdit(path, kind);

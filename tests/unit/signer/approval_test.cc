@@ -399,6 +399,9 @@ TEST(ListEdits, RefusesBadArgumentsAMalformedFileAndABusyLock) {
             ExitCode::kConfig);
   EXPECT_NE(message.find(keys + ":2: "), std::string::npos) << message;
   EXPECT_EQ(ReadFile(keys), broken);
+  // A list in a directory that does not exist cannot be written: 73.
+  EXPECT_EQ(Caught([&] { signer::AddName(dir / "no/such/dir/names", "kubemaster-1", ""); }),
+            std::make_pair(ExitCode::kCantCreate, std::string("write-failed")));
   // Another edit holds the lock: 75, and the file is untouched.
   WriteFile(keys, "");
   base::PrivateLock held(keys + ".lock", std::chrono::milliseconds(100));
