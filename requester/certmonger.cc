@@ -55,15 +55,16 @@ void CheckConfig(const RequesterConfig& c) {
 
 // A failure as certmonger should act on it (certmonger.h has the table).
 int StatusFor(const Failure& f, const LastRefusal& last, std::FILE* out) {
-  if (IsPinFailure(f)) {
-    // Another try would cost another of the token's few PIN attempts: wait for the operator.
-    Print(out, base::FailureLine("etcd-requester", f) + "\n");
-    return Status(CertmongerStatus::kUnderconfigured);
-  }
   if (f.reason() == "signer-refused") {
+    // The signer's own line, as certmonger should show it.
     const auto* refusal = dynamic_cast<const SignerRefusal*>(&f);
     std::string line = refusal != nullptr ? std::string(f.what()) : last.line;
     std::string reason = refusal != nullptr ? refusal->signer_reason() : last.signer_reason;
+    if (IsPinFailure(f)) {
+      // The signer's token refused its PIN: every retry costs one of its few attempts.
+      Print(out, line + "\n");
+      return Status(CertmongerStatus::kUnderconfigured);
+    }
     if (f.code() == ExitCode::kUsage || f.code() == ExitCode::kDataErr || f.code() == ExitCode::kNoPerm) {
       Print(out, line + "\n");
       return Status(CertmongerStatus::kRejected);
@@ -79,9 +80,11 @@ int StatusFor(const Failure& f, const LastRefusal& last, std::FILE* out) {
     return Status(CertmongerStatus::kUnreachable);
   }
   Print(out, base::FailureLine("etcd-requester", f) + "\n");
-  // Our own refusals need the operator: configuration, a host key that changed or is unknown or
+  // A PIN our token refused: another try would cost another of its few attempts. Our own
+  // refusals need the operator: configuration, a host key that changed or is unknown or
   // revoked, an SSH key the signer does not accept. Everything else may clear by itself.
-  if (f.code() == ExitCode::kUsage || f.code() == ExitCode::kConfig || f.code() == ExitCode::kNoPerm) {
+  if (IsPinFailure(f) || f.code() == ExitCode::kUsage || f.code() == ExitCode::kConfig ||
+      f.code() == ExitCode::kNoPerm) {
     return Status(CertmongerStatus::kUnderconfigured);
   }
   return Status(CertmongerStatus::kUnreachable);

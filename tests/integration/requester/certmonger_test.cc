@@ -187,6 +187,35 @@ TEST_F(Certmonger, IssuesRenewsAndShowsRefusalsThroughTheRealDaemon) {
   ASSERT_TRUE(WaitForStatus("other", "CA_REJECTED")) << List("other");
   EXPECT_NE(List("other").find("ca-error: etcd-signer: identity-mismatch: "), std::string::npos) << List("other");
 
+  // The waiting answers, through the helper alone: signers that answer 75 (an approval pending,
+  // a busy token) and one whose token refused its PIN, as forced commands of their own.
+  WriteFile(dir_ / "fake-signer", "#!/bin/sh\ncat >/dev/null\necho \"etcd-signer: $2: a sentence\" >&2\nexit $1\n", 0755);
+  RunResult csr = OpenSsl({"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj",
+                           "/CN=kubemaster-1", "-keyout", dir_ / "out/req.key", "-out", dir_ / "out/req.pem"});
+  ASSERT_EQ(csr.exit_code, 0) << csr.err;
+  struct Wait {
+    std::string exit_and_reason;
+    int status;
+    std::string out;
+  };
+  int fakes = 0;
+  for (const Wait& w : std::vector<Wait>{{"75 pending-approval", 5, "300\npending-approval\n"},
+                                         {"75 token-busy", 5, "60\ntoken-busy\n"},
+                                         {"69 pin-incorrect", 4, "etcd-signer: pin-incorrect: a sentence\n"},
+                                         {"69 token-unavailable", 3, "etcd-signer: token-unavailable: a sentence\n"},
+                                         {"77 key-type", 2, "etcd-signer: key-type: a sentence\n"}}) {
+    std::string fake_key = signer_.ssh.NewClientKey("fake-" + std::to_string(++fakes));
+    signer_.ssh.Authorize(fake_key, (dir_ / "fake-signer") + " " + w.exit_and_reason);
+    std::string toml = ReadFile(dir_ / "requester.toml");
+    toml.replace(toml.find(ssh_key_), ssh_key_.size(), fake_key);
+    WriteFile(dir_ / "fake.toml", toml);
+    RunResult r = testing_support::Run({Binary("etcd-requester"), "certmonger", "--config", dir_ / "fake.toml"},
+                                       {.env = {{"CERTMONGER_OPERATION", "POLL"}, {"CERTMONGER_CA_COOKIE", "x"},
+                                                {"CERTMONGER_CSR", ReadFile(dir_ / "out/req.pem")}}});
+    EXPECT_EQ(r.exit_code, w.status) << w.exit_and_reason << ": " << r.out << r.err;
+    EXPECT_EQ(r.out, w.out) << w.exit_and_reason;
+  }
+
   // The signer unreachable: CA_UNREACHABLE with our line, and the certificate in place untouched.
   const std::string before = ReadFile(cert);
   signer_.ssh.Stop();
