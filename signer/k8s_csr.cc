@@ -231,6 +231,13 @@ std::string EncodeK8sIssued(const K8sCsr& csr, const std::string& pem, const std
 std::string EncodeK8sRefusal(const K8sCsr* csr, const Failure& failure,
                              std::chrono::system_clock::time_point now) {
   Json j = Echo(csr);
+  if (failure.reason() == "pending-approval") {
+    // Kubernetes' own reading of an object with neither Approved, Denied nor Failed is "Pending":
+    // the key waits for an operator (#14), and the same object sent again may be issued. The
+    // message is the stderr line (exit 75).
+    j["status"] = Json::object();
+    return Dump(j) + "\n";
+  }
   const char* type = failure.code() == ExitCode::kNoPerm ? "Denied" : "Failed";
   j["status"]["conditions"] = Json::array({Condition(type, failure.reason(), failure.what(), now)});
   return Dump(j) + "\n";

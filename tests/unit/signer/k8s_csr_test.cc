@@ -253,6 +253,13 @@ TEST(K8sCsr, AnswersAreTheObjectWithStatus) {
   EXPECT_EQ(failed.count("spec"), 0u);
   EXPECT_EQ(failed["status"]["conditions"][0]["type"], "Failed");
   EXPECT_EQ(failed["status"]["conditions"][0]["reason"], "k8s-object");
+  // A key waiting for approval (#14) is Pending in Kubernetes' terms: no condition at all.
+  json pending = json::parse(
+      signer::EncodeK8sRefusal(&csr, Failure(ExitCode::kTempFail, "pending-approval", "approve it"), now));
+  EXPECT_EQ(pending["spec"], in["spec"]);
+  EXPECT_TRUE(pending["status"].is_object());
+  EXPECT_EQ(pending["status"].count("conditions"), 0u);
+  EXPECT_EQ(pending["status"].count("certificate"), 0u);
 }
 
 }  // namespace
