@@ -22,7 +22,9 @@ namespace {
 using base::ExitCode;
 using base::Failure;
 
-int Status(CertmongerStatus s) { return static_cast<int>(s); }
+int Status(CertmongerStatus s) {
+  return static_cast<int>(s);
+}
 
 void Print(std::FILE* out, const std::string& text) {
   std::fwrite(text.data(), 1, text.size(), out);
@@ -38,14 +40,17 @@ struct LastRefusal {
 
 // The settings this helper needs; the key and certificate ones are certmonger's.
 void CheckConfig(const RequesterConfig& c) {
-  if (c.servers.empty()) throw Failure(ExitCode::kConfig, "bad-config", "server is required (USER@HOST[:PORT])");
+  if (c.servers.empty())
+    throw Failure(ExitCode::kConfig, "bad-config", "server is required (USER@HOST[:PORT])");
   for (const auto& server : c.servers) ParseServer(server);
   if (c.known_hosts.empty()) {
-    throw Failure(ExitCode::kConfig, "bad-config", "known_hosts is required: the signer's host key must be known");
+    throw Failure(ExitCode::kConfig, "bad-config",
+                  "known_hosts is required: the signer's host key must be known");
   }
   if (c.ca_bundle.empty()) {
     throw Failure(ExitCode::kConfig, "bad-config",
-                  "ca_bundle is required: the certificate is verified against it (fetched from the signer when "
+                  "ca_bundle is required: the certificate is verified against it (fetched from the "
+                  "signer when "
                   "the file does not exist yet)");
   }
   if (c.connect_timeout.count() < 1 || c.io_timeout.count() < 1) {
@@ -65,15 +70,18 @@ int StatusFor(const Failure& f, const LastRefusal& last, std::FILE* out) {
       Print(out, line + "\n");
       return Status(CertmongerStatus::kUnderconfigured);
     }
-    if (f.code() == ExitCode::kUsage || f.code() == ExitCode::kDataErr || f.code() == ExitCode::kNoPerm) {
+    if (f.code() == ExitCode::kUsage || f.code() == ExitCode::kDataErr ||
+        f.code() == ExitCode::kNoPerm) {
       Print(out, line + "\n");
       return Status(CertmongerStatus::kRejected);
     }
     if (f.code() == ExitCode::kTempFail) {
-      int delay = reason == "pending-approval" ? kPendingApprovalDelaySeconds : kSignerBusyDelaySeconds;
+      int delay =
+          reason == "pending-approval" ? kPendingApprovalDelaySeconds : kSignerBusyDelaySeconds;
       // The cookie only has to be non-empty (certmonger drops a WAIT answer without one); POLL
       // sends the same CSR again.
-      Print(out, std::to_string(delay) + "\n" + (reason.empty() ? std::string("retry") : reason) + "\n");
+      Print(out,
+            std::to_string(delay) + "\n" + (reason.empty() ? std::string("retry") : reason) + "\n");
       return Status(CertmongerStatus::kWaitWithDelay);
     }
     Print(out, line + "\n");
@@ -105,10 +113,12 @@ void WalkSigners(const RequesterConfig& c, const RequesterEnv& env, LastRefusal&
   });
 }
 
-int Submit(const RequesterConfig& c, const CertmongerHelperIo& io, const RequesterEnv& env, LastRefusal& last) {
+int Submit(const RequesterConfig& c, const CertmongerHelperIo& io, const RequesterEnv& env,
+           LastRefusal& last) {
   const char* csr_text = io.getenv("CERTMONGER_CSR");
   if (csr_text == nullptr || *csr_text == '\0') {
-    Print(io.out, "etcd-requester: no-csr: CERTMONGER_CSR is empty: run this as certmonger's CA helper\n");
+    Print(io.out,
+          "etcd-requester: no-csr: CERTMONGER_CSR is empty: run this as certmonger's CA helper\n");
     return Status(CertmongerStatus::kUnderconfigured);
   }
   pki::X509ReqPtr csr;
@@ -137,15 +147,19 @@ int Submit(const RequesterConfig& c, const CertmongerHelperIo& io, const Request
   std::optional<pki::IssuedCertificate> issued;
   // The answer is verified for the CSR's own key and CN: certmonger stores what we print as the
   // certificate of the key it holds.
-  WalkSigners(c, env, last, [&](SshClient& ssh) { issued = SignOver(ssh, c, env, body, public_key.get(), common_name); });
+  WalkSigners(c, env, last, [&](SshClient& ssh) {
+    issued = SignOver(ssh, c, env, body, public_key.get(), common_name);
+  });
   Print(io.out, issued->Pem());
-  Log(env, "certmonger: issued serial " + pki::SerialHex(issued->leaf.get()) + " for " + common_name);
+  Log(env,
+      "certmonger: issued serial " + pki::SerialHex(issued->leaf.get()) + " for " + common_name);
   return Status(CertmongerStatus::kIssued);
 }
 
 // FETCH-ROOTS: "nickname\nPEM" for the root; every further root after one blank line, nickname
 // first. No intermediates: the signer sends its own with each certificate.
-int FetchRoots(const RequesterConfig& c, const CertmongerHelperIo& io, const RequesterEnv& env, LastRefusal& last) {
+int FetchRoots(const RequesterConfig& c, const CertmongerHelperIo& io, const RequesterEnv& env,
+               LastRefusal& last) {
   std::vector<pki::X509Ptr> roots;
   WalkSigners(c, env, last, [&](SshClient& ssh) { roots = FetchBundle(ssh); });
   std::string text;
@@ -161,22 +175,26 @@ int FetchRoots(const RequesterConfig& c, const CertmongerHelperIo& io, const Req
 
 }  // namespace
 
-int RunCertmongerHelper(const std::string& config_path, const CertmongerHelperIo& io, const RequesterEnv& env) {
+int RunCertmongerHelper(const std::string& config_path, const CertmongerHelperIo& io,
+                        const RequesterEnv& env) {
   const char* op = io.getenv("CERTMONGER_OPERATION");
   const std::string operation = op != nullptr ? op : "";
   if (operation == "IDENTIFY") {
     Print(io.out, std::string("etcd-requester ") + ETCD_SIGNER_VERSION + "\n");
     return Status(CertmongerStatus::kIssued);
   }
-  if (operation == "GET-NEW-REQUEST-REQUIREMENTS" || operation == "GET-RENEW-REQUEST-REQUIREMENTS") {
-    return Status(CertmongerStatus::kIssued);  // nothing beyond the CSR, which certmonger always sets
+  if (operation == "GET-NEW-REQUEST-REQUIREMENTS" ||
+      operation == "GET-RENEW-REQUEST-REQUIREMENTS") {
+    return Status(
+        CertmongerStatus::kIssued);  // nothing beyond the CSR, which certmonger always sets
   }
   bool submit = operation == "SUBMIT" || operation == "POLL";
   if (!submit && operation != "FETCH-ROOTS") return Status(CertmongerStatus::kNotSupported);
 
   RequesterConfig config;
   try {
-    if (config_path.empty()) throw Failure(ExitCode::kConfig, "bad-config", "--config FILE is required");
+    if (config_path.empty())
+      throw Failure(ExitCode::kConfig, "bad-config", "--config FILE is required");
     LoadConfigFile(config_path, config);
     CheckConfig(config);
   } catch (const Failure& f) {
@@ -186,20 +204,22 @@ int RunCertmongerHelper(const std::string& config_path, const CertmongerHelperIo
   // A wedged token or signer must not hold certmonger's helper slot forever: past the budget the
   // process ends with "unreachable", which certmonger retries.
   std::FILE* out = io.out;
-  base::Deadline deadline(config.connect_timeout + config.io_timeout + std::chrono::seconds(60), [out] {
-    const char line[] = "etcd-requester: deadline: the signer did not answer in time\n";
-    std::fwrite(line, 1, sizeof line - 1, out);
-    std::fflush(out);
-    ::_exit(Status(CertmongerStatus::kUnreachable));
-    return true;
-  });
+  base::Deadline deadline(
+      config.connect_timeout + config.io_timeout + std::chrono::seconds(60), [out] {
+        const char line[] = "etcd-requester: deadline: the signer did not answer in time\n";
+        std::fwrite(line, 1, sizeof line - 1, out);
+        std::fflush(out);
+        ::_exit(Status(CertmongerStatus::kUnreachable));
+        return true;
+      });
   LastRefusal last;
   try {
     return submit ? Submit(config, io, env, last) : FetchRoots(config, io, env, last);
   } catch (const Failure& f) {
     return StatusFor(f, last, io.out);
   } catch (const std::exception& e) {
-    Print(io.out, std::string("etcd-requester: internal: ") + base::Printable(e.what(), 200) + "\n");
+    Print(io.out,
+          std::string("etcd-requester: internal: ") + base::Printable(e.what(), 200) + "\n");
     return Status(CertmongerStatus::kUnreachable);
   }
 }

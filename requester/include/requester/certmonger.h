@@ -17,12 +17,13 @@ namespace requester {
 
 // certmonger's helper exit statuses (doc/submit.txt; submit-e.c reads them).
 enum class CertmongerStatus : int {
-  kIssued = 0,          // stdout: the certificate (leaf, then the chain), PEM
-  kRejected = 2,        // stdout: one line, shown by `getcert list` as ca-error (CA_REJECTED)
-  kUnreachable = 3,     // stdout: one line (ca-error); certmonger retries on its own schedule
-  kUnderconfigured = 4, // stdout: one line (ca-error); certmonger waits for the operator (CA_UNCONFIGURED)
-  kWaitWithDelay = 5,   // stdout: "<seconds>\n<cookie>\n"; certmonger POLLs after the delay
-  kNotSupported = 6,    // an operation this helper does not implement
+  kIssued = 0,       // stdout: the certificate (leaf, then the chain), PEM
+  kRejected = 2,     // stdout: one line, shown by `getcert list` as ca-error (CA_REJECTED)
+  kUnreachable = 3,  // stdout: one line (ca-error); certmonger retries on its own schedule
+  kUnderconfigured =
+      4,  // stdout: one line (ca-error); certmonger waits for the operator (CA_UNCONFIGURED)
+  kWaitWithDelay = 5,  // stdout: "<seconds>\n<cookie>\n"; certmonger POLLs after the delay
+  kNotSupported = 6,   // an operation this helper does not implement
 };
 
 // Seconds certmonger is asked to wait before it POLLs again: a request waiting for an operator's
@@ -33,7 +34,7 @@ constexpr int kSignerBusyDelaySeconds = 60;
 
 struct CertmongerHelperIo {
   std::function<const char*(const char*)> getenv;  // the environment certmonger set
-  std::FILE* out = stdout;                          // what certmonger reads
+  std::FILE* out = stdout;                         // what certmonger reads
 };
 
 // Runs one operation. `config_path` is the requester's TOML (server, ssh_key, known_hosts,
@@ -49,6 +50,7 @@ struct CertmongerHelperIo {
 //   certmonger's format (nickname line, PEM; further roots after a blank line), 3 or 4 as above;
 //   GET-NEW-REQUEST-REQUIREMENTS, GET-RENEW-REQUEST-REQUIREMENTS → 0, nothing (the CSR is all
 //   we need); anything else → 6.
-int RunCertmongerHelper(const std::string& config_path, const CertmongerHelperIo& io, const RequesterEnv& env);
+int RunCertmongerHelper(const std::string& config_path, const CertmongerHelperIo& io,
+                        const RequesterEnv& env);
 
 }  // namespace requester

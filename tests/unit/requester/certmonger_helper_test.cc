@@ -46,8 +46,8 @@ TEST(CertmongerHelper, AnswersWhatNeedsNoSigner) {
     EXPECT_EQ(a.status, 0) << op;
     EXPECT_EQ(a.out, "") << op;
   }
-  for (const char* op : {"GET-SUPPORTED-TEMPLATES", "GET-DEFAULT-TEMPLATE", "FETCH-SCEP-CA-CAPS", "FETCH-SCEP-CA-CERTS",
-                         "submit", ""}) {
+  for (const char* op : {"GET-SUPPORTED-TEMPLATES", "GET-DEFAULT-TEMPLATE", "FETCH-SCEP-CA-CAPS",
+                         "FETCH-SCEP-CA-CERTS", "submit", ""}) {
     EXPECT_EQ(Helper({{"CERTMONGER_OPERATION", op}}, "").status, 6) << op;
   }
   EXPECT_EQ(Helper({}, "").status, 6);
@@ -55,12 +55,13 @@ TEST(CertmongerHelper, AnswersWhatNeedsNoSigner) {
 
 TEST(CertmongerHelper, ConfigurationProblemsAreUnderconfigured) {
   TempDir dir;
-  const std::string base = "server = \"signer@127.0.0.1:1\"\nknown_hosts = \"" + (dir / "kh") + "\"\n";
+  const std::string base =
+      "server = \"signer@127.0.0.1:1\"\nknown_hosts = \"" + (dir / "kh") + "\"\n";
   WriteFile(dir / "no-bundle.toml", base);
   WriteFile(dir / "no-server.toml", "known_hosts = \"x\"\nca_bundle = \"y\"\n");
   WriteFile(dir / "unknown-key.toml", base + "ca_bundle = \"y\"\ncolour = \"blue\"\n");
-  for (const std::string& file : {dir / "no-bundle.toml", dir / "no-server.toml", dir / "unknown-key.toml",
-                                  dir / "missing.toml", std::string()}) {
+  for (const std::string& file : {dir / "no-bundle.toml", dir / "no-server.toml",
+                                  dir / "unknown-key.toml", dir / "missing.toml", std::string()}) {
     for (const char* op : {"SUBMIT", "POLL", "FETCH-ROOTS"}) {
       Answer a = Helper({{"CERTMONGER_OPERATION", op}, {"CERTMONGER_CSR", "x"}}, file);
       EXPECT_EQ(a.status, 4) << file << " " << op;
@@ -74,13 +75,16 @@ TEST(CertmongerHelper, ConfigurationProblemsAreUnderconfigured) {
 TEST(CertmongerHelper, ACsrItCannotReadIsRejectedBeforeAnyConnection) {
   TempDir dir;
   // Port 1 on loopback: were a connection attempted, the answer would be 3, not 2 or 4.
-  WriteFile(dir / "ok.toml", "server = \"signer@127.0.0.1:1\"\nknown_hosts = \"" + (dir / "kh") + "\"\nca_bundle = \"" +
-                                 (dir / "ca.pem") + "\"\nconnect_timeout = 1\n");
+  WriteFile(dir / "ok.toml", "server = \"signer@127.0.0.1:1\"\nknown_hosts = \"" + (dir / "kh") +
+                                 "\"\nca_bundle = \"" + (dir / "ca.pem") +
+                                 "\"\nconnect_timeout = 1\n");
   Answer none = Helper({{"CERTMONGER_OPERATION", "SUBMIT"}}, dir / "ok.toml");
   EXPECT_EQ(none.status, 4);
   EXPECT_EQ(none.out.rfind("etcd-requester: no-csr: ", 0), 0u) << none.out;
-  Answer junk = Helper({{"CERTMONGER_OPERATION", "SUBMIT"}, {"CERTMONGER_CSR", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}},
-                       dir / "ok.toml");
+  Answer junk =
+      Helper({{"CERTMONGER_OPERATION", "SUBMIT"},
+              {"CERTMONGER_CSR", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}},
+             dir / "ok.toml");
   EXPECT_EQ(junk.status, 2);
   EXPECT_EQ(junk.out.rfind("etcd-requester: not-a-csr: ", 0), 0u) << junk.out;
 }

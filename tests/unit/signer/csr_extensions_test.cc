@@ -100,7 +100,8 @@ struct Attribute {
   std::string bytes;
 };
 
-const Attribute kFriendlyName{NID_friendlyName, V_ASN1_BMPSTRING, std::string("\0k\0m\0-\0\x31", 8)};
+const Attribute kFriendlyName{NID_friendlyName, V_ASN1_BMPSTRING,
+                              std::string("\0k\0m\0-\0\x31", 8)};
 
 // CN=kubemaster-1, a fresh P-256 key, one extensionRequest per entry of `requests` (none when
 // empty), then `attributes`; signed, then sent through the strict decoder as the signer would.
@@ -109,7 +110,8 @@ const Attribute kFriendlyName{NID_friendlyName, V_ASN1_BMPSTRING, std::string("\
 // rename_challenge_password_to> (friendlyName 20, extensionRequest 14: the same length), then
 // signing again.
 pki::X509ReqPtr Csr(const std::vector<std::vector<X509_EXTENSION*>>& requests,
-                    const std::vector<Attribute>& attributes = {}, int rename_challenge_password_to = 0) {
+                    const std::vector<Attribute>& attributes = {},
+                    int rename_challenge_password_to = 0) {
   pki::EvpPkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
   pki::X509ReqPtr req(X509_REQ_new());
   X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req.get()), "CN", MBSTRING_UTF8,
@@ -123,7 +125,8 @@ pki::X509ReqPtr Csr(const std::vector<std::vector<X509_EXTENSION*>>& requests,
     sk_X509_EXTENSION_pop_free(stack, X509_EXTENSION_free);
   }
   for (const Attribute& a : attributes) {
-    EXPECT_EQ(X509_REQ_add1_attr_by_NID(req.get(), a.nid, a.type, reinterpret_cast<const unsigned char*>(a.bytes.data()),
+    EXPECT_EQ(X509_REQ_add1_attr_by_NID(req.get(), a.nid, a.type,
+                                        reinterpret_cast<const unsigned char*>(a.bytes.data()),
                                         static_cast<int>(a.bytes.size())),
               1);
   }
@@ -160,7 +163,8 @@ TEST(CsrExtensions, CertmongersOwnRequestsAreAccepted) {
   EXPECT_EQ(facts.requested_extensions[0].name, "keyUsage");
   EXPECT_EQ(facts.requested_extensions[0].key_usage_bits, (std::vector<int>{0, 2}));
   EXPECT_EQ(facts.requested_extensions[1].name, "extendedKeyUsage");
-  EXPECT_EQ(facts.requested_extensions[1].key_purposes, (std::vector<std::string>{"1.3.6.1.5.5.7.3.2"}));
+  EXPECT_EQ(facts.requested_extensions[1].key_purposes,
+            (std::vector<std::string>{"1.3.6.1.5.5.7.3.2"}));
   EXPECT_EQ(facts.requested_extensions[2].name, "basicConstraints");
   EXPECT_TRUE(facts.requested_extensions[2].critical);
   EXPECT_FALSE(facts.requested_extensions[2].ca);
@@ -179,20 +183,24 @@ TEST(CsrExtensions, AcceptsEachExtensionTheProfileHasAnyway) {
   cases.push_back({"critical CA:FALSE", {{Conf(NID_basic_constraints, "critical,CA:FALSE")}}, {}});
   cases.push_back({"non-critical CA:FALSE", {{Conf(NID_basic_constraints, "CA:FALSE")}}, {}});
   cases.push_back({"any SKI value", {{Conf(NID_subject_key_identifier, "0102030405")}}, {}});
-  cases.push_back({"keyUsage digitalSignature", {{Conf(NID_key_usage, "critical,digitalSignature")}}, {}});
+  cases.push_back(
+      {"keyUsage digitalSignature", {{Conf(NID_key_usage, "critical,digitalSignature")}}, {}});
   cases.push_back({"keyUsage keyEncipherment", {{Conf(NID_key_usage, "keyEncipherment")}}, {}});
-  cases.push_back({"keyUsage both", {{Conf(NID_key_usage, "digitalSignature,keyEncipherment")}}, {}});
+  cases.push_back(
+      {"keyUsage both", {{Conf(NID_key_usage, "digitalSignature,keyEncipherment")}}, {}});
   cases.push_back({"EKU clientAuth", {{Conf(NID_ext_key_usage, "clientAuth")}}, {}});
   cases.push_back({"an empty extensionRequest", {{}}, {}});
   cases.push_back({"friendlyName alone", {}, {kFriendlyName}});
-  cases.push_back({"all of it",
-                   {{Conf(NID_key_usage, "digitalSignature"), Conf(NID_ext_key_usage, "clientAuth"),
-                     Conf(NID_basic_constraints, "critical,CA:FALSE"), Conf(NID_subject_key_identifier, "ab")}},
-                   {kFriendlyName}});
+  cases.push_back(
+      {"all of it",
+       {{Conf(NID_key_usage, "digitalSignature"), Conf(NID_ext_key_usage, "clientAuth"),
+         Conf(NID_basic_constraints, "critical,CA:FALSE"), Conf(NID_subject_key_identifier, "ab")}},
+       {kFriendlyName}});
   for (auto& c : cases) {
     auto req = Csr(c.requests, c.attributes);
     std::string message;
-    EXPECT_EQ(Judge(req.get(), &message), std::make_pair(ExitCode::kOk, std::string())) << c.what << ": " << message;
+    EXPECT_EQ(Judge(req.get(), &message), std::make_pair(ExitCode::kOk, std::string()))
+        << c.what << ": " << message;
   }
 }
 
@@ -207,12 +215,14 @@ TEST(CsrExtensions, RefusesEverythingElseWithTheSameReasons) {
     cases.push_back({what, Csr({extensions}), "extensions-requested"});
   };
   ext("SAN", {Conf(NID_subject_alt_name, "DNS:etcd.example")});
-  ext("SAN next to certmonger's two", {Conf(NID_basic_constraints, "critical,CA:FALSE"),
-                                       Conf(NID_subject_key_identifier, "01"), Conf(NID_subject_alt_name, "DNS:x.example")});
+  ext("SAN next to certmonger's two",
+      {Conf(NID_basic_constraints, "critical,CA:FALSE"), Conf(NID_subject_key_identifier, "01"),
+       Conf(NID_subject_alt_name, "DNS:x.example")});
   ext("CA:TRUE", {Conf(NID_basic_constraints, "critical,CA:TRUE")});
   ext("CA:FALSE with a path length", {Conf(NID_basic_constraints, "CA:FALSE,pathlen:0")});
   // DER forbids encoding a DEFAULT value: cA FALSE spelled out is not canonical.
-  ext("CA:FALSE spelled out (non-DER)", {Raw(NID_basic_constraints, true, {0x30, 0x03, 0x01, 0x01, 0x00})});
+  ext("CA:FALSE spelled out (non-DER)",
+      {Raw(NID_basic_constraints, true, {0x30, 0x03, 0x01, 0x01, 0x00})});
   ext("basicConstraints that is not one", {Raw(NID_basic_constraints, true, {0x04, 0x00})});
   ext("SKI that is not an OCTET STRING", {Raw(NID_subject_key_identifier, false, {0x05, 0x00})});
   ext("keyUsage keyCertSign", {Conf(NID_key_usage, "digitalSignature,keyCertSign")});
@@ -224,7 +234,8 @@ TEST(CsrExtensions, RefusesEverythingElseWithTheSameReasons) {
   ext("EKU clientAuth twice", {Conf(NID_ext_key_usage, "clientAuth,clientAuth")});
   ext("nameConstraints", {Conf(NID_name_constraints, "permitted;DNS:example")});
   ext("an unknown extension", {UnknownOid()});
-  ext("the same extension twice", {Conf(NID_basic_constraints, "CA:FALSE"), Conf(NID_basic_constraints, "CA:FALSE")});
+  ext("the same extension twice",
+      {Conf(NID_basic_constraints, "CA:FALSE"), Conf(NID_basic_constraints, "CA:FALSE")});
   {
     // The second one's value: a SEQUENCE OF Extension holding a critical CA:FALSE.
     std::string second("\x30\x0e\x30\x0c\x06\x03\x55\x1d\x13\x01\x01\xff\x04\x02\x30\x00", 16);
@@ -236,21 +247,29 @@ TEST(CsrExtensions, RefusesEverythingElseWithTheSameReasons) {
   // An extensionRequest whose value is not a SEQUENCE OF Extension.
   cases.push_back({"extensionRequest holding an OCTET STRING",
                    Csr({}, {{NID_ext_req, V_ASN1_OCTET_STRING, "x"}}), "extensions-requested"});
-  cases.push_back({"extensionRequest holding a SEQUENCE of garbage",
-                   Csr({}, {{NID_ext_req, V_ASN1_SEQUENCE, std::string("\x30\x03\x02\x01\x05", 5)}}),
-                   "extensions-requested"});
+  cases.push_back(
+      {"extensionRequest holding a SEQUENCE of garbage",
+       Csr({}, {{NID_ext_req, V_ASN1_SEQUENCE, std::string("\x30\x03\x02\x01\x05", 5)}}),
+       "extensions-requested"});
   cases.push_back({"Microsoft's extensionRequest OID",
-                   Csr({}, {{NID_ms_ext_req, V_ASN1_SEQUENCE, std::string("\x30\x00", 2)}}), "extensions-requested"});
-  cases.push_back({"challengePassword", Csr({}, {{NID_pkcs9_challengePassword, MBSTRING_ASC, "secret"}}),
+                   Csr({}, {{NID_ms_ext_req, V_ASN1_SEQUENCE, std::string("\x30\x00", 2)}}),
+                   "extensions-requested"});
+  cases.push_back({"challengePassword",
+                   Csr({}, {{NID_pkcs9_challengePassword, MBSTRING_ASC, "secret"}}),
                    "csr-attributes"});
   cases.push_back({"challengePassword next to friendlyName",
-                   Csr({}, {kFriendlyName, {NID_pkcs9_challengePassword, MBSTRING_ASC, "secret"}}), "csr-attributes"});
-  cases.push_back({"friendlyName twice",
-                   Csr({}, {kFriendlyName, {NID_pkcs9_challengePassword, V_ASN1_BMPSTRING, kFriendlyName.bytes}}, 20),
+                   Csr({}, {kFriendlyName, {NID_pkcs9_challengePassword, MBSTRING_ASC, "secret"}}),
                    "csr-attributes"});
+  cases.push_back(
+      {"friendlyName twice",
+       Csr({},
+           {kFriendlyName, {NID_pkcs9_challengePassword, V_ASN1_BMPSTRING, kFriendlyName.bytes}},
+           20),
+       "csr-attributes"});
   cases.push_back({"friendlyName that is not a BMPString",
                    Csr({}, {{NID_friendlyName, V_ASN1_UTF8STRING, "km-1"}}), "csr-attributes"});
-  cases.push_back({"unstructuredName", Csr({}, {{NID_pkcs9_unstructuredName, MBSTRING_ASC, "x"}}), "csr-attributes"});
+  cases.push_back({"unstructuredName", Csr({}, {{NID_pkcs9_unstructuredName, MBSTRING_ASC, "x"}}),
+                   "csr-attributes"});
   for (auto& c : cases) {
     std::string message;
     auto [code, reason] = Judge(c.req.get(), &message);
@@ -260,16 +279,20 @@ TEST(CsrExtensions, RefusesEverythingElseWithTheSameReasons) {
 }
 
 TEST(CsrExtensions, DuplicatesAreSeenAsDuplicates) {
-  auto names = Csr({}, {kFriendlyName, {NID_pkcs9_challengePassword, V_ASN1_BMPSTRING, kFriendlyName.bytes}}, 20);
+  auto names =
+      Csr({}, {kFriendlyName, {NID_pkcs9_challengePassword, V_ASN1_BMPSTRING, kFriendlyName.bytes}},
+          20);
   pki::CsrFacts facts = pki::InspectCsr(names.get());
   EXPECT_EQ(facts.friendly_names, 2);
   EXPECT_TRUE(facts.unknown_attributes.empty());
   std::string message;
   Judge(names.get(), &message);
-  EXPECT_NE(message.find("friendlyName attribute must appear at most once"), std::string::npos) << message;
+  EXPECT_NE(message.find("friendlyName attribute must appear at most once"), std::string::npos)
+      << message;
 
   std::string second("\x30\x0e\x30\x0c\x06\x03\x55\x1d\x13\x01\x01\xff\x04\x02\x30\x00", 16);
-  auto requests = Csr({{Conf(NID_subject_key_identifier, "01")}}, {{NID_pkcs9_challengePassword, V_ASN1_SEQUENCE, second}}, 14);
+  auto requests = Csr({{Conf(NID_subject_key_identifier, "01")}},
+                      {{NID_pkcs9_challengePassword, V_ASN1_SEQUENCE, second}}, 14);
   facts = pki::InspectCsr(requests.get());
   EXPECT_EQ(facts.extension_requests, 2);
   EXPECT_FALSE(facts.extension_request_decoded);
@@ -285,7 +308,8 @@ TEST(CsrExtensions, TheRefusalNamesWhatWasAskedFor) {
   EXPECT_NE(message.find("'basicConstraints' with a value"), std::string::npos) << message;
   Judge(Csr({}, {{NID_pkcs9_challengePassword, MBSTRING_ASC, "secret"}}).get(), &message);
   EXPECT_NE(message.find("[challengePassword]"), std::string::npos) << message;
-  EXPECT_EQ(message.find("secret"), std::string::npos) << "the password must not be echoed: " << message;
+  EXPECT_EQ(message.find("secret"), std::string::npos)
+      << "the password must not be echoed: " << message;
 }
 
 // Nothing requested reaches the certificate: InspectCsr's facts are only judged, and ApplyPolicy's
