@@ -203,7 +203,8 @@ TEST_F(TwoTier, TwoSignersFailoverAndIntermediateRotationWithEtcdUntouched) {
 
 // 6. Two masters' daemons keep their certificates fresh while the signers go down one at a time:
 //    60 s certificates renew at 70-90 % of their life, so each phase sees one renewal per master.
-//    Every master's certificate works with etcd at every moment, and the daemons stop cleanly.
+//    Every master's certificate works with etcd at every moment, every renewal keeps the master's
+//    key, and the daemons stop cleanly on SIGTERM.
 TEST_F(TwoTier, DaemonsKeepEveryMasterFreshWhileSignersGoDownOneAtATime) {
   const std::string short_lived = "lifetime_min = 60\nlifetime_default = 60\nbackdate = 0\n";
   Configure(*a_, a_->ca.key_uri, a_->dir + "/signer-a.pem", short_lived);
@@ -235,6 +236,7 @@ TEST_F(TwoTier, DaemonsKeepEveryMasterFreshWhileSignersGoDownOneAtATime) {
       return std::string();
     }
   };
+  auto key_of = [](const Node& m) { return OpenSsl({"x509", "-in", m.cert, "-noout", "-pubkey"}).out; };
   auto logs = [&] { return ReadFile(masters[0].cert + ".log") + ReadFile(masters[1].cert + ".log"); };
   // Waits until every master holds a certificate other than `before`, putting through etcd with
   // each one's current certificate every 2 s: an old certificate stays in place until the new one is.
@@ -259,6 +261,7 @@ TEST_F(TwoTier, DaemonsKeepEveryMasterFreshWhileSignersGoDownOneAtATime) {
   ASSERT_TRUE(renewed_all({"", ""}, 30s)) << logs();
   std::vector<std::string> first{serial(masters[0]), serial(masters[1])};
   std::vector<std::string> preferred{served_by(masters[0]), served_by(masters[1])};
+  std::vector<std::string> keys{key_of(masters[0]), key_of(masters[1])};
 
   // Signer A down: both masters renew through B.
   a_->ssh.Stop();
@@ -271,6 +274,10 @@ TEST_F(TwoTier, DaemonsKeepEveryMasterFreshWhileSignersGoDownOneAtATime) {
   b_->ssh.Stop();
   ASSERT_TRUE(renewed_all(second, 90s)) << logs();
   for (auto& m : masters) EXPECT_EQ(served_by(m), Server(*a_)) << m.name << "\n" << logs();
+  for (std::size_t i = 0; i < masters.size(); ++i) {
+    EXPECT_FALSE(keys[i].empty());
+    EXPECT_EQ(key_of(masters[i]), keys[i]) << masters[i].name << ": a renewal must keep the key";
+  }
   EXPECT_GE(puts, 6);
   // Each master skipped the signer it prefers, while it was down, with a line saying why.
   for (std::size_t i = 0; i < masters.size(); ++i) {
@@ -283,6 +290,7 @@ TEST_F(TwoTier, DaemonsKeepEveryMasterFreshWhileSignersGoDownOneAtATime) {
     int status = 0;
     ASSERT_EQ(::waitpid(m.daemon->pid(), &status, 0), m.daemon->pid());
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << logs();
+    EXPECT_NE(ReadFile(m.cert + ".log").find("stopping on signal"), std::string::npos) << logs();
   }
   b_->ssh.Start();
 }

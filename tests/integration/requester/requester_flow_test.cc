@@ -232,28 +232,6 @@ TEST_F(Requester, SoftHsmKeyIsMadeInTheTokenAndWrongPinIsNotRetried) {
   EXPECT_EQ(ReadFile(dir_ / "client.pem"), current);
 }
 
-TEST_F(Requester, DaemonRenewsTwiceWithTheSameKeyAndStopsOnSigterm) {
-  WriteSignerConfig("lifetime_min = 60\nlifetime_default = 60\nbackdate = 0\n");
-  auto args = Args("run", {"--key-file", Key(), "--lifetime", "60s"});
-  Process daemon(args, {}, dir_ / "daemon.log");
-  std::set<std::string> serials;
-  std::set<std::string> keys;
-  auto until = std::chrono::steady_clock::now() + 170s;
-  while (serials.size() < 3 && std::chrono::steady_clock::now() < until) {
-    std::this_thread::sleep_for(1s);
-    std::string serial = SerialOf(dir_ / "client.pem");
-    if (!serial.empty() && serials.insert(serial).second) keys.insert(PublicKeyOf(dir_ / "client.pem"));
-  }
-  EXPECT_GE(serials.size(), 3u) << ReadFile(dir_ / "daemon.log");  // first issue + two renewals
-  EXPECT_EQ(keys.size(), 1u);
-  ASSERT_TRUE(daemon.Running());
-  ::kill(daemon.pid(), SIGTERM);
-  int status = 0;
-  ASSERT_EQ(::waitpid(daemon.pid(), &status, 0), daemon.pid());
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadFile(dir_ / "daemon.log");
-  EXPECT_NE(ReadFile(dir_ / "daemon.log").find("stopping on signal"), std::string::npos);
-}
-
 // A TPM 2.0 (swtpm) holds the requester's key through tpm2-pkcs11.
 TEST_F(Requester, TpmKeyEndToEnd) {
   const std::string module = "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so";
