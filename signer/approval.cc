@@ -44,20 +44,30 @@ void ForEachTextLine(std::string_view text, F&& each) {
   }
 }
 
+// A list file opened for reading: a regular file, or a configuration error. Closed on scope exit.
+struct OpenList {
+  int fd;
+  struct stat st {};
+  explicit OpenList(const std::string& path) : fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+    if (fd < 0) BadConfig("cannot read " + path + ": " + std::strerror(errno));
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd);
+      BadConfig("cannot read " + path + ": not a regular file");
+    }
+  }
+  ~OpenList() { ::close(fd); }
+  OpenList(const OpenList&) = delete;
+  OpenList& operator=(const OpenList&) = delete;
+};
+
 // The whole file in one read of its size into memory mapped and populated in one call: a list is
 // read on every request, by a fresh process, and faulting in a megabyte page by page costs more
 // than parsing it (not the file itself mapped: one truncated in place would be SIGBUS). Bounded,
 // regular files only; every problem is a configuration error.
 std::pair<std::shared_ptr<const char>, std::string_view> ReadList(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) BadConfig("cannot read " + path + ": " + std::strerror(errno));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-    BadConfig("cannot read " + path + ": not a regular file");
+  OpenList file(path);
+  const int fd = file.fd;
+  const struct stat& st = file.st;
   if (static_cast<std::size_t>(st.st_size) > kMaxListBytes) {
     BadConfig(path + " is larger than " + std::to_string(kMaxListBytes) + " bytes");
   }
@@ -347,16 +357,9 @@ bool ApprovalList::Contains(std::string_view name, std::string_view key_sha256) 
 bool ListContains(const std::string& path, ListKind kind, std::string_view name,
                   std::string_view key_sha256) {
   if (kind == ListKind::kNames) key_sha256 = {};
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) BadConfig("cannot read " + path + ": " + std::strerror(errno));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    BadConfig("cannot read " + path + ": not a regular file");
-  }
+  OpenList file(path);
+  const int fd = file.fd;
+  const struct stat& st = file.st;
   // Like sshd's StrictModes for authorized_keys: a list that others can write is one they can
   // approve themselves into.
   if ((st.st_mode & 022) != 0) {
