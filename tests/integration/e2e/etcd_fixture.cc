@@ -1,5 +1,8 @@
 #include "etcd_fixture.h"
 
+#include <gtest/gtest.h>
+#include <unistd.h>
+
 #include <stdexcept>
 #include <thread>
 
@@ -56,6 +59,28 @@ RunResult EtcdServer::Ctl(const std::string& cert, const std::string& key,
                                 "--dial-timeout", "3s", "--command-timeout", "5s"};
   argv.insert(argv.end(), args.begin(), args.end());
   return Run(argv, {.env = {{"ETCDCTL_API", "3"}}, .timeout = std::chrono::seconds(30)});
+}
+
+RunResult RunHsm(std::vector<std::string> args, const CaToken& token) {
+  args.insert(args.begin(), Binary("etcd-hsm"));
+  return Run(args, {.env = token.env(), .timeout = std::chrono::seconds(120)});
+}
+
+std::string MakeIntermediate(const SignerDeployment& d, const std::string& name, const std::string& key_uri,
+                             const CaToken& root, const std::string& root_cert) {
+  std::string csr = d.dir + "/" + name + ".csr", pem = d.dir + "/" + name + ".pem";
+  ::unlink(csr.c_str());
+  ::unlink(pem.c_str());
+  RunResult made = RunHsm({"ca", "csr", "--module", kSoftHsmModule, "--key", key_uri, "--pin-file", d.ca.pin_file,
+                           "--subject", "CN=" + name, "--out", csr},
+                          d.ca);
+  EXPECT_EQ(made.exit_code, 0) << made.err;
+  RunResult signed_ = RunHsm({"ca", "sign-intermediate", "--module", kSoftHsmModule, "--key", root.key_uri,
+                              "--pin-file", root.pin_file, "--ca-cert", root_cert, "--csr", csr, "--days", "30",
+                              "--out", pem},
+                             root);
+  EXPECT_EQ(signed_.exit_code, 0) << signed_.err;
+  return pem;
 }
 
 }  // namespace testing_support

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "test_support.h"
 
@@ -36,5 +37,14 @@ class EtcdServer {
   std::string log_level_ = "warn";
   std::unique_ptr<Process> etcd_;
 };
+
+// etcd-hsm with `token`'s environment (its SoftHSM configuration), up to 120 s.
+RunResult RunHsm(std::vector<std::string> args, const CaToken& token);
+
+// The root ceremony for one signer host (#12): a CSR for `key_uri` in the host's token
+// (`etcd-hsm ca csr`, subject CN=`name`), signed by the root token (`ca sign-intermediate`, 30
+// days). Returns the intermediate certificate, d.dir/`name`.pem (replaced if it existed).
+std::string MakeIntermediate(const SignerDeployment& d, const std::string& name, const std::string& key_uri,
+                             const CaToken& root, const std::string& root_cert);
 
 }  // namespace testing_support

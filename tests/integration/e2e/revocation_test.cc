@@ -19,22 +19,10 @@ using namespace std::chrono_literals;
 
 class Revocation : public ::testing::Test {
  protected:
-  RunResult Hsm(std::vector<std::string> args, const CaToken& token) {
-    args.insert(args.begin(), Binary("etcd-hsm"));
-    return testing_support::Run(args, {.env = token.env(), .timeout = 120s});
-  }
-  // The root ceremony for one signer host (as in two_tier_test.cc).
+  RunResult Hsm(std::vector<std::string> args, const CaToken& token) { return RunHsm(std::move(args), token); }
+  // The root ceremony for one signer host (etcd_fixture.h), and its signer.toml.
   std::string Intermediate(SignerDeployment& d, const std::string& name) {
-    std::string csr = d.dir + "/" + name + ".csr", pem = d.dir + "/" + name + ".pem";
-    RunResult made = Hsm({"ca", "csr", "--module", kSoftHsmModule, "--key", d.ca.key_uri,
-                          "--pin-file", d.ca.pin_file, "--subject", "CN=" + name, "--out", csr},
-                         d.ca);
-    EXPECT_EQ(made.exit_code, 0) << made.err;
-    RunResult signed_ = Hsm({"ca", "sign-intermediate", "--module", kSoftHsmModule, "--key",
-                             root_->key_uri, "--pin-file", root_->pin_file, "--ca-cert", root_cert_,
-                             "--csr", csr, "--days", "30", "--out", pem},
-                            *root_);
-    EXPECT_EQ(signed_.exit_code, 0) << signed_.err;
+    std::string pem = MakeIntermediate(d, name, d.ca.key_uri, *root_, root_cert_);
     WriteFile(d.dir + "/signer.toml", "module = \"" + std::string(kSoftHsmModule) + "\"\nkey = \"" +
                                           d.ca.key_uri + "\"\npin_file = \"" + d.ca.pin_file +
                                           "\"\nca_cert = \"" + pem + "\"\nca_chain = \"" + pem +

@@ -22,25 +22,10 @@ using namespace std::chrono_literals;
 
 class TwoTier : public ::testing::Test {
  protected:
-  RunResult Hsm(std::vector<std::string> args, const CaToken& token) {
-    args.insert(args.begin(), Binary("etcd-hsm"));
-    return testing_support::Run(args, {.env = token.env(), .timeout = 120s});
-  }
+  RunResult Hsm(std::vector<std::string> args, const CaToken& token) { return RunHsm(std::move(args), token); }
   // The root ceremony for one signer host: its token's key gets a CSR, the root signs it.
   std::string Intermediate(SignerDeployment& d, const std::string& name, const std::string& key_uri) {
-    std::string csr = d.dir + "/" + name + ".csr", pem = d.dir + "/" + name + ".pem";
-    ::unlink(csr.c_str());
-    ::unlink(pem.c_str());
-    RunResult made = Hsm({"ca", "csr", "--module", kSoftHsmModule, "--key", key_uri, "--pin-file", d.ca.pin_file,
-                          "--subject", "CN=" + name, "--out", csr},
-                         d.ca);
-    EXPECT_EQ(made.exit_code, 0) << made.err;
-    RunResult signed_ = Hsm({"ca", "sign-intermediate", "--module", kSoftHsmModule, "--key", root_->key_uri,
-                             "--pin-file", root_->pin_file, "--ca-cert", root_cert_, "--csr", csr, "--days", "30",
-                             "--out", pem},
-                            *root_);
-    EXPECT_EQ(signed_.exit_code, 0) << signed_.err;
-    return pem;
+    return MakeIntermediate(d, name, key_uri, *root_, root_cert_);
   }
   void Configure(SignerDeployment& d, const std::string& key_uri, const std::string& intermediate,
                  const std::string& extra = "") {
