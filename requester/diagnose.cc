@@ -32,6 +32,12 @@ bool Diagnose(const RequesterConfig& c, const RequesterEnv& env) {
     all = all && ok;
     return ok;
   };
+  // A check that cannot be made, with the reason: neither passes nor fails.
+  auto skip = [&](const std::string& check, const std::string& detail) {
+    std::string text = "skip " + check + std::string(check.size() < 14 ? 14 - check.size() : 1, ' ') + detail + "\n";
+    std::fwrite(text.data(), 1, text.size(), env.out);
+    std::fflush(env.out);
+  };
   try {
     CheckName(c);
     line(true, "name", "'" + c.name + "' is a valid master name");
@@ -98,9 +104,18 @@ bool Diagnose(const RequesterConfig& c, const RequesterEnv& env) {
         line(true, "signer", at + "etcd-signer " + base::Printable(j.value("version", std::string("?")), 64) + ", lifetime " +
                                  base::FormatDuration(seconds(j.value("lifetime_min", 0))) + " to " +
                                  base::FormatDuration(seconds(j.value("lifetime_max", 0))));
-        if (j.contains("identity") && j["identity"] != c.name) {
-          line(false, "identity", at + "this SSH key is bound to '" + base::Printable(j["identity"].get<std::string>(), 128) + "', not '" + c.name + "'",
+        // The signer's `info` names the identity its forced command binds this SSH key to; a
+        // request for another name would be refused identity-mismatch. Without --identity there
+        // is nothing to compare: the signer's name policy alone decides, so say so ("skip").
+        if (j.contains("identity") && j["identity"].is_string()) {
+          std::string bound = base::Printable(j["identity"].get<std::string>(), 128);
+          line(bound == c.name, "identity",
+               at + (bound == c.name ? "this SSH key is bound to '" + c.name + "' (the forced command's --identity)"
+                                     : "this SSH key is bound to '" + bound + "', not '" + c.name + "'"),
                "use the right --name or ask the operator to fix the forced command's --identity");
+        } else {
+          skip("identity", at + "the signer's forced command has no --identity: this SSH key may ask for any "
+                                "name its policy allows; bind it (--identity " + c.name + ") on the signer");
         }
         TimePoint signer_time = base::ParseRfc3339(j.value("time", std::string()));
         auto skew = ClockSkew(sent, received, signer_time);

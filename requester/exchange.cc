@@ -56,21 +56,23 @@ std::vector<pki::X509Ptr> FetchBundle(SshClient& ssh) {
   return pki::ParseCertificatesPem(r.out, "the signer's CA bundle");
 }
 
-std::vector<pki::X509Ptr> TrustAnchors(const RequesterConfig& c, const RequesterEnv& env, SshClient& ssh) {
+std::vector<pki::X509Ptr> TrustAnchors(const RequesterConfig& c, const RequesterEnv&, SshClient& ssh,
+                                       std::string* fetched) {
   if (c.ca_bundle.empty()) return {};
   if (Exists(c.ca_bundle)) return pki::ReadCertificateBundleFile(c.ca_bundle);
-  // First contact: take the bundle from the signer over the host-key-verified connection.
+  // First contact: take the bundle from the signer over the host-key-verified connection. It is
+  // stored only with an issued certificate (#15): a refused request leaves no bundle behind.
   std::vector<pki::X509Ptr> anchors = FetchBundle(ssh);
-  std::string pem;
-  for (auto& a : anchors) pem += pki::ToPem(a.get());
-  base::AtomicFileWriter(c.ca_bundle, 0644).Write(pem);
-  Log(env, "stored the signer's CA bundle in " + c.ca_bundle);
+  fetched->clear();
+  for (auto& a : anchors) *fetched += pki::ToPem(a.get());
   return anchors;
 }
 
 pki::IssuedCertificate SignOver(SshClient& ssh, const RequesterConfig& c, const RequesterEnv& env,
-                                const std::string& body, EVP_PKEY* public_key, const std::string& common_name) {
-  std::vector<pki::X509Ptr> anchors = TrustAnchors(c, env, ssh);
+                                const std::string& body, EVP_PKEY* public_key, const std::string& common_name,
+                                std::string* fetched_bundle) {
+  std::string fetched;
+  std::vector<pki::X509Ptr> anchors = TrustAnchors(c, env, ssh, &fetched);
   std::string command = "sign";
   if (c.lifetime.count() > 0) command += " --lifetime " + std::to_string(c.lifetime.count());
   ExecResult r = ssh.Exec(command, body);
@@ -81,7 +83,14 @@ pki::IssuedCertificate SignOver(SshClient& ssh, const RequesterConfig& c, const 
   for (auto& a : anchors) want.trust_anchors.push_back(a.get());
   want.now = env.now();
   want.skew_tolerance = c.skew_tolerance;
-  return pki::VerifyIssuedCertificate(r.out, want);
+  pki::IssuedCertificate issued = pki::VerifyIssuedCertificate(r.out, want);
+  if (fetched_bundle != nullptr) {
+    *fetched_bundle = std::move(fetched);
+  } else if (!fetched.empty()) {
+    base::AtomicFileWriter(c.ca_bundle, 0644).Write(fetched);
+    Log(env, "stored the signer's CA bundle in " + c.ca_bundle);
+  }
+  return issued;
 }
 
 // A policy answer (64, 65, 77 from the signer) is the same at every signer: report it. A PIN

@@ -161,7 +161,13 @@ std::string ReadPrivateKeyFile(const std::string& path, bool* created) {
   if (name.empty() || name == "." || name == "..") Unsafe(path + " does not name a file");
   Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir_fd.get() < 0) {
-    base::ThrowErrno(errno == ENOENT ? "key-missing" : "key-unreadable", "cannot open the key directory", dir, errno);
+    if (errno == ENOENT) {
+      // A setup step left out (#15): say what to create, and for whom.
+      throw Failure(ExitCode::kNoInput, "key-missing",
+                    "the key directory " + dir + " does not exist; create it (mkdir -m 0700 " + dir +
+                        ") owned by the account that runs etcd-requester");
+    }
+    base::ThrowErrno("key-unreadable", "cannot open the key directory", dir, errno);
   }
   struct stat ds {};
   if (::fstat(dir_fd.get(), &ds) != 0) base::ThrowErrno("key-unreadable", "cannot stat", dir, errno);

@@ -184,15 +184,10 @@ int main(int argc, char** argv) {
     }
     if (status->parsed()) {
       requester::ValidateConfig(config, false);
-      auto now = env.now();
-      if (!config.prometheus_file.empty()) {
-        base::AtomicFileWriter(config.prometheus_file, 0644)
-            .Write(requester::RenderStatus(config, now, requester::StatusFormat::kPrometheus));
-      }
-      std::string text = requester::RenderStatus(
-          config, now, json ? requester::StatusFormat::kJson : requester::StatusFormat::kHuman);
-      std::fwrite(text.data(), 1, text.size(), stdout);
-      return 0;
+      // Only an explicit --prometheus FILE is written: the configuration's prometheus_file is the
+      // daemon's (#15).
+      return requester::ShowStatus(config, env, json ? requester::StatusFormat::kJson : requester::StatusFormat::kHuman,
+                                   prometheus);
     }
     // One-shot verbs: an overall deadline so a wedged token or signer cannot hang a cron job.
     base::Deadline deadline(config.connect_timeout + config.io_timeout + std::chrono::seconds(60), [] {

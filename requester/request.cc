@@ -1,6 +1,10 @@
 // request, renew and ca: one exchange with the first signer that answers (#12), verified, stored.
+#include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "base/failure.h"
@@ -23,42 +27,85 @@ using std::chrono::seconds;
 
 bool Exists(const std::string& path) { return !path.empty() && ::access(path.c_str(), F_OK) == 0; }
 
+// A certificate directory that does not exist is a setup step left out (#15): say which directory
+// to create before a key is made or a signature spent.
+void CheckCertificateDirectory(const std::string& cert) {
+  std::string dir = std::filesystem::path(cert).parent_path().string();
+  if (dir.empty()) dir = ".";
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 && errno == ENOENT) {
+    throw Failure(ExitCode::kCantCreate, "write-failed",
+                  "the certificate directory " + dir + " does not exist; create it (mkdir -p " + dir +
+                      ") writable by the account that runs etcd-requester");
+  }
+}
+
 RequestOutcome DoRequest(const RequesterConfig& c, const RequesterEnv& env, bool create_key,
                          RequesterState& state) {
   CheckName(c);  // before any network traffic
+  CheckCertificateDirectory(c.cert);
   RequestOutcome outcome;
   std::unique_ptr<KeyStore> keys;
   std::string body;
-  auto open_keys = [&] {
-    keys = MakeKeyStore(c);
-    if (keys->Open(create_key)) {
-      outcome.generated_key = true;
-      Log(env, "generated a new EC P-256 key in " + keys->Describe());
+  std::string fetched_bundle;  // the signer's CA bundle on first contact, stored with the certificate
+  bool stored = false;
+  // A request that fails must not leave behind a key it made (#15): the next `request` would adopt
+  // a key no certificate was ever issued for. Except when the signer holds that very key for an
+  // operator's approval (pending-approval): it is the one to approve. A key made in a token stays
+  // (see etcd-requester(8)): it never leaves the token and the next request uses it.
+  auto forget_new_key = [&](const Failure& f) {
+    if (stored || !outcome.generated_key || c.key_file.empty()) return;
+    auto* refusal = dynamic_cast<const SignerRefusal*>(&f);
+    if (refusal != nullptr && refusal->signer_reason() == "pending-approval") return;
+    keys.reset();
+    if (::unlink(c.key_file.c_str()) == 0) {
+      Log(env, "removed the key this request made (" + c.key_file + "): nothing was issued for it");
     }
-    pki::X509ReqPtr csr = pki::BuildCsr(c.name, keys->private_key());
-    std::vector<unsigned char> der = pki::ToDer(csr.get());
-    body = pki::EncodeBase64(der.data(), der.size(), 76);
   };
-  // An SSH key in a token authenticates while no other module is loaded (one C_Initialize per
-  // process): then each connection comes first and the certificate key after it. Otherwise a key
-  // problem is reported before any connection.
-  const bool ssh_key_in_token = IsTokenKey(c.ssh_key);
-  if (!ssh_key_in_token) open_keys();
-
   std::optional<pki::IssuedCertificate> issued;
-  std::string served_by = TrySigners(c, env, state, [&](const std::string& server) {
-    if (ssh_key_in_token) keys.reset();
-    // The session lives only as long as the exchange: it is closed before the hook runs.
-    SshClient ssh(SshOptionsFor(c, server));
-    if (!keys) open_keys();
-    issued = SignOver(ssh, c, env, body, keys->public_key(), c.name);
-  });
-  state.served_by = served_by;
+  std::string served_by;
+  try {
+    auto open_keys = [&] {
+      keys = MakeKeyStore(c);
+      if (keys->Open(create_key)) {
+        outcome.generated_key = true;
+        Log(env, "generated a new EC P-256 key in " + keys->Describe());
+      }
+      pki::X509ReqPtr csr = pki::BuildCsr(c.name, keys->private_key());
+      std::vector<unsigned char> der = pki::ToDer(csr.get());
+      body = pki::EncodeBase64(der.data(), der.size(), 76);
+    };
+    // An SSH key in a token authenticates while no other module is loaded (one C_Initialize per
+    // process): then each connection comes first and the certificate key after it. Otherwise a key
+    // problem is reported before any connection.
+    const bool ssh_key_in_token = IsTokenKey(c.ssh_key);
+    if (!ssh_key_in_token) open_keys();
 
-  // Leaf and chain: what kube-apiserver and etcdctl present to etcd.
-  base::AtomicFileWriter writer(c.cert, 0644);
-  if (env.store_fault) writer.set_fault_hook(env.store_fault);
-  writer.Write(issued->Pem());
+    served_by = TrySigners(c, env, state, [&](const std::string& server) {
+      if (ssh_key_in_token) keys.reset();
+      // The session lives only as long as the exchange: it is closed before the hook runs.
+      SshClient ssh(SshOptionsFor(c, server));
+      if (!keys) open_keys();
+      fetched_bundle.clear();
+      issued = SignOver(ssh, c, env, body, keys->public_key(), c.name, &fetched_bundle);
+    });
+    state.served_by = served_by;
+
+    // Leaf and chain: what kube-apiserver and etcdctl present to etcd.
+    base::AtomicFileWriter writer(c.cert, 0644);
+    if (env.store_fault) writer.set_fault_hook(env.store_fault);
+    writer.Write(issued->Pem());
+    stored = true;
+    // The bundle the answer was verified against, fetched on first contact: only now, with the
+    // certificate it verified, so that a refused request leaves no bundle behind.
+    if (!fetched_bundle.empty()) {
+      base::AtomicFileWriter(c.ca_bundle, 0644).Write(fetched_bundle);
+      Log(env, "stored the signer's CA bundle in " + c.ca_bundle);
+    }
+  } catch (const Failure& f) {
+    forget_new_key(f);
+    throw;
+  }
   X509* cert = issued->leaf.get();
   outcome.renewed = true;
   outcome.serial = pki::SerialHex(cert);
@@ -89,16 +136,38 @@ RequestOutcome Attempt(const RequesterConfig& c, const RequesterEnv& env, bool c
     }
     return outcome;
   } catch (const Failure& f) {
+    std::optional<Failure> enriched = WithRunningAs(f);
+    const Failure& shown = enriched ? *enriched : f;
     state.consecutive_failures += 1;
-    state.last_error = f.reason() + ": " + f.what();
+    state.last_error = shown.reason() + ": " + shown.what();
     auto* refusal = dynamic_cast<const SignerRefusal*>(&f);
     state.last_signer_reason = refusal != nullptr ? refusal->signer_reason() : "";
     try {
       SaveState(c.StateFile(), state);
     } catch (...) {
     }
+    if (enriched) throw *enriched;
     throw;
   }
+}
+
+std::string RunningAs() {
+  uid_t uid = ::geteuid();
+  std::string who = "uid " + std::to_string(uid);
+  if (const passwd* pw = ::getpwuid(uid); pw != nullptr && pw->pw_name != nullptr) {
+    who = std::string(pw->pw_name) + ", " + who;
+  }
+  return "running as " + who;
+}
+
+std::optional<Failure> WithRunningAs(const Failure& f) {
+  // The signer's line is the signer's; ours gets the account only where a permission was refused.
+  if (dynamic_cast<const SignerRefusal*>(&f) != nullptr) return std::nullopt;
+  std::string message = f.what();
+  if (message.find("Permission denied") == std::string::npos || message.find("(running as ") != std::string::npos) {
+    return std::nullopt;
+  }
+  return Failure(f.code(), f.reason(), message + " (" + RunningAs() + ")");
 }
 
 StoredCertificate InspectCertificate(const RequesterConfig& c, TimePoint now,

@@ -1,8 +1,10 @@
 // status: the stored certificate and the state file, for people (text) and programs (JSON,
-// Prometheus textfile).
+// Prometheus textfile). `status` only reads; it writes the metrics file only when asked (#15).
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "base/failure.h"
+#include "requester/exchange.h"
 #include "requester/requester.h"
 
 namespace requester {
@@ -93,6 +95,33 @@ std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat f
   if (!state.served_by.empty() && c.servers.size() > 1) row("served by", state.served_by);
   for (const auto& [server, error] : state.signer_errors) row("signer failed", server + ": " + error);
   return out;
+}
+
+int ShowStatus(const RequesterConfig& c, const RequesterEnv& env, StatusFormat format,
+               const std::string& metrics_file) {
+  const TimePoint now = env.now();
+  std::string text = RenderStatus(c, now, format);
+  std::fwrite(text.data(), 1, text.size(), env.out);
+  std::fflush(env.out);
+  if (metrics_file.empty()) return 0;
+  // Asked for, so a failure to write it is the exit status; the status above is printed anyway:
+  // it is what the operator needs to see when the metrics path is wrong.
+  try {
+    std::string dir = std::filesystem::path(metrics_file).parent_path().string();
+    if (!dir.empty() && !std::filesystem::exists(dir)) {
+      throw Failure(base::ExitCode::kCantCreate, "write-failed",
+                    "the metrics directory " + dir +
+                        " does not exist (Debian's node exporter reads /var/lib/prometheus/node-exporter); "
+                        "create it or name another --prometheus FILE");
+    }
+    base::AtomicFileWriter(metrics_file, 0644).Write(RenderStatus(c, now, StatusFormat::kPrometheus));
+  } catch (const Failure& f) {
+    std::optional<Failure> enriched = WithRunningAs(f);
+    const Failure& shown = enriched ? *enriched : f;
+    Log(env, shown.reason() + ": " + shown.what());
+    return static_cast<int>(shown.code());
+  }
+  return 0;
 }
 
 }  // namespace requester

@@ -31,14 +31,18 @@ constexpr std::size_t kMaxSignerLine = 1024;
 std::vector<pki::X509Ptr> FetchBundle(SshClient& ssh);
 
 // The trust anchors for verifying an answer: config.ca_bundle; on first contact (the file does
-// not exist yet) the bundle is fetched over this host-key-verified connection and stored. Empty
-// when no bundle is configured.
-std::vector<pki::X509Ptr> TrustAnchors(const RequesterConfig& config, const RequesterEnv& env, SshClient& ssh);
+// not exist yet) the bundle is fetched over this host-key-verified connection and its PEM put in
+// *fetched (nothing is stored here). Empty when no bundle is configured.
+std::vector<pki::X509Ptr> TrustAnchors(const RequesterConfig& config, const RequesterEnv& env, SshClient& ssh,
+                                       std::string* fetched);
 
 // `sign [--lifetime S]` with the base64 CSR `body`; the answer verified (leaf profile, chain,
-// trust) for `public_key` and `common_name`.
+// trust) for `public_key` and `common_name`. A bundle fetched on first contact goes to
+// *fetched_bundle for the caller to store with the certificate; with nullptr it is stored at
+// config.ca_bundle here, once the answer has been verified. A refusal never stores it.
 pki::IssuedCertificate SignOver(SshClient& ssh, const RequesterConfig& config, const RequesterEnv& env,
-                                const std::string& body, EVP_PKEY* public_key, const std::string& common_name);
+                                const std::string& body, EVP_PKEY* public_key, const std::string& common_name,
+                                std::string* fetched_bundle = nullptr);
 
 // Whether a failure met at one signer is worth trying the next one for: not a policy answer
 // (64, 65, 77 from the signer: the same everywhere) and never a PIN refusal.

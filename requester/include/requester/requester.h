@@ -85,7 +85,9 @@ struct RequestOutcome {
   std::string message;
 };
 
-// request: key if missing, CSR, send, verify, store, hook.
+// request: key if missing, CSR, send, verify, store, hook. A failure removes a key file this call
+// made (not one made in a token, and not when the signer holds the key for approval:
+// pending-approval), and a CA bundle fetched on first contact is stored only with the certificate.
 RequestOutcome Request(const RequesterConfig& config, const RequesterEnv& env);
 
 // One attempt of `request` (create_key) or a due renewal (a missing key is not made), recorded in
@@ -106,6 +108,20 @@ void FetchCa(const RequesterConfig& config, const RequesterEnv& env);
 // status: human text, JSON, or Prometheus textfile format.
 enum class StatusFormat { kHuman, kJson, kPrometheus };
 std::string RenderStatus(const RequesterConfig& config, TimePoint now, StatusFormat format);
+
+// The `status` verb: prints RenderStatus(format) on env.out; writes the Prometheus textfile to
+// `metrics_file` only when it is non-empty (asked for with --prometheus; config.prometheus_file is
+// the daemon's and is never written by `status`). Returns 0, or, when the asked-for file cannot be
+// written, that failure's exit code after one line on env.log (the status is printed anyway).
+int ShowStatus(const RequesterConfig& config, const RequesterEnv& env, StatusFormat format,
+               const std::string& metrics_file);
+
+// "running as NAME, uid N": the account a permission was refused to (the unit's account is often
+// not the one that made the files).
+std::string RunningAs();
+// `failure` with " (running as …)" appended when it is ours (not a signer's line) and says
+// "Permission denied"; nullopt when it has nothing to add.
+std::optional<base::Failure> WithRunningAs(const base::Failure& failure);
 
 // diagnose: the runbook's checks, one line each; returns true when all pass.
 bool Diagnose(const RequesterConfig& config, const RequesterEnv& env);

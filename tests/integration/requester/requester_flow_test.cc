@@ -169,10 +169,19 @@ TEST_F(Requester, DiagnoseReportsEachCheckAndTheFailingOne) {
   ASSERT_EQ(Do(Args("request")).exit_code, 0);
   RunResult ok = Do(Args("diagnose"));
   EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
-  for (const char* check : {"ok   name", "ok   tcp", "ok   ssh", "ok   signer", "ok   clock", "ok   key",
-                            "ok   certificate", "ok   key-match", "ok   ca-bundle"}) {
+  for (const char* check : {"ok   name", "ok   tcp", "ok   ssh", "ok   signer", "ok   identity", "ok   clock",
+                            "ok   key", "ok   certificate", "ok   key-match", "ok   ca-bundle"}) {
     EXPECT_NE(ok.out.find(check), std::string::npos) << check << "\n" << ok.out;
   }
+  // The signer binds this SSH key to kubemaster-1 (--identity): asking as another name is a
+  // failure diagnose finds before any request is refused identity-mismatch.
+  auto other = Args("diagnose");
+  other[3] = "kubemaster-2";
+  RunResult mismatch = Do(other);
+  EXPECT_EQ(mismatch.exit_code, 69);
+  EXPECT_NE(mismatch.out.find("FAIL identity      this SSH key is bound to 'kubemaster-1', not 'kubemaster-2'"),
+            std::string::npos)
+      << mismatch.out;
   ssh_->Stop();
   RunResult down = Do(Args("diagnose"));
   EXPECT_EQ(down.exit_code, 69);
@@ -322,6 +331,94 @@ TEST_F(Requester, PendingApprovalIsShownKeptAndServedOnceTheKeyIsApproved) {
   RunResult metrics = Do(Args("status", {"--key-file", Key(), "--prometheus", dir_ / "metrics.prom"}));
   EXPECT_NE(ReadFile(dir_ / "metrics.prom").find("etcd_requester_pending_approval{name=\"kubemaster-1\"} 0"),
             std::string::npos);
+}
+
+}  // namespace
+
+namespace {
+
+// #15: `status` only reads. The configuration's prometheus_file is the daemon's; `status` writes
+// metrics only to an explicit --prometheus FILE, and when that fails it still prints the status,
+// then one line and a nonzero exit.
+TEST_F(Requester, StatusWritesMetricsOnlyWhenAskedAndStillPrintsWhenThatFails) {
+  WriteFile(dir_ / "requester.toml", "prometheus_file = \"" + (dir_ / "config.prom") + "\"\n");
+  auto args = Args("status");
+  args.insert(args.end(), {"--config", dir_ / "requester.toml"});
+  RunResult plain = Do(args);
+  EXPECT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_NE(plain.out.find("name            kubemaster-1"), std::string::npos) << plain.out;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "config.prom"));
+
+  auto nowhere = args;
+  nowhere.insert(nowhere.end(), {"--prometheus", dir_ / "no-such-dir/requester.prom"});
+  RunResult failed = Do(nowhere);
+  EXPECT_EQ(failed.exit_code, 73) << failed.err;
+  EXPECT_NE(failed.out.find("name            kubemaster-1"), std::string::npos) << failed.out;
+  ASSERT_EQ(Lines(failed.err).size(), 1u) << failed.err;
+  EXPECT_EQ(failed.err.rfind("etcd-requester: write-failed: ", 0), 0u) << failed.err;
+  EXPECT_NE(failed.err.find("the metrics directory " + (dir_ / "no-such-dir") + " does not exist"), std::string::npos)
+      << failed.err;
+
+  auto asked = args;
+  asked.insert(asked.end(), {"--json", "--prometheus", dir_ / "asked.prom"});
+  RunResult written = Do(asked);
+  EXPECT_EQ(written.exit_code, 0) << written.err;
+  EXPECT_EQ(nlohmann::json::parse(written.out)["state"], "missing");
+  EXPECT_NE(ReadFile(dir_ / "asked.prom").find("etcd_requester_certificate_valid{name=\"kubemaster-1\"} 0"),
+            std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "config.prom"));
+}
+
+// #15: a refused first request leaves neither the key it made nor the signer's CA bundle; a key
+// that was there before is never touched.
+TEST_F(Requester, RefusedRequestLeavesNoNewKeyAndNoBundle) {
+  auto other = Args("request");
+  other[3] = "kubemaster-2";  // this SSH key is bound to kubemaster-1: identity-mismatch
+  RunResult refused = Do(other);
+  EXPECT_EQ(refused.exit_code, 77) << refused.err;
+  EXPECT_NE(refused.err.find("etcd-signer: identity-mismatch: "), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("removed the key this request made"), std::string::npos) << refused.err;
+  EXPECT_FALSE(std::filesystem::exists(Key()));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "ca-bundle.pem"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "client.pem"));
+
+  // With a key of its own already there, the refusal keeps it byte for byte.
+  ASSERT_EQ(Do(Args("request")).exit_code, 0);
+  const std::string key = ReadFile(Key());
+  ASSERT_TRUE(std::filesystem::remove(dir_ / "ca-bundle.pem"));
+  RunResult again = Do(other);
+  EXPECT_EQ(again.exit_code, 77) << again.err;
+  EXPECT_EQ(again.err.find("removed the key"), std::string::npos) << again.err;
+  EXPECT_EQ(ReadFile(Key()), key);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "ca-bundle.pem"));
+}
+
+// #15: a missing directory says which one to create (before any key is made), and a refused
+// permission names the account the program runs as.
+TEST_F(Requester, MissingDirectoriesAndRefusedPermissionsSayWhatToDo) {
+  auto no_cert_dir = Args("request");
+  std::replace(no_cert_dir.begin(), no_cert_dir.end(), dir_ / "client.pem", dir_ / "etcd-client/kubemaster-1.crt");
+  RunResult cert = Do(no_cert_dir);
+  EXPECT_EQ(cert.exit_code, 73) << cert.err;
+  EXPECT_EQ(cert.err, "etcd-requester: write-failed: the certificate directory " + (dir_ / "etcd-client") +
+                          " does not exist; create it (mkdir -p " + (dir_ / "etcd-client") +
+                          ") writable by the account that runs etcd-requester\n");
+  EXPECT_FALSE(std::filesystem::exists(Key()));
+
+  RunResult key = Do(Args("request", {"--key-file", dir_ / "no-key-dir/client.key"}));
+  EXPECT_EQ(key.exit_code, 66) << key.err;
+  EXPECT_NE(key.err.find("the key directory " + (dir_ / "no-key-dir") + " does not exist; create it (mkdir -m 0700 "),
+            std::string::npos)
+      << key.err;
+
+  // The key directory is root's (0700); the signer's test account may not enter it.
+  const std::string user = SignerUser();
+  auto as_user = Args("renew", {"--key-file", Key(), "--force"});
+  as_user.insert(as_user.begin(), {"/usr/bin/setpriv", "--reuid=" + user, "--regid=" + user, "--clear-groups"});
+  RunResult denied = Do(as_user);
+  EXPECT_EQ(Lines(denied.err).size(), 1u) << denied.err;
+  EXPECT_NE(denied.err.find("Permission denied (running as " + user + ", uid "), std::string::npos) << denied.err;
+  EXPECT_NE(denied.err.find(dir_ / "master: "), std::string::npos) << denied.err;
 }
 
 }  // namespace
