@@ -1,6 +1,7 @@
 // etcd-requester against a real sshd whose forced command runs the real etcd-signer with a
 // SoftHSM CA; the requester's own key in a file, a second SoftHSM token, or a TPM (swtpm).
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -419,6 +420,56 @@ TEST_F(Requester, MissingDirectoriesAndRefusedPermissionsSayWhatToDo) {
   EXPECT_EQ(Lines(denied.err).size(), 1u) << denied.err;
   EXPECT_NE(denied.err.find("Permission denied (running as " + user + ", uid "), std::string::npos) << denied.err;
   EXPECT_NE(denied.err.find(dir_ / "master: "), std::string::npos) << denied.err;
+}
+
+}  // namespace
+
+namespace {
+
+// #15: the lab token script has a usage, takes the account that will use the token, names its
+// files as signer.toml expects and says how long its CA lives.
+TEST(MakeCaToken, HelpUsageOwnerDaysAndTheNamesSignerTomlUses) {
+  const std::string script = SourceDir() + "/softhsm-fixtures/make-ca-token";
+  RunResult help = testing_support::Run({script, "--help"});
+  EXPECT_EQ(help.exit_code, 0) << help.err;
+  EXPECT_NE(help.out.find("Usage: make-ca-token [--owner USER] [--days N] DIR [KEY-TYPE]"), std::string::npos)
+      << help.out;
+  for (std::vector<std::string> bad : {std::vector<std::string>{}, {"--bogus", "x"}, {"--days", "0", "x"},
+                                       {"--owner", "no-such-account-here", "x"}, {"x", "dsa-1024"}}) {
+    bad.insert(bad.begin(), script);
+    RunResult r = testing_support::Run(bad);
+    EXPECT_EQ(r.exit_code, 64) << r.err;
+    EXPECT_EQ(Lines(r.err).size(), 1u) << r.err;
+    EXPECT_EQ(r.err.rfind("make-ca-token: usage: ", 0), 0u) << r.err;
+  }
+
+  TempDir tmp;
+  ASSERT_EQ(::chmod(tmp.path().c_str(), 0755), 0);
+  const std::string user = SignerUser();
+  const std::string dir = tmp / "lab";
+  RunResult made = testing_support::Run({script, "--owner", user, "--days", "45", dir},
+                       {.env = {{"ETCD_HSM", Binary("etcd-hsm")}}, .timeout = std::chrono::seconds(120)});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  EXPECT_NE(made.out.find("valid for 45 days, until "), std::string::npos) << made.out;
+  const passwd* pw = ::getpwnam(user.c_str());
+  ASSERT_NE(pw, nullptr);
+  for (const char* name : {"", "/softhsm2.conf", "/tokens", "/token.pin", "/so.pin", "/etcd-ca.crt",
+                           "/etcd-ca-bundle.crt", "/env"}) {
+    struct stat st {};
+    ASSERT_EQ(::stat((dir + name).c_str(), &st), 0) << name;
+    EXPECT_EQ(st.st_uid, pw->pw_uid) << name;
+  }
+  // The old names still work (the same files).
+  EXPECT_EQ(ReadFile(dir + "/user.pin"), ReadFile(dir + "/token.pin"));
+  EXPECT_EQ(ReadFile(dir + "/ca.pem"), ReadFile(dir + "/etcd-ca.crt"));
+  EXPECT_EQ(OpenSsl({"x509", "-in", dir + "/etcd-ca.crt", "-noout", "-checkend", std::to_string(44 * 86400)}).exit_code, 0);
+  EXPECT_NE(OpenSsl({"x509", "-in", dir + "/etcd-ca.crt", "-noout", "-checkend", std::to_string(46 * 86400)}).exit_code, 0);
+  // The owner can use the token with the PIN file made for it.
+  RunResult list = testing_support::Run({"/usr/bin/setpriv", "--reuid=" + user, "--regid=" + user, "--clear-groups", Binary("etcd-hsm"),
+                        "list", "--module", kSoftHsmModule, "--token", "etcd-ca", "--pin-file", dir + "/token.pin"},
+                       {.env = {{"SOFTHSM2_CONF", dir + "/softhsm2.conf"}}});
+  EXPECT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_NE(list.out.find("ca-key"), std::string::npos) << list.out;
 }
 
 }  // namespace
