@@ -1,7 +1,10 @@
 #include "requester/config.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
+#include <unistd.h>
 
 #include <regex>
 #include <toml++/toml.h>
@@ -61,6 +64,8 @@ ServerAddress ParseServer(const std::string& text) {
 void LoadConfigFile(const std::string& path, RequesterConfig& c) {
   toml::table table;
   try {
+    // toml++ only says "could not be opened": name the reason (e.g. Permission denied, #15).
+    if (::access(path.c_str(), R_OK) != 0) Bad("cannot open " + path + ": " + std::strerror(errno));
     table = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
     Bad(path + ": " + std::string(e.description()));

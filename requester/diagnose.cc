@@ -137,7 +137,9 @@ bool Diagnose(const RequesterConfig& c, const RequesterEnv& env) {
     line(true, "key", keys->Describe() + " is present");
   } catch (const Failure& f) {
     keys.reset();
-    line(false, "key", f.what(), "run 'etcd-requester request' to create the key (or fix the PIN/token)");
+    std::optional<Failure> enriched = WithRunningAs(f);
+    line(false, "key", (enriched ? *enriched : f).what(),
+         "run 'etcd-requester request' to create the key (or fix the PIN/token, or the files' owner)");
   }
   StoredCertificate stored = InspectCertificate(c, env.now());
   if (stored.state == CertificateState::kMissing || stored.state == CertificateState::kUnreadable) {

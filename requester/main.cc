@@ -145,7 +145,7 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : static_cast<int>(base::ExitCode::kUsage);
   }
 
-  return base::RunProgram("etcd-requester", [&]() -> int {
+  auto body = [&]() -> int {
     if (certmonger->parsed()) {
       return requester::RunCertmongerHelper(certmonger_config, {.getenv = ::getenv, .out = stdout},
                                             requester::RequesterEnv{});
@@ -211,5 +211,15 @@ int main(int argc, char** argv) {
         request->parsed() ? requester::Request(config, env) : requester::Renew(config, env, force);
     std::printf("%s\n", outcome.message.c_str());
     return 0;
+  };
+  // A refused permission names the account we run as, for every verb (#15): files made by a first
+  // run as root are not readable by the unit's account.
+  return base::RunProgram("etcd-requester", [&]() -> int {
+    try {
+      return body();
+    } catch (const base::Failure& f) {
+      if (auto enriched = requester::WithRunningAs(f)) throw *enriched;
+      throw;
+    }
   });
 }

@@ -420,6 +420,14 @@ TEST_F(Requester, MissingDirectoriesAndRefusedPermissionsSayWhatToDo) {
   EXPECT_EQ(Lines(denied.err).size(), 1u) << denied.err;
   EXPECT_NE(denied.err.find("Permission denied (running as " + user + ", uid "), std::string::npos) << denied.err;
   EXPECT_NE(denied.err.find(dir_ / "master: "), std::string::npos) << denied.err;
+  // Every verb, down to reading its configuration.
+  WriteFile(Key("requester.toml"), "name = \"kubemaster-1\"\n", 0600);
+  RunResult config = Do({"/usr/bin/setpriv", "--reuid=" + user, "--regid=" + user, "--clear-groups",
+                         Binary("etcd-requester"), "status", "--config", Key("requester.toml")});
+  EXPECT_EQ(config.exit_code, 78);
+  EXPECT_EQ(config.err, "etcd-requester: bad-config: cannot open " + Key("requester.toml") +
+                            ": Permission denied (running as " + user + ", uid " +
+                            std::to_string(::getpwnam(user.c_str())->pw_uid) + ")\n");
 }
 
 }  // namespace
