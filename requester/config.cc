@@ -23,6 +23,15 @@ using base::Failure;
 
 }  // namespace
 
+unsigned ParseMode(const std::string& text) {
+  if (text.empty() || text.size() > 4 || text.find_first_not_of("01234567") != std::string::npos) {
+    Bad("a mode is an octal number such as 0660, not '" + text + "'");
+  }
+  unsigned mode = static_cast<unsigned>(std::stoul(text, nullptr, 8));
+  if (mode > 0777) Bad("a mode is at most 0777 (no setuid, setgid or sticky bits)");
+  return mode;
+}
+
 ServerAddress ParseServer(const std::string& text) {
   ServerAddress a;
   auto at = text.find('@');
@@ -119,6 +128,19 @@ void LoadConfigFile(const std::string& path, RequesterConfig& c) {
       if (array == nullptr) Bad("post_renew_hook must be an array of strings (argv, no shell)");
       c.post_renew_hook.clear();
       for (auto&& item : *array) c.post_renew_hook.push_back(str(item, key));
+    } else if (key == "forward_listen") c.forward.listen = str(node, key);
+    else if (key == "forward_endpoints") {
+      auto* array = node.as_array();
+      if (array == nullptr) Bad("forward_endpoints must be an array of \"https://HOST:PORT\" strings");
+      c.forward.endpoints.clear();
+      for (auto&& item : *array) c.forward.endpoints.push_back(str(item, key));
+    } else if (key == "forward_ca") c.forward.etcd_ca = str(node, key);
+    else if (key == "forward_listen_group") c.forward.listen_group = str(node, key);
+    else if (key == "forward_listen_mode") c.forward.listen_mode = ParseMode(str(node, key));
+    else if (key == "forward_max_connections") {
+      auto i = node.value<int64_t>();
+      if (!i || *i < 1 || *i > 4096) Bad("forward_max_connections must be a number 1..4096");
+      c.forward.max_connections = static_cast<int>(*i);
     } else {
       Bad(path + ": unknown key '" + key + "'");
     }

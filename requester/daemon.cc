@@ -6,6 +6,9 @@
 #include "base/deadline.h"
 #include "base/failure.h"
 #include "requester/exchange.h"
+#include "requester/forward.h"
+#include "requester/key_store.h"
+#include "requester/token_agent.h"
 #include "requester/requester.h"
 
 namespace requester {
@@ -13,7 +16,31 @@ namespace requester {
 using base::Failure;
 using std::chrono::seconds;
 
-int RunDaemon(RequesterConfig c, const std::function<RequesterConfig()>& reload, const RequesterEnv& env) {
+namespace {
+
+bool SameForwarding(const ForwardConfig& a, const ForwardConfig& b) {
+  return a.listen == b.listen && a.endpoints == b.endpoints && a.etcd_ca == b.etcd_ca &&
+         a.listen_group == b.listen_group && a.listen_mode == b.listen_mode && a.max_connections == b.max_connections;
+}
+
+}  // namespace
+
+int RunDaemon(RequesterConfig c, const std::function<RequesterConfig()>& reload, const RequesterEnv& outer_env) {
+  RequesterEnv env = outer_env;
+  // With forward_listen the daemon also forwards (#18): the key is opened once, here, and shared.
+  const bool forwarding = !c.forward.listen.empty();
+  std::unique_ptr<KeyStore> shared_key;
+  TokenGate gate;
+  std::unique_ptr<Forwarder> forwarder;
+  if (forwarding) {
+    ValidateForwardConfig(c);
+    if (!c.key_uri.empty() && IsTokenKey(c.ssh_key)) {
+      throw Failure(base::ExitCode::kConfig, "bad-config",
+                    "forward_listen in run needs the SSH key in a file: the token stays open for the forwarder, and "
+                    "an SSH key in a token would load the module a second time; run `etcd-requester forward` as a "
+                    "service of its own instead");
+    }
+  }
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
@@ -22,9 +49,31 @@ int RunDaemon(RequesterConfig c, const std::function<RequesterConfig()>& reload,
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   Backoff backoff(seconds(1), seconds(300), env.uniform01);
   Log(env, "running for " + c.name + " (certificate " + c.cert + ")");
+  if (forwarding) {
+    try {
+      shared_key = MakeKeyStore(c);
+      if (shared_key->Open(/*create=*/true)) Log(env, "generated a new EC P-256 key in " + shared_key->Describe());
+    } catch (const Failure& f) {
+      Log(env, f.reason() + ": " + f.what() + "; stopping: the forwarder needs the key");
+      return static_cast<int>(f.code());
+    }
+    env.shared_key = shared_key.get();
+    env.key_gate = &gate;
+  }
   for (;;) {
     std::chrono::milliseconds wait{0};
     StoredCertificate stored = InspectCertificate(c, env.now());
+    if (forwarding && !forwarder && stored.state != CertificateState::kMissing) {
+      // The forwarder starts with the first stored certificate and picks up every renewal itself.
+      try {
+        forwarder = std::make_unique<Forwarder>(c, shared_key->private_key(), gate, env);
+        forwarder->Start();
+        Log(env, "forwarding " + forwarder->Describe());
+      } catch (const Failure& f) {
+        Log(env, f.reason() + ": " + f.what() + "; stopping: the forwarder cannot start");
+        return static_cast<int>(f.code());
+      }
+    }
     if (stored.state == CertificateState::kFresh) {
       wait = std::chrono::duration_cast<std::chrono::milliseconds>(stored.renew_at - env.now());
       // Wake at least hourly: someone may have removed or replaced the certificate.
@@ -71,7 +120,19 @@ int RunDaemon(RequesterConfig c, const std::function<RequesterConfig()>& reload,
     }
     if (sig == SIGHUP) {
       try {
-        c = reload();
+        RequesterConfig fresh = reload();
+        if (forwarding && (!SameForwarding(fresh.forward, c.forward) || fresh.key_uri != c.key_uri ||
+                           fresh.key_file != c.key_file || fresh.cert != c.cert)) {
+          Log(env, "reload: the forwarder's settings, key and certificate path change only with a restart; "
+                   "keeping them");
+          fresh.forward = c.forward;
+          fresh.key_uri = c.key_uri;
+          fresh.key_file = c.key_file;
+          fresh.module = c.module;
+          fresh.pin = c.pin;
+          fresh.cert = c.cert;
+        }
+        c = fresh;
         Log(env, "configuration reloaded");
       } catch (const Failure& f) {
         Log(env, std::string("reload failed, keeping the old configuration: ") + f.what());

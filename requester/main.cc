@@ -8,6 +8,7 @@
 #include "base/program.h"
 #include "requester/certmonger.h"
 #include "requester/config.h"
+#include "requester/forward.h"
 #include "requester/requester.h"
 #include "requester/key_store.h"
 #include "requester/token_agent.h"
@@ -110,6 +111,29 @@ int main(int argc, char** argv) {
   auto* status = app.add_subcommand("status", "Show the certificate, its expiry and the last attempts");
   auto* diagnose = app.add_subcommand("diagnose", "Run the runbook's checks: network, SSH, name, signer, clock, key, certificate");
   auto* ca = app.add_subcommand("ca", "Fetch the signer's CA bundle (to --ca-bundle, or stdout)");
+  auto* forward = app.add_subcommand(
+      "forward", "Serve etcd to local clients (kube-apiserver, etcdctl) with this master's certificate and the token key: "
+                 "plaintext on a unix socket or loopback port in, TLS with ALPN h2 to etcd out");
+  struct {
+    std::string listen, etcd_ca, group, mode;
+    std::vector<std::string> endpoints;
+    int max_connections = 0;
+  } fw;
+  CLI::Option* fw_listen = forward->add_option("--listen", fw.listen, "unix:PATH (mode 0660) or 127.0.0.1:PORT / [::1]:PORT; nothing else");
+  CLI::Option* fw_endpoint = forward->add_option("--endpoint", fw.endpoints, "etcd as https://HOST:PORT; repeat for failover")
+                                 ->allow_extra_args(false);
+  CLI::Option* fw_ca = forward->add_option("--etcd-ca", fw.etcd_ca, "etcd's server CA (PEM) to verify etcd against");
+  CLI::Option* fw_group = forward->add_option("--listen-group", fw.group, "Group of the unix socket (its members may connect)");
+  CLI::Option* fw_mode = forward->add_option("--listen-mode", fw.mode, "Mode of the unix socket (default 0660)");
+  CLI::Option* fw_max = forward->add_option("--max-connections", fw.max_connections, "Connections served at once (default 256)");
+  auto apply_forward = [&](RequesterConfig& c) {
+    if (fw_listen->count() > 0) c.forward.listen = fw.listen;
+    if (fw_endpoint->count() > 0) c.forward.endpoints = fw.endpoints;
+    if (fw_ca->count() > 0) c.forward.etcd_ca = fw.etcd_ca;
+    if (fw_group->count() > 0) c.forward.listen_group = fw.group;
+    if (fw_mode->count() > 0) c.forward.listen_mode = requester::ParseMode(fw.mode);
+    if (fw_max->count() > 0) c.forward.max_connections = fw.max_connections;
+  };
   auto* ssh_key = app.add_subcommand(
       "ssh-key", "Make the SSH key in the token if missing (never extractable) and print its authorized_keys line");
   struct {
@@ -136,7 +160,7 @@ int main(int argc, char** argv) {
   status->add_flag("--json", json, "One JSON object");
   status->add_option("--prometheus", prometheus, "Write node_exporter textfile metrics to FILE");
   run->add_option("--prometheus", prometheus, "Write node_exporter textfile metrics to FILE after each attempt");
-  for (auto* cmd : {request, renew, run, status, diagnose, ca}) flags.Add(cmd);
+  for (auto* cmd : {request, renew, run, status, diagnose, ca, forward}) flags.Add(cmd);
 
   try {
     app.parse(argc, argv);
@@ -173,6 +197,10 @@ int main(int argc, char** argv) {
     RequesterConfig config = flags.Load();
     if (!prometheus.empty()) config.prometheus_file = prometheus;
     requester::RequesterEnv env;
+    if (forward->parsed()) {
+      apply_forward(config);
+      return requester::RunForwarder(config, env);
+    }
     if (run->parsed()) {
       requester::ValidateConfig(config, true);
       return requester::RunDaemon(config, [&] {

@@ -13,6 +13,7 @@
 #include "pki/csr.h"
 #include "pki/verify.h"
 #include "requester/exchange.h"
+#include "requester/forward.h"
 #include "requester/key_store.h"
 #include "requester/requester.h"
 #include "requester/ssh_client.h"
@@ -66,12 +67,15 @@ RequestOutcome DoRequest(const RequesterConfig& c, const RequesterEnv& env, bool
   std::string served_by;
   try {
     auto open_keys = [&] {
-      keys = MakeKeyStore(c);
+      keys = env.shared_key != nullptr ? BorrowKeyStore(*env.shared_key) : MakeKeyStore(c);
       if (keys->Open(create_key)) {
         outcome.generated_key = true;
         Log(env, "generated a new EC P-256 key in " + keys->Describe());
       }
+      std::unique_lock<std::mutex> gate;  // the forwarder's handshakes use the same key (#18)
+      if (env.key_gate != nullptr) gate = std::unique_lock(*env.key_gate);
       pki::X509ReqPtr csr = pki::BuildCsr(c.name, keys->private_key());
+      if (gate.owns_lock()) gate.unlock();
       std::vector<unsigned char> der = pki::ToDer(csr.get());
       body = pki::EncodeBase64(der.data(), der.size(), 76);
     };

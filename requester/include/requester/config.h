@@ -18,6 +18,16 @@ struct ServerAddress {
 // "USER@HOST[:PORT]" (also "USER@[v6]:PORT"). Throws Failure(kUsage, "bad-server").
 ServerAddress ParseServer(const std::string& text);
 
+// The forwarder's settings (#18; `forward`, and `run` when listen is set).
+struct ForwardConfig {
+  std::string listen;                  // unix:PATH or 127.0.0.1:PORT / [::1]:PORT
+  std::vector<std::string> endpoints;  // https://HOST:PORT, in order of preference
+  std::string etcd_ca;                 // etcd's server CA
+  std::string listen_group;            // the unix socket's group
+  unsigned listen_mode = 0660;         // the unix socket's mode
+  int max_connections = 256;
+};
+
 struct RequesterConfig {
   std::string name;             // kubemaster-<id>
   std::vector<std::string> servers;  // USER@HOST[:PORT], one per signer host (failover, #12)
@@ -38,14 +48,20 @@ struct RequesterConfig {
   std::string state_file;       // default: <cert>.state.json
   std::string prometheus_file;  // `status --prometheus FILE` / `run` writes it after each attempt
   std::string name_pattern = "^kubemaster-[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
+  ForwardConfig forward;
 
   std::string StateFile() const { return state_file.empty() ? cert + ".state.json" : state_file; }
 };
 
 // Keys as in the flags with '-' → '_' (name, server, ssh_key, known_hosts, accept_new_host_key,
 // key_file, key, module, pin_file, pin_env, cert, ca_bundle, lifetime, skew_tolerance,
-// connect_timeout, io_timeout, post_renew_hook (array), state_file, prometheus_file).
+// connect_timeout, io_timeout, post_renew_hook (array), state_file, prometheus_file), and for the
+// forwarder forward_listen, forward_endpoints (array), forward_ca, forward_listen_group,
+// forward_listen_mode (octal string "0660"), forward_max_connections.
 void LoadConfigFile(const std::string& path, RequesterConfig& config);
+
+// An octal file mode "0660" (at most 0777). Failure(kConfig, "bad-config") otherwise.
+unsigned ParseMode(const std::string& text);
 
 // Throws Failure(kUsage/kConfig) for missing or contradictory settings. `need_server` is false
 // for verbs that work offline (status).

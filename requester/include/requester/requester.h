@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,6 +42,8 @@ std::string ParseSignerReason(std::string_view line);
 // user PIN after a few wrong logins, so the daemon stops instead of backing off.
 bool IsPinFailure(const base::Failure& failure);
 
+class KeyStore;
+
 // What tests inject.
 struct RequesterEnv {
   std::function<TimePoint()> now = [] { return std::chrono::system_clock::now(); };
@@ -48,6 +51,11 @@ struct RequesterEnv {
   base::AtomicFileWriter::FaultHook store_fault;  // crash simulation between fsync and rename
   std::FILE* out = stdout;
   std::FILE* log = stderr;
+  // `run` with a forwarder (#18): the certificate key is open for the daemon's lifetime and shared
+  // by the renewals and the forwarder's handshakes, one use at a time through `key_gate` (one
+  // login, one session; a second load of the module would finalize the first).
+  KeyStore* shared_key = nullptr;
+  std::mutex* key_gate = nullptr;
 };
 
 // The stored certificate and what it means now.

@@ -1,0 +1,270 @@
+// #18: the forwarder. etcdctl (gRPC, HTTP/2) reaches a real etcd with --client-cert-auth through
+// `etcd-requester run` with forward_listen (one daemon renews and forwards with one token session)
+// and through `etcd-requester forward`, with the key in SoftHSM and in a TPM (swtpm + tpm2-pkcs11).
+// An `openssl s_server` is the TLS probe that shows which certificate a new connection presents.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "etcd_fixture.h"
+#include "test_support.h"
+
+namespace {
+
+using namespace testing_support;
+using namespace std::chrono_literals;
+
+// Polls `done` every 100 ms for up to `limit`.
+template <typename F>
+bool WaitUntil(F done, std::chrono::milliseconds limit) {
+  for (auto end = std::chrono::steady_clock::now() + limit; std::chrono::steady_clock::now() < end;) {
+    if (done()) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return done();
+}
+
+class Forward : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* sub : {"signer", "master", "etcd"}) ASSERT_EQ(::mkdir((dir_ / sub).c_str(), 0700), 0);
+    signer_ = std::make_unique<SignerDeployment>(dir_ / "signer");
+    ssh_key_ = signer_->AddMaster("kubemaster-1");
+    signer_->Start();
+    etcd_ = std::make_unique<EtcdServer>(dir_ / "etcd");
+    etcd_->Start(signer_->ca.ca_cert);
+  }
+
+  // requester.toml for kubemaster-1 with the key `key_lines` and the forwarder's settings.
+  std::string WriteConfig(const std::string& key_lines, const std::string& forward_lines) {
+    std::string path = dir_ / "master/requester.toml";
+    WriteFile(path, "name = \"kubemaster-1\"\nserver = \"" + signer_->ssh.user() + "@127.0.0.1:" +
+                        std::to_string(signer_->ssh.port()) + "\"\nssh_key = \"" + ssh_key_ + "\"\nknown_hosts = \"" +
+                        signer_->ssh.known_hosts() + "\"\ncert = \"" + Cert() + "\"\nca_bundle = \"" +
+                        (dir_ / "master/ca-bundle.pem") + "\"\nconnect_timeout = \"5s\"\n" + key_lines +
+                        forward_lines);
+    return path;
+  }
+  std::string Cert() const { return dir_ / "master/client.pem"; }
+  std::string Socket() const { return dir_ / "master/etcd.sock"; }
+  std::string EtcdCa() const { return dir_ / "etcd/server-ca.pem"; }
+
+  RunResult Ctl(const std::string& socket, const std::vector<std::string>& args) {
+    std::vector<std::string> argv{"/usr/bin/etcdctl", "--endpoints", "unix://" + socket, "--dial-timeout", "5s",
+                                  "--command-timeout", "15s"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return testing_support::Run(argv, {.timeout = 30s});
+  }
+
+  static std::string Serial(const std::string& pem) {
+    std::string out = OpenSsl({"x509", "-noout", "-serial"}, pem).out;
+    EXPECT_EQ(out.rfind("serial=", 0), 0u) << out;
+    return out.substr(0, out.find('\n'));
+  }
+
+  TempDir dir_;
+  std::unique_ptr<SignerDeployment> signer_;
+  std::unique_ptr<EtcdServer> etcd_;
+  std::string ssh_key_;
+};
+
+// One plaintext connection to 127.0.0.1:port that sends a line and waits for the far end to close.
+void Poke(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::write(fd, "probe\n", 6), 6);
+  ::shutdown(fd, SHUT_WR);
+  char buf[256];
+  while (::read(fd, buf, sizeof buf) > 0) {
+  }
+  ::close(fd);
+}
+
+// The daemon gets its first certificate with the SoftHSM key it shares with the forwarder, then
+// serves etcdctl over a 0640 unix socket while the first endpoint is down; a certificate renewed
+// while a watch is open: the watch keeps delivering, new connections present the new certificate
+// (seen by an s_server probe through `forward`); 50 etcdctl at once; SIGTERM removes the socket.
+TEST_F(Forward, SoftHsmKeyDaemonServesEtcdctlAcrossFailoverRenewalAndLoad) {
+  CaToken master(dir_ / "master/token");  // the master's own SoftHSM token (its CA key is unused)
+  const std::string key_lines = "key = \"pkcs11:token=etcd-ca;object=etcd-client\"\nmodule = \"" +
+                                std::string(kSoftHsmModule) + "\"\npin_file = \"" + master.pin_file + "\"\n";
+  const int dead = FreePort();
+  std::string config = WriteConfig(
+      key_lines, "forward_listen = \"unix:" + Socket() + "\"\nforward_endpoints = [\"https://127.0.0.1:" +
+                     std::to_string(dead) + "\", \"https://127.0.0.1:" + std::to_string(etcd_->port()) +
+                     "\"]\nforward_ca = \"" + EtcdCa() + "\"\nforward_listen_mode = \"0640\"\n");
+  const std::string log = dir_ / "master/daemon.log";
+  Process daemon({Binary("etcd-requester"), "run", "--config", config}, master.env(), log);
+  ASSERT_TRUE(WaitUntil([&] { return ReadFile(log).find("forwarding unix:") != std::string::npos; }, 60s))
+      << ReadFile(log);
+  EXPECT_NE(ReadFile(log).find("generated a new EC P-256 key in token"), std::string::npos) << ReadFile(log);
+
+  struct stat st {};
+  ASSERT_EQ(::lstat(Socket().c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+
+  RunResult put = Ctl(Socket(), {"put", "greeting", "hello"});
+  ASSERT_EQ(put.exit_code, 0) << put.err << ReadFile(log);
+  RunResult get = Ctl(Socket(), {"get", "greeting", "--print-value-only"});
+  EXPECT_EQ(get.out, "hello\n") << get.err;
+  EXPECT_NE(ReadFile(log).find("https://127.0.0.1:" + std::to_string(dead) + ": cannot connect"), std::string::npos)
+      << ReadFile(log);
+
+  // A TLS probe that prints the client certificate of each connection, behind `forward` on loopback.
+  const int probe_port = FreePort();
+  int listen_port = FreePort();
+  while (listen_port == probe_port) listen_port = FreePort();
+  const std::string probe_log = dir_ / "master/probe.log";
+  Process probe({"/bin/sh", "-c",
+                 "sleep 300 | exec /usr/bin/openssl s_server -accept " + std::to_string(probe_port) + " -cert " +
+                     (dir_ / "etcd/server.pem") + " -key " + (dir_ / "etcd/server.key") + " -CAfile " +
+                     signer_->ca.ca_cert + " -Verify 1 -alpn h2"},
+                {}, probe_log);
+  ASSERT_TRUE(WaitForPort(probe_port, 10s)) << ReadFile(probe_log);
+  const std::string forward_log = dir_ / "master/forward.log";
+  Process forward({Binary("etcd-requester"), "forward", "--config", config, "--listen",
+                   "127.0.0.1:" + std::to_string(listen_port), "--endpoint",
+                   "https://127.0.0.1:" + std::to_string(probe_port)},
+                  master.env(), forward_log);
+  ASSERT_TRUE(WaitForPort(listen_port, 30s)) << ReadFile(forward_log);
+  Poke(listen_port);
+  const std::string first = ReadFile(Cert());
+  ASSERT_TRUE(WaitUntil([&] { return ReadFile(probe_log).find("subject=CN = kubemaster-1") != std::string::npos; }, 10s))
+      << ReadFile(probe_log) << ReadFile(forward_log);
+  EXPECT_NE(ReadFile(probe_log).find(first.substr(0, first.find("-----END CERTIFICATE-----"))), std::string::npos);
+
+  // A watch on a connection made before the renewal.
+  const std::string watch_log = dir_ / "master/watch.log";
+  Process watch({"/usr/bin/etcdctl", "--endpoints", "unix://" + Socket(), "watch", "w"}, {}, watch_log);
+  ASSERT_TRUE(WaitUntil([&] {
+    Ctl(Socket(), {"put", "w", "before"});
+    return ReadFile(watch_log).find("before") != std::string::npos;
+  }, 20s)) << ReadFile(watch_log);
+
+  RunResult renewed = testing_support::Run({Binary("etcd-requester"), "renew", "--force", "--config", config},
+                          {.env = master.env(), .timeout = 60s});
+  ASSERT_EQ(renewed.exit_code, 0) << renewed.err;
+  const std::string second = ReadFile(Cert());
+  ASSERT_NE(Serial(first), Serial(second));
+
+  ASSERT_EQ(Ctl(Socket(), {"put", "w", "after"}).exit_code, 0) << ReadFile(log);
+  EXPECT_TRUE(WaitUntil([&] { return ReadFile(watch_log).find("after") != std::string::npos; }, 10s))
+      << "the watch stopped delivering: " << ReadFile(watch_log);
+  EXPECT_TRUE(watch.Running());
+  EXPECT_NE(ReadFile(log).find("new connections now present the certificate"), std::string::npos) << ReadFile(log);
+
+  Poke(listen_port);
+  EXPECT_TRUE(WaitUntil([&] {
+    return ReadFile(probe_log).find(second.substr(0, second.find("-----END CERTIFICATE-----"))) != std::string::npos;
+  }, 10s)) << "the new connection did not present the renewed certificate " << Serial(second) << ":\n"
+           << ReadFile(probe_log) << ReadFile(forward_log);
+
+  // 50 etcdctl at once through the one daemon.
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 50; ++i) {
+    clients.emplace_back([&, i] {
+      if (Ctl(Socket(), {"put", "load/" + std::to_string(i), std::to_string(i)}).exit_code == 0) ok++;
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), 50) << ReadFile(log);
+  RunResult count = Ctl(Socket(), {"get", "load/", "--prefix", "--keys-only"});
+  std::size_t keys = 0;
+  for (const auto& line : Lines(count.out)) keys += line.rfind("load/", 0) == 0 ? 1 : 0;
+  EXPECT_EQ(keys, 50u) << count.out << count.err;
+
+  watch.Stop();
+  ::kill(daemon.pid(), SIGTERM);
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(daemon.pid(), &wstatus, 0), daemon.pid());
+  EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << ReadFile(log);
+  EXPECT_NE(::access(Socket().c_str(), F_OK), 0) << "the socket outlived the daemon";
+}
+
+// The key in a TPM (swtpm + tpm2-pkcs11): no key file anywhere, etcdctl works through `forward`.
+TEST_F(Forward, TpmKeyServesEtcdctlThroughForward) {
+  const std::string module = "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so";
+  ASSERT_EQ(::access(module.c_str(), R_OK), 0) << "libtpm2-pkcs11-1 is not installed";
+  std::string tpm = dir_ / "master/tpm";
+  for (const std::string& d : {tpm, tpm + "/state", tpm + "/store"}) ASSERT_EQ(::mkdir(d.c_str(), 0700), 0);
+  int port = FreePort();
+  while (port > 65000 || !PortIsFree(port + 1)) port = FreePort();  // the TCTI's control channel is port + 1
+  Process swtpm({"/usr/bin/swtpm", "socket", "--tpm2", "--server",
+                 "type=tcp,port=" + std::to_string(port) + ",bindaddr=127.0.0.1", "--ctrl",
+                 "type=tcp,port=" + std::to_string(port + 1) + ",bindaddr=127.0.0.1", "--tpmstate",
+                 "dir=" + tpm + "/state", "--flags", "not-need-init,startup-clear"},
+                {}, tpm + "/swtpm.log");
+  ASSERT_TRUE(WaitForPort(port, 10s)) << ReadFile(tpm + "/swtpm.log");
+  const std::string tcti = "swtpm:host=127.0.0.1,port=" + std::to_string(port);
+  std::map<std::string, std::string> env{{"TPM2_PKCS11_TCTI", tcti}, {"TPM2_PKCS11_STORE", tpm + "/store"},
+                                         {"TSS2_LOG", "all+NONE"}};
+  WriteFile(tpm + "/pin", "2468\n", 0400);
+  WriteFile(tpm + "/so.pin", "13571357\n", 0400);
+  RunResult init = testing_support::Run({Binary("etcd-hsm"), "init-token", "--module", module, "--label", "node", "--so-pin-file",
+                        tpm + "/so.pin", "--pin-file", tpm + "/pin"},
+                       {.env = env, .timeout = 60s});
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  std::string config = WriteConfig("key = \"pkcs11:token=node;object=etcd-client\"\nmodule = \"" + module +
+                                       "\"\npin_file = \"" + tpm + "/pin\"\n",
+                                   "forward_endpoints = [\"https://127.0.0.1:" + std::to_string(etcd_->port()) +
+                                       "\"]\nforward_ca = \"" + EtcdCa() + "\"\n");
+  RunResult request = testing_support::Run({Binary("etcd-requester"), "request", "--config", config}, {.env = env, .timeout = 90s});
+  ASSERT_EQ(request.exit_code, 0) << request.err;
+
+  const std::string log = dir_ / "master/forward.log";
+  Process forward({Binary("etcd-requester"), "forward", "--config", config, "--listen", "unix:" + Socket(),
+                   "--listen-mode", "0600"},
+                  env, log);
+  ASSERT_TRUE(WaitUntil([&] { return ReadFile(log).find("forwarding unix:") != std::string::npos; }, 30s))
+      << ReadFile(log);
+  struct stat st {};
+  ASSERT_EQ(::lstat(Socket().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  RunResult put = Ctl(Socket(), {"put", "tpm", "signed in the TPM"});
+  ASSERT_EQ(put.exit_code, 0) << put.err << ReadFile(log);
+  EXPECT_EQ(Ctl(Socket(), {"get", "tpm", "--print-value-only"}).out, "signed in the TPM\n");
+}
+
+// Plaintext never leaves the host: only a unix socket or a loopback IP literal may listen, and
+// only https:// endpoints are accepted. Refused before any key or file is touched.
+TEST(ForwardUsage, RefusesNonLoopbackListenersAndPlaintextEndpoints) {
+  auto forward = [](const std::string& listen, const std::string& endpoint) {
+    return testing_support::Run({Binary("etcd-requester"), "forward", "--listen", listen, "--endpoint", endpoint, "--etcd-ca",
+                "/nonexistent/ca.pem", "--key-file", "/nonexistent/k", "--cert", "/nonexistent/c"});
+  };
+  for (const std::string listen : {"0.0.0.0:2379", "[::]:2379", "10.0.0.1:2379", "localhost:2379", "unix:relative.sock",
+                                   "2379"}) {
+    RunResult r = forward(listen, "https://127.0.0.1:2379");
+    EXPECT_EQ(r.exit_code, 64) << listen;
+    EXPECT_NE(r.err.find("etcd-requester: bad-listen: "), std::string::npos) << listen << ": " << r.err;
+  }
+  for (const std::string endpoint : {"http://127.0.0.1:2379", "127.0.0.1:2379", "https://u@h:2379", "https://h:2379/x",
+                                     "https://h:99999"}) {
+    RunResult r = forward("127.0.0.1:2379", endpoint);
+    EXPECT_EQ(r.exit_code, 64) << endpoint;
+    EXPECT_NE(r.err.find("etcd-requester: bad-endpoint: "), std::string::npos) << endpoint << ": " << r.err;
+  }
+  // The accepted forms get as far as the missing key file.
+  RunResult ok = forward("[::1]:2379", "https://[::1]:2379");
+  EXPECT_NE(ok.exit_code, 0);
+  EXPECT_EQ(ok.err.find("bad-listen"), std::string::npos) << ok.err;
+  EXPECT_EQ(ok.err.find("bad-endpoint"), std::string::npos) << ok.err;
+  EXPECT_NE(ok.err.find("/nonexistent"), std::string::npos) << ok.err;
+}
+
+}  // namespace
