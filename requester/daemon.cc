@@ -63,7 +63,8 @@ int RunDaemon(RequesterConfig c, const std::function<RequesterConfig()>& reload,
   for (;;) {
     std::chrono::milliseconds wait{0};
     StoredCertificate stored = InspectCertificate(c, env.now());
-    if (forwarding && !forwarder && stored.state != CertificateState::kMissing) {
+    if (forwarding && !forwarder && stored.state != CertificateState::kMissing &&
+        stored.state != CertificateState::kUnreadable) {
       // The forwarder starts with the first stored certificate and picks up every renewal itself.
       try {
         forwarder = std::make_unique<Forwarder>(c, shared_key->private_key(), gate, env);

@@ -282,7 +282,8 @@ std::shared_ptr<SSL_CTX> Forwarder::Impl::Context() {
   struct stat st {};
   bool have = ::stat(config.cert.c_str(), &st) == 0;
   std::lock_guard lock(mutex);
-  if (context && have && st.st_ino == cert_stat.st_ino && st.st_dev == cert_stat.st_dev &&
+  if (context && !have) return context;  // mid-replacement or removed: keep serving what we have
+  if (context && st.st_ino == cert_stat.st_ino && st.st_dev == cert_stat.st_dev &&
       st.st_size == cert_stat.st_size && st.st_mtim.tv_sec == cert_stat.st_mtim.tv_sec &&
       st.st_mtim.tv_nsec == cert_stat.st_mtim.tv_nsec) {
     return context;
@@ -591,14 +592,22 @@ void Forwarder::Start() {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 || fds[1].revents != 0) return;
       int client = ::accept4(impl->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-      if (client < 0) continue;  // EAGAIN, a client that went away, or out of descriptors
+      if (client < 0) {
+        // Out of descriptors: the client stays in the backlog and poll() would report it at once
+        // again; wait instead of spinning. Anything else (EAGAIN, a client gone) is retried.
+        if (errno == EMFILE || errno == ENFILE) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        continue;
+      }
       {
         std::lock_guard lock(impl->mutex);
         if (impl->stopping || impl->active >= impl->config.forward.max_connections) {
           ::close(client);
-          impl->counters.refused_busy++;
-          Log(impl->env, "forward: " + std::to_string(impl->active) +
-                             " connections are open (forward_max_connections); refused a new one");
+          long refused = ++impl->counters.refused_busy;
+          if (refused == 1 || refused % 100 == 0) {  // a flood of clients must not flood the journal
+            Log(impl->env, "forward: " + std::to_string(impl->active) +
+                               " connections are open (forward_max_connections); refused a new one (" +
+                               std::to_string(refused) + " so far)");
+          }
           continue;
         }
         impl->active++;

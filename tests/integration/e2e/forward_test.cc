@@ -77,14 +77,24 @@ class Forward : public ::testing::Test {
   std::string ssh_key_;
 };
 
-// One plaintext connection to 127.0.0.1:port that sends a line and waits for the far end to close.
-void Poke(int port) {
+// A plaintext connection to 127.0.0.1:port (-1 when refused).
+int Dial(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(static_cast<uint16_t>(port));
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// One connection that sends a line and waits for the far end to close.
+void Poke(int port) {
+  int fd = Dial(port);
+  ASSERT_GE(fd, 0);
   ASSERT_EQ(::write(fd, "probe\n", 6), 6);
   ::shutdown(fd, SHUT_WR);
   char buf[256];
@@ -238,6 +248,31 @@ TEST_F(Forward, TpmKeyServesEtcdctlThroughForward) {
   RunResult put = Ctl(Socket(), {"put", "tpm", "signed in the TPM"});
   ASSERT_EQ(put.exit_code, 0) << put.err << ReadFile(log);
   EXPECT_EQ(Ctl(Socket(), {"get", "tpm", "--print-value-only"}).out, "signed in the TPM\n");
+
+  // Bounded: with --max-connections 1, a second client is closed at once while the first is open.
+  // (One forwarder at a time here: swtpm without a resource manager has room for one client's
+  // objects; a real TPM is shared through the kernel's /dev/tpmrm0.)
+  forward.Stop();
+  const int bounded_port = FreePort();
+  const std::string bounded_log = dir_ / "master/bounded.log";
+  Process bounded({Binary("etcd-requester"), "forward", "--config", config, "--listen",
+                   "127.0.0.1:" + std::to_string(bounded_port), "--max-connections", "1"},
+                  env, bounded_log);
+  ASSERT_TRUE(WaitForPort(bounded_port, 30s)) << ReadFile(bounded_log);
+  std::this_thread::sleep_for(1s);  // WaitForPort's own connection is served and closed first
+  int held = Dial(bounded_port);
+  ASSERT_GE(held, 0);
+  std::this_thread::sleep_for(500ms);  // accepted and counted before the next one
+  int second = Dial(bounded_port);
+  ASSERT_GE(second, 0);
+  timeval tv{10, 0};
+  ::setsockopt(second, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char byte;
+  EXPECT_EQ(::read(second, &byte, 1), 0) << "the second connection was not closed: " << ReadFile(bounded_log);
+  EXPECT_TRUE(WaitUntil([&] { return ReadFile(bounded_log).find("refused a new one (1 so far)") != std::string::npos; }, 5s))
+      << ReadFile(bounded_log);
+  ::close(second);
+  ::close(held);
 }
 
 // Plaintext never leaves the host: only a unix socket or a loopback IP literal may listen, and
