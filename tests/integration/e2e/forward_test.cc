@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "etcd_fixture.h"
+#include "software_tpm.h"
 #include "test_support.h"
 
 namespace {
@@ -208,29 +209,11 @@ TEST_F(Forward, SoftHsmKeyDaemonServesEtcdctlAcrossFailoverRenewalAndLoad) {
 
 // The key in a TPM (swtpm + tpm2-pkcs11): no key file anywhere, etcdctl works through `forward`.
 TEST_F(Forward, TpmKeyServesEtcdctlThroughForward) {
-  const std::string module = "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so";
-  ASSERT_EQ(::access(module.c_str(), R_OK), 0) << "libtpm2-pkcs11-1 is not installed";
-  std::string tpm = dir_ / "master/tpm";
-  for (const std::string& d : {tpm, tpm + "/state", tpm + "/store"}) ASSERT_EQ(::mkdir(d.c_str(), 0700), 0);
-  int port = FreePort();
-  while (port > 65000 || !PortIsFree(port + 1)) port = FreePort();  // the TCTI's control channel is port + 1
-  Process swtpm({"/usr/bin/swtpm", "socket", "--tpm2", "--server",
-                 "type=tcp,port=" + std::to_string(port) + ",bindaddr=127.0.0.1", "--ctrl",
-                 "type=tcp,port=" + std::to_string(port + 1) + ",bindaddr=127.0.0.1", "--tpmstate",
-                 "dir=" + tpm + "/state", "--flags", "not-need-init,startup-clear"},
-                {}, tpm + "/swtpm.log");
-  ASSERT_TRUE(WaitForPort(port, 10s)) << ReadFile(tpm + "/swtpm.log");
-  const std::string tcti = "swtpm:host=127.0.0.1,port=" + std::to_string(port);
-  std::map<std::string, std::string> env{{"TPM2_PKCS11_TCTI", tcti}, {"TPM2_PKCS11_STORE", tpm + "/store"},
-                                         {"TSS2_LOG", "all+NONE"}};
-  WriteFile(tpm + "/pin", "2468\n", 0400);
-  WriteFile(tpm + "/so.pin", "13571357\n", 0400);
-  RunResult init = testing_support::Run({Binary("etcd-hsm"), "init-token", "--module", module, "--label", "node", "--so-pin-file",
-                        tpm + "/so.pin", "--pin-file", tpm + "/pin"},
-                       {.env = env, .timeout = 60s});
-  ASSERT_EQ(init.exit_code, 0) << init.err;
+  SoftwareTpm tpm(dir_ / "master/tpm");
+  const std::string module = SoftwareTpm::kModule;
+  const std::map<std::string, std::string>& env = tpm.env();
   std::string config = WriteConfig("key = \"pkcs11:token=node;object=etcd-client\"\nmodule = \"" + module +
-                                       "\"\npin_file = \"" + tpm + "/pin\"\n",
+                                       "\"\npin_file = \"" + tpm.pin_file + "\"\n",
                                    "forward_endpoints = [\"https://127.0.0.1:" + std::to_string(etcd_->port()) +
                                        "\"]\nforward_ca = \"" + EtcdCa() + "\"\n");
   RunResult request = testing_support::Run({Binary("etcd-requester"), "request", "--config", config}, {.env = env, .timeout = 90s});

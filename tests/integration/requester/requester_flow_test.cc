@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "software_tpm.h"
 #include "test_support.h"
 
 namespace {
@@ -262,41 +263,15 @@ TEST_F(Requester, SoftHsmKeyIsMadeInTheTokenAndWrongPinIsNotRetried) {
 
 // A TPM 2.0 (swtpm) holds the requester's key through tpm2-pkcs11.
 TEST_F(Requester, TpmKeyEndToEnd) {
-  const std::string module = "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so";
-  ASSERT_EQ(::access(module.c_str(), R_OK), 0) << "libtpm2-pkcs11-1 is not installed";
-  ASSERT_EQ(::access("/usr/bin/swtpm", X_OK), 0) << "swtpm is not installed";
-  std::string tpm = dir_ / "tpm";
-  ::mkdir(tpm.c_str(), 0700);
-  ::mkdir((tpm + "/state").c_str(), 0700);
-  ::mkdir((tpm + "/store").c_str(), 0700);
-  // The swtpm TCTI always talks to the control channel on port + 1.
-  int port = FreePort();
-  while (port > 65000 || !PortIsFree(port + 1)) port = FreePort();
-  int ctrl = port + 1;
-  Process swtpm({"/usr/bin/swtpm", "socket", "--tpm2", "--server",
-                 "type=tcp,port=" + std::to_string(port) + ",bindaddr=127.0.0.1", "--ctrl",
-                 "type=tcp,port=" + std::to_string(ctrl) + ",bindaddr=127.0.0.1", "--tpmstate", "dir=" + tpm + "/state",
-                 "--flags", "not-need-init,startup-clear"},
-                {}, tpm + "/swtpm.log");
-  ASSERT_TRUE(WaitForPort(port, 10s)) << ReadFile(tpm + "/swtpm.log");
-  std::string tcti = "swtpm:host=127.0.0.1,port=" + std::to_string(port);
-  std::map<std::string, std::string> env{{"TPM2_PKCS11_TCTI", tcti}, {"TPM2_PKCS11_STORE", tpm + "/store"},
-                                         {"TPM2TOOLS_TCTI", tcti}, {"TSS2_LOG", "all+NONE"}};
-  // Tests type PINs on purpose: lift the dictionary-attack lockout so they never lock the TPM.
-  RunResult lockout = Do({"/usr/bin/tpm2_dictionarylockout", "--setup-parameters", "--max-tries=4294967295",
-                          "--recovery-time=0", "--lockout-recovery-time=0", "--clear-lockout"}, env);
-  ASSERT_EQ(lockout.exit_code, 0) << lockout.err;
-  WriteFile(tpm + "/pin", "2468\n", 0400);
-  WriteFile(tpm + "/so.pin", "13571357\n", 0400);
-  RunResult init = Do({Binary("etcd-hsm"), "init-token", "--module", module, "--label", "node", "--so-pin-file",
-                       tpm + "/so.pin", "--pin-file", tpm + "/pin"}, env);
-  ASSERT_EQ(init.exit_code, 0) << init.err;
-  std::vector<std::string> key{"--key", "pkcs11:token=node;object=etcd-client", "--module", module, "--pin-file", tpm + "/pin"};
+  SoftwareTpm tpm(dir_ / "tpm");
+  const std::string module = SoftwareTpm::kModule;
+  const std::map<std::string, std::string>& env = tpm.env();
+  std::vector<std::string> key{"--key", "pkcs11:token=node;object=etcd-client", "--module", module, "--pin-file", tpm.pin_file};
   RunResult r = Do(Args("request", key), env);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("generated a new EC P-256 key in token"), std::string::npos) << r.err;
   EXPECT_EQ(OpenSsl({"verify", "-purpose", "sslclient", "-CAfile", ca_->ca_cert, dir_ / "client.pem"}).exit_code, 0);
-  RunResult list = Do({Binary("etcd-hsm"), "list", "--module", module, "--token", "node", "--pin-file", tpm + "/pin"}, env);
+  RunResult list = Do({Binary("etcd-hsm"), "list", "--module", module, "--token", "node", "--pin-file", tpm.pin_file}, env);
   EXPECT_NE(list.out.find("private-key  etcd-client"), std::string::npos) << list.out;
   std::string first = PublicKeyOf(dir_ / "client.pem");
   key.push_back("--force");

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "software_tpm.h"
 #include "test_support.h"
 
 namespace {
@@ -113,32 +114,8 @@ TEST_F(SshTokenKey, SoftHsmHoldsTheSshKeyAndTheCertificateKey) {
 }
 
 TEST_F(SshTokenKey, TpmHoldsTheSshKeyAndTheCertificateKey) {
-  const std::string module = "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so";
-  ASSERT_EQ(::access(module.c_str(), R_OK), 0) << "libtpm2-pkcs11-1 is not installed";
-  std::string tpm = Master("tpm");
-  ::mkdir(tpm.c_str(), 0700);
-  ::mkdir((tpm + "/state").c_str(), 0700);
-  ::mkdir((tpm + "/store").c_str(), 0700);
-  int port = FreePort();
-  while (port > 65000 || !PortIsFree(port + 1)) port = FreePort();  // the TCTI uses port + 1 for control
-  Process swtpm({"/usr/bin/swtpm", "socket", "--tpm2", "--server",
-                 "type=tcp,port=" + std::to_string(port) + ",bindaddr=127.0.0.1", "--ctrl",
-                 "type=tcp,port=" + std::to_string(port + 1) + ",bindaddr=127.0.0.1", "--tpmstate",
-                 "dir=" + tpm + "/state", "--flags", "not-need-init,startup-clear"},
-                {}, tpm + "/swtpm.log");
-  ASSERT_TRUE(WaitForPort(port, 10s)) << ReadFile(tpm + "/swtpm.log");
-  std::string tcti = "swtpm:host=127.0.0.1,port=" + std::to_string(port);
-  std::map<std::string, std::string> env{{"TPM2_PKCS11_TCTI", tcti}, {"TPM2_PKCS11_STORE", tpm + "/store"},
-                                         {"TPM2TOOLS_TCTI", tcti}, {"TSS2_LOG", "all+NONE"}};
-  ASSERT_EQ(Do({"/usr/bin/tpm2_dictionarylockout", "--setup-parameters", "--max-tries=4294967295",
-                "--recovery-time=0", "--lockout-recovery-time=0", "--clear-lockout"},
-               env).exit_code, 0);
-  WriteFile(tpm + "/pin", "2468\n", 0400);
-  WriteFile(tpm + "/so.pin", "13571357\n", 0400);
-  ASSERT_EQ(Do({Binary("etcd-hsm"), "init-token", "--module", module, "--label", "node", "--so-pin-file",
-                tpm + "/so.pin", "--pin-file", tpm + "/pin"},
-               env).exit_code, 0);
-  ProveWithToken(module, tpm + "/pin", env);
+  SoftwareTpm tpm(Master("tpm"));
+  ProveWithToken(SoftwareTpm::kModule, tpm.pin_file, tpm.env());
 }
 
 }  // namespace

@@ -1,0 +1,41 @@
+#include "software_tpm.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <stdexcept>
+
+namespace testing_support {
+
+SoftwareTpm::SoftwareTpm(const std::string& dir) {
+  if (::access(kModule, R_OK) != 0) throw std::runtime_error("libtpm2-pkcs11-1 is not installed");
+  if (::access("/usr/bin/swtpm", X_OK) != 0) throw std::runtime_error("swtpm is not installed");
+  for (const std::string& d : {dir, dir + "/state", dir + "/store"}) ::mkdir(d.c_str(), 0700);
+  // The swtpm TCTI always talks to the control channel on port + 1.
+  int port = FreePort();
+  while (port > 65000 || !PortIsFree(port + 1)) port = FreePort();
+  swtpm_ = std::make_unique<Process>(
+      std::vector<std::string>{"/usr/bin/swtpm", "socket", "--tpm2", "--server",
+                               "type=tcp,port=" + std::to_string(port) + ",bindaddr=127.0.0.1", "--ctrl",
+                               "type=tcp,port=" + std::to_string(port + 1) + ",bindaddr=127.0.0.1", "--tpmstate",
+                               "dir=" + dir + "/state", "--flags", "not-need-init,startup-clear"},
+      std::map<std::string, std::string>{}, dir + "/swtpm.log");
+  if (!WaitForPort(port, std::chrono::seconds(10))) throw std::runtime_error("swtpm: " + ReadFile(dir + "/swtpm.log"));
+  std::string tcti = "swtpm:host=127.0.0.1,port=" + std::to_string(port);
+  env_ = {{"TPM2_PKCS11_TCTI", tcti}, {"TPM2_PKCS11_STORE", dir + "/store"}, {"TPM2TOOLS_TCTI", tcti},
+          {"TSS2_LOG", "all+NONE"}};
+  RunResult lockout = Run({"/usr/bin/tpm2_dictionarylockout", "--setup-parameters", "--max-tries=4294967295",
+                           "--recovery-time=0", "--lockout-recovery-time=0", "--clear-lockout"},
+                          {.env = env_});
+  if (lockout.exit_code != 0) throw std::runtime_error("tpm2_dictionarylockout: " + lockout.err);
+  pin_file = dir + "/pin";
+  so_pin_file = dir + "/so.pin";
+  WriteFile(pin_file, "2468\n", 0400);
+  WriteFile(so_pin_file, "13571357\n", 0400);
+  RunResult init = Run({Binary("etcd-hsm"), "init-token", "--module", kModule, "--label", "node", "--so-pin-file",
+                        so_pin_file, "--pin-file", pin_file},
+                       {.env = env_});
+  if (init.exit_code != 0) throw std::runtime_error("etcd-hsm init-token: " + init.err);
+}
+
+}  // namespace testing_support
