@@ -47,6 +47,9 @@ int RunDaemon(RequesterConfig c, const std::function<RequesterConfig()>& reload,
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // The forwarder's OpenSSL writes to etcd with write(): a reset connection must be an error, not
+  // SIGPIPE ending the daemon (the hook's child gets every signal's default back, hook.cc).
+  if (forwarding) ::signal(SIGPIPE, SIG_IGN);
   Backoff backoff(seconds(1), seconds(300), env.uniform01);
   Log(env, "running for " + c.name + " (certificate " + c.cert + ")");
   if (forwarding) {

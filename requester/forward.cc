@@ -19,7 +19,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <list>
 #include <thread>
 
 #include "base/failure.h"
@@ -36,6 +38,8 @@ using base::Failure;
 
 using SslCtxPtr = std::unique_ptr<SSL_CTX, pki::OpenSslDeleter<SSL_CTX_free>>;
 using SslPtr = std::unique_ptr<SSL, pki::OpenSslDeleter<SSL_free>>;
+
+using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kBuffer = 16 * 1024;
 
@@ -157,6 +161,11 @@ void ValidateForwardConfig(const RequesterConfig& c) {
     throw Failure(ExitCode::kConfig, "bad-config", "forward_max_connections must be 1..4096");
   }
   if (f.listen_mode > 0777) throw Failure(ExitCode::kConfig, "bad-config", "forward_listen_mode must be an octal mode <= 0777");
+  for (auto t : {c.connect_timeout, c.io_timeout}) {
+    if (t.count() < 1 || t.count() > 3600) {
+      throw Failure(ExitCode::kConfig, "bad-config", "connect_timeout and io_timeout must be 1s..1h for the forwarder");
+    }
+  }
 }
 
 struct Forwarder::Impl {
@@ -168,16 +177,28 @@ struct Forwarder::Impl {
   std::vector<EtcdEndpoint> endpoints;
   ListenAddress listen;
   int listen_fd = -1;
-  int stop_fd = -1;  // eventfd: readable once Stop() ran; every poll watches it
+  bool bound = false;  // our socket file exists: removed at the end, and only then
+  int stop_fd = -1;    // eventfd: readable once Stop() ran; every poll watches it
+  std::atomic<bool> stop_requested{false};
   std::thread acceptor;
 
+  // One thread per connection, joined (never detached): finished ones by the acceptor, the rest by
+  // Stop(), so that no thread outlives the forwarder or the key it signs with.
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done = std::make_shared<std::atomic<bool>>(false);
+  };
+  std::list<Worker> workers;  // the acceptor's, then Stop()'s
+
   std::mutex mutex;  // guards everything below
-  std::condition_variable idle;
   int active = 0;
   bool stopping = false;
   std::shared_ptr<SSL_CTX> context;
   struct stat cert_stat {};
-  std::size_t preferred = 0;  // the endpoint that served last
+  std::size_t preferred = 0;        // the endpoint that served last
+  Clock::time_point failure_window{};  // endpoint failures: at most 20 lines per 10 s
+  int failures_logged = 0;
+  long failures_unlogged = 0;
 
   Impl(const RequesterConfig& c, EVP_PKEY* k, TokenGate& g, const RequesterEnv& e)
       : config(c), key(k), gate(g), env(e) {}
@@ -185,7 +206,7 @@ struct Forwarder::Impl {
   ~Impl() {
     if (listen_fd >= 0) ::close(listen_fd);
     if (stop_fd >= 0) ::close(stop_fd);
-    if (listen.unix_socket && !listen.path.empty()) ::unlink(listen.path.c_str());
+    if (bound) ::unlink(listen.path.c_str());
   }
 
   void Bind();
@@ -196,6 +217,8 @@ struct Forwarder::Impl {
                  std::string& error);
   bool WaitFor(int fd, short events, int timeout_ms);
   void Pump(int client, SSL* ssl, int upstream);
+  void LogEndpointFailure(const std::string& line);
+  void Reap(bool all);
 };
 
 void Forwarder::Impl::Bind() {
@@ -221,30 +244,26 @@ void Forwarder::Impl::Bind() {
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
     std::memcpy(sa.sun_path, listen.path.c_str(), listen.path.size());
-    // Created 0600 (nobody else can connect yet), then given its group and mode.
-    mode_t old = ::umask(0177);
+    // Created with its final mode (never wider), then given its group; lchown never follows a
+    // link someone may have swapped in.
+    mode_t old = ::umask(static_cast<mode_t>(~config.forward.listen_mode & 0777));
     int rc = ::bind(listen_fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
     int err = errno;
     ::umask(old);
     if (rc != 0) base::ThrowErrno("listen-failed", "cannot bind", listen.path, err);
+    bound = true;
     if (!config.forward.listen_group.empty()) {
       std::vector<char> buf(16384);
       group g{};
       group* found = nullptr;
       if (::getgrnam_r(config.forward.listen_group.c_str(), &g, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
-        ::unlink(listen.path.c_str());
         throw Failure(ExitCode::kConfig, "bad-config", "no group '" + base::Printable(config.forward.listen_group, 64) + "' (--listen-group)");
       }
-      if (::chown(listen.path.c_str(), static_cast<uid_t>(-1), found->gr_gid) != 0) {
-        err = errno;
-        ::unlink(listen.path.c_str());
-        base::ThrowErrno("listen-failed", "cannot give the group " + config.forward.listen_group + " to", listen.path, err);
+      if (::lchown(listen.path.c_str(), static_cast<uid_t>(-1), found->gr_gid) != 0) {
+        // Not a member of the group (EPERM): the account must be in it to hand the socket over.
+        base::ThrowErrno("listen-failed", "cannot give the group " + config.forward.listen_group +
+                                              " (is this account a member?) to", listen.path, errno);
       }
-    }
-    if (::chmod(listen.path.c_str(), static_cast<mode_t>(config.forward.listen_mode)) != 0) {
-      err = errno;
-      ::unlink(listen.path.c_str());
-      base::ThrowErrno("listen-failed", "cannot set the mode of", listen.path, err);
     }
   } else {
     bool v6 = listen.ip.find(':') != std::string::npos;
@@ -308,6 +327,8 @@ SslCtxPtr Forwarder::Impl::BuildContext() {
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);  // every connection authenticates afresh
+  // No TLS 1.2 renegotiation: it would make SSL_read sign with the key outside the token's turn.
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   static const unsigned char kAlpn[] = {2, 'h', '2'};
   if (SSL_CTX_set_alpn_protos(ctx.get(), kAlpn, sizeof kAlpn) != 0) {
@@ -386,11 +407,13 @@ SslPtr Forwarder::Impl::Connect(const EtcdEndpoint& endpoint, const std::shared_
       return nullptr;
     }
     SSL_set_fd(ssl.get(), s.fd);
-    if (endpoint.host_is_ip) {
-      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), endpoint.host.c_str());
-    } else {
-      SSL_set_tlsext_host_name(ssl.get(), endpoint.host.c_str());
-      SSL_set1_host(ssl.get(), endpoint.host.c_str());
+    bool named = endpoint.host_is_ip
+                     ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), endpoint.host.c_str()) == 1
+                     : SSL_set_tlsext_host_name(ssl.get(), endpoint.host.c_str()) == 1 &&
+                           SSL_set1_host(ssl.get(), endpoint.host.c_str()) == 1;
+    if (!named) {  // never go on without the name check
+      error = "cannot set the name to verify etcd against";
+      return nullptr;
     }
     for (;;) {
       ERR_clear_error();
@@ -436,12 +459,14 @@ SslPtr Forwarder::Impl::Connect(const EtcdEndpoint& endpoint, const std::shared_
   return nullptr;
 }
 
-// Copies bytes both ways until either side closes or fails, or Stop().
+// Copies bytes both ways until either side closes or fails, or Stop(). The client's EOF ends the
+// connection once its bytes are sent (close_notify to etcd): gRPC clients never half-close, and a
+// closed client cannot be told from a half-closed one without writing to it.
 void Forwarder::Impl::Pump(int client, SSL* ssl, int upstream) {
   std::vector<char> up(kBuffer), down(kBuffer);  // client → etcd, etcd → client
   std::size_t up_len = 0, down_len = 0, down_off = 0;
   bool client_eof = false, etcd_eof = false;
-  for (;;) {
+  while (!stop_requested.load(std::memory_order_relaxed)) {
     bool progress = false;
     bool tls_want_read = false, tls_want_write = false;
     // client → buffer
@@ -457,7 +482,7 @@ void Forwarder::Impl::Pump(int client, SSL* ssl, int upstream) {
         return;
       }
     }
-    // buffer → etcd
+    // buffer → etcd (a retried SSL_write gets the same bytes)
     if (up_len > 0) {
       int r = SSL_write(ssl, up.data(), static_cast<int>(up_len));
       if (r > 0) {
@@ -498,20 +523,21 @@ void Forwarder::Impl::Pump(int client, SSL* ssl, int upstream) {
         down_len -= static_cast<std::size_t>(n);
         progress = true;
       } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        return;
+        return;  // the client is gone
       }
     }
-    if (client_eof && up_len == 0) {
-      SSL_shutdown(ssl);  // close_notify; etcd closes its side
-      return;
-    }
+    if (client_eof && up_len == 0) break;
     if (etcd_eof && down_len == 0) return;
     if (progress) continue;
+    // Only the descriptors with something to wait for: a closed peer reports POLLHUP whatever the
+    // events, and polling it while its side is not needed would spin.
     pollfd fds[3] = {{client, 0, 0}, {upstream, 0, 0}, {stop_fd, POLLIN, 0}};
     if (up_len == 0 && !client_eof) fds[0].events |= POLLIN;
     if (down_len > 0) fds[0].events |= POLLOUT;
     if (tls_want_read) fds[1].events |= POLLIN;
     if (tls_want_write) fds[1].events |= POLLOUT;
+    if (fds[0].events == 0) fds[0].fd = -1;
+    if (fds[1].events == 0) fds[1].fd = -1;
     int n;
     do {
       n = ::poll(fds, 3, -1);
@@ -519,16 +545,42 @@ void Forwarder::Impl::Pump(int client, SSL* ssl, int upstream) {
     if (n < 0 || fds[2].revents != 0) return;
     if ((fds[0].revents & (POLLERR | POLLNVAL)) != 0 || (fds[1].revents & (POLLERR | POLLNVAL)) != 0) return;
   }
+  if (client_eof) SSL_shutdown(ssl);  // close_notify: we are done with etcd
+}
+
+void Forwarder::Impl::LogEndpointFailure(const std::string& line) {
+  long unlogged;
+  {
+    std::lock_guard lock(mutex);
+    auto now = Clock::now();
+    if (now - failure_window >= std::chrono::seconds(10)) {
+      failure_window = now;
+      failures_logged = 0;
+    }
+    if (++failures_logged > 20) {
+      failures_unlogged++;
+      return;
+    }
+    unlogged = failures_unlogged;
+    failures_unlogged = 0;
+  }
+  Log(env, line + (unlogged > 0 ? " (" + std::to_string(unlogged) + " earlier failures were not logged)" : ""));
 }
 
 void Forwarder::Impl::Serve(int client_fd) {
   Socket client(client_fd);
+  SetNonBlocking(client.fd);
+  // Nothing is spent on a client that says nothing: no etcd connection, no signature in the token,
+  // until its first bytes (an HTTP/2 client sends its preface at once), within io_timeout.
+  if (!WaitFor(client.fd, POLLIN, static_cast<int>(config.io_timeout.count() * 1000))) return;
+  char first_byte;
+  if (::recv(client.fd, &first_byte, 1, MSG_PEEK) <= 0) return;  // closed without a word
   std::shared_ptr<SSL_CTX> ctx;
   try {
     ctx = Context();
   } catch (const Failure& f) {
     counters.upstream_failed++;
-    Log(env, std::string("forward: cannot serve a connection: ") + f.what());
+    LogEndpointFailure(std::string("forward: cannot serve a connection: ") + f.what());
     return;
   }
   std::size_t first;
@@ -536,31 +588,26 @@ void Forwarder::Impl::Serve(int client_fd) {
     std::lock_guard lock(mutex);
     first = preferred;
   }
-  std::string errors;
   for (std::size_t i = 0; i < endpoints.size(); ++i) {
     std::size_t index = (first + i) % endpoints.size();
     Socket upstream;
     std::string error;
     SslPtr ssl = Connect(endpoints[index], ctx, upstream, error);
     if (!ssl) {
-      {
-        std::lock_guard lock(mutex);
-        if (stopping) return;
-      }
-      Log(env, "forward: " + endpoints[index].Text() + ": " + error +
-                   (i + 1 < endpoints.size() ? "; trying the next endpoint" : ""));
+      if (stop_requested) return;
+      LogEndpointFailure("forward: " + endpoints[index].Text() + ": " + error +
+                         (i + 1 < endpoints.size() ? "; trying the next endpoint" : ""));
       continue;
     }
     if (index != first) {
       std::lock_guard lock(mutex);
       preferred = index;
     }
-    SetNonBlocking(client.fd);
     Pump(client.fd, ssl.get(), upstream.fd);
     return;
   }
   counters.upstream_failed++;
-  Log(env, "forward: no etcd endpoint could be reached; closed the client's connection");
+  LogEndpointFailure("forward: no etcd endpoint could be reached; closed the client's connection");
 }
 
 Forwarder::Forwarder(const RequesterConfig& config, EVP_PKEY* key, TokenGate& gate, const RequesterEnv& env)
@@ -583,14 +630,27 @@ std::string Forwarder::Describe() const {
   return impl_->config.forward.listen + " -> " + endpoints;
 }
 
+void Forwarder::Impl::Reap(bool all) {
+  for (auto it = workers.begin(); it != workers.end();) {
+    if (all || it->done->load()) {
+      it->thread.join();
+      it = workers.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 void Forwarder::Start() {
-  std::shared_ptr<Impl> impl = impl_;
+  Impl* impl = impl_.get();
   impl->acceptor = std::thread([impl] {
     for (;;) {
+      impl->Reap(/*all=*/false);
       pollfd fds[2] = {{impl->listen_fd, POLLIN, 0}, {impl->stop_fd, POLLIN, 0}};
-      int n = ::poll(fds, 2, -1);
+      int n = ::poll(fds, 2, 1000);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 || fds[1].revents != 0) return;
+      if (n == 0) continue;
       int client = ::accept4(impl->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (client < 0) {
         // Out of descriptors: the client stays in the backlog and poll() would report it at once
@@ -613,13 +673,31 @@ void Forwarder::Start() {
         impl->active++;
       }
       impl->counters.accepted++;
-      // The thread holds the Impl: it may still be unlocking the mutex when Stop() returns.
-      std::thread([impl, client] {
-        impl->Serve(client);
+      Impl::Worker worker;
+      auto done = worker.done;
+      auto finish = [impl, done] {
         impl->counters.closed++;
-        std::lock_guard lock(impl->mutex);
-        if (--impl->active == 0) impl->idle.notify_all();
-      }).detach();
+        {
+          std::lock_guard lock(impl->mutex);
+          impl->active--;
+        }
+        done->store(true);
+      };
+      try {
+        worker.thread = std::thread([impl, client, finish] {
+          try {
+            impl->Serve(client);
+          } catch (const std::exception& e) {  // Serve closes the client on every path out
+            Log(impl->env, std::string("forward: a connection failed: ") + e.what());
+          }
+          finish();
+        });
+        impl->workers.push_back(std::move(worker));
+      } catch (const std::system_error& e) {  // no thread to be had (TasksMax): refuse this one
+        ::close(client);
+        finish();
+        Log(impl->env, std::string("forward: cannot start a thread for a connection: ") + e.what());
+      }
     }
   });
 }
@@ -631,10 +709,12 @@ void Forwarder::Stop() {
     if (impl->stopping) return;
     impl->stopping = true;
   }
+  impl->stop_requested = true;
   ::eventfd_write(impl->stop_fd, 1);
   if (impl->acceptor.joinable()) impl->acceptor.join();
-  std::unique_lock lock(impl->mutex);
-  impl->idle.wait(lock, [impl] { return impl->active == 0; });
+  impl->Reap(/*all=*/true);  // every connection has seen the stop and returned
+  std::lock_guard lock(impl->mutex);
+  impl->context.reset();  // the last reference to the key, before its token goes
 }
 
 std::unique_ptr<KeyStore> BorrowKeyStore(KeyStore& open) {
@@ -660,6 +740,8 @@ int RunForwarder(const RequesterConfig& config, const RequesterEnv& env) {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before any thread: they inherit the mask
+  // OpenSSL writes to etcd's socket with write(): a reset connection must be an error, not SIGPIPE.
+  ::signal(SIGPIPE, SIG_IGN);
   std::unique_ptr<KeyStore> keys = MakeKeyStore(config);
   keys->Open(/*create=*/false);
   TokenGate gate;

@@ -131,7 +131,13 @@ int main(int argc, char** argv) {
     if (fw_endpoint->count() > 0) c.forward.endpoints = fw.endpoints;
     if (fw_ca->count() > 0) c.forward.etcd_ca = fw.etcd_ca;
     if (fw_group->count() > 0) c.forward.listen_group = fw.group;
-    if (fw_mode->count() > 0) c.forward.listen_mode = requester::ParseMode(fw.mode);
+    if (fw_mode->count() > 0) {
+      try {
+        c.forward.listen_mode = requester::ParseMode(fw.mode);
+      } catch (const base::Failure& f) {
+        throw base::Failure(base::ExitCode::kUsage, "usage", std::string("--listen-mode: ") + f.what());
+      }
+    }
     if (fw_max->count() > 0) c.forward.max_connections = fw.max_connections;
   };
   auto* ssh_key = app.add_subcommand(

@@ -11,7 +11,6 @@
 #include <openssl/evp.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>

@@ -199,12 +199,99 @@ TEST_F(Forward, SoftHsmKeyDaemonServesEtcdctlAcrossFailoverRenewalAndLoad) {
   for (const auto& line : Lines(count.out)) keys += line.rfind("load/", 0) == 0 ? 1 : 0;
   EXPECT_EQ(keys, 50u) << count.out << count.err;
 
+  // What is at the socket's path is never taken over: a live socket (the daemon's) and a file.
+  RunResult taken = testing_support::Run({Binary("etcd-requester"), "forward", "--config", config, "--listen",
+                                          "unix:" + Socket()},
+                                         {.env = master.env(), .timeout = 30s});
+  EXPECT_EQ(taken.exit_code, 73) << taken.err;
+  EXPECT_NE(taken.err.find("another process is listening on " + Socket()), std::string::npos) << taken.err;
+  EXPECT_EQ(Ctl(Socket(), {"get", "greeting", "--print-value-only"}).out, "hello\n") << "the daemon's socket is gone";
+  const std::string file = dir_ / "master/not-a-socket";
+  WriteFile(file, "keep me\n");
+  RunResult not_socket = testing_support::Run({Binary("etcd-requester"), "forward", "--config", config, "--listen",
+                                               "unix:" + file},
+                                              {.env = master.env(), .timeout = 30s});
+  EXPECT_EQ(not_socket.exit_code, 73) << not_socket.err;
+  EXPECT_NE(not_socket.err.find("exists and is not a socket"), std::string::npos) << not_socket.err;
+  EXPECT_EQ(ReadFile(file), "keep me\n");
+
   watch.Stop();
   ::kill(daemon.pid(), SIGTERM);
   int wstatus = 0;
   ASSERT_EQ(::waitpid(daemon.pid(), &wstatus, 0), daemon.pid());
   EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << ReadFile(log);
   EXPECT_NE(::access(Socket().c_str(), F_OK), 0) << "the socket outlived the daemon";
+}
+
+// etcd must be proven, not assumed: a server whose certificate does not name the endpoint's address, one that
+// will not speak HTTP/2 (no ALPN h2), and one whose certificate etcd's CA did not issue are each
+// refused; the client is closed without a byte from any of them.
+TEST_F(Forward, RefusesServersThatAreNotProvenToBeEtcd) {
+  const std::string key_file = dir_ / "master/keys/client.key";
+  ASSERT_EQ(::mkdir((dir_ / "master/keys").c_str(), 0700), 0);
+  std::string config = WriteConfig("key_file = \"" + key_file + "\"\n", "forward_ca = \"" + EtcdCa() + "\"\n");
+  RunResult request = testing_support::Run({Binary("etcd-requester"), "request", "--config", config}, {.timeout = 60s});
+  ASSERT_EQ(request.exit_code, 0) << request.err;
+
+  auto s_server = [&](const std::string& address, const std::string& cert, const std::string& key, bool alpn,
+                      const std::string& log) {
+    return std::make_unique<Process>(
+        std::vector<std::string>{"/bin/sh", "-c",
+                                 "sleep 120 | exec /usr/bin/openssl s_server -accept " + address +
+                                     " -cert " + cert + " -key " + key + (alpn ? " -alpn h2" : "")},
+        std::map<std::string, std::string>{}, log);
+  };
+  // Trusted by etcd's CA, names 127.0.0.1, but no ALPN.
+  const int no_alpn = FreePort();
+  auto plain = s_server(std::to_string(no_alpn), dir_ / "etcd/server.pem", dir_ / "etcd/server.key", false, dir_ / "master/no-alpn.log");
+  // ALPN h2 and 127.0.0.1, but self-signed.
+  ASSERT_EQ(OpenSsl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                     dir_ / "master/imposter.key", "-out", dir_ / "master/imposter.pem", "-days", "1", "-subj",
+                     "/CN=etcd", "-addext", "subjectAltName=IP:127.0.0.1"})
+                .exit_code,
+            0);
+  int imposter_port = FreePort();
+  while (imposter_port == no_alpn) imposter_port = FreePort();
+  auto imposter = s_server(std::to_string(imposter_port), dir_ / "master/imposter.pem", dir_ / "master/imposter.key", true,
+                           dir_ / "master/imposter.log");
+  // etcd's own certificate and ALPN h2, on an address the certificate does not name (127.0.0.2).
+  int elsewhere_port = FreePort();
+  while (elsewhere_port == no_alpn || elsewhere_port == imposter_port) elsewhere_port = FreePort();
+  auto elsewhere = s_server("127.0.0.2:" + std::to_string(elsewhere_port), dir_ / "etcd/server.pem",
+                            dir_ / "etcd/server.key", true, dir_ / "master/elsewhere.log");
+  ASSERT_TRUE(WaitForPort(no_alpn, 10s) && WaitForPort(imposter_port, 10s));
+  ASSERT_TRUE(WaitUntil([&] { return ReadFile(dir_ / "master/elsewhere.log").find("ACCEPT") != std::string::npos; }, 10s));
+
+  int listen_port = FreePort();
+  while (listen_port == no_alpn || listen_port == imposter_port || listen_port == elsewhere_port) listen_port = FreePort();
+  const std::string log = dir_ / "master/forward.log";
+  Process forward({Binary("etcd-requester"), "forward", "--config", config, "--listen",
+                   "127.0.0.1:" + std::to_string(listen_port),
+                   "--endpoint", "https://127.0.0.2:" + std::to_string(elsewhere_port),
+                   "--endpoint", "https://127.0.0.1:" + std::to_string(no_alpn),
+                   "--endpoint", "https://127.0.0.1:" + std::to_string(imposter_port)},
+                  {}, log);
+  ASSERT_TRUE(WaitForPort(listen_port, 30s)) << ReadFile(log);
+  int fd = Dial(listen_port);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24), 24);
+  timeval tv{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char byte;
+  // Closed (0), or reset because our preface was never read (-1): either way not one byte.
+  EXPECT_LE(::read(fd, &byte, 1), 0) << "a byte reached the client: " << ReadFile(log);
+  ::close(fd);
+  ASSERT_TRUE(WaitUntil([&] { return ReadFile(log).find("no etcd endpoint could be reached") != std::string::npos; }, 10s))
+      << ReadFile(log);
+  const std::string text = ReadFile(log);
+  EXPECT_NE(text.find("https://127.0.0.2:" + std::to_string(elsewhere_port) +
+                      ": etcd's certificate is not trusted: IP address mismatch"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(std::to_string(no_alpn) + ": etcd did not agree to HTTP/2 (ALPN h2)"), std::string::npos) << text;
+  EXPECT_NE(text.find(std::to_string(imposter_port) + ": etcd's certificate is not trusted: self-signed certificate"),
+            std::string::npos)
+      << text;
 }
 
 // The key in a TPM (swtpm + tpm2-pkcs11): no key file anywhere, etcdctl works through `forward`.
