@@ -78,6 +78,14 @@ class Forward : public ::testing::Test {
   std::string ssh_key_;
 };
 
+// True when the process ignores SIGPIPE (SigIgn in /proc/PID/status, bit SIGPIPE - 1).
+bool IgnoresSigpipe(int pid) {
+  for (const auto& line : Lines(ReadFile("/proc/" + std::to_string(pid) + "/status"))) {
+    if (line.rfind("SigIgn:", 0) == 0) return ((std::stoull(line.substr(7), nullptr, 16) >> (SIGPIPE - 1)) & 1) != 0;
+  }
+  return false;
+}
+
 // A plaintext connection to 127.0.0.1:port (-1 when refused).
 int Dial(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -118,7 +126,10 @@ TEST_F(Forward, SoftHsmKeyDaemonServesEtcdctlAcrossFailoverRenewalAndLoad) {
                      std::to_string(dead) + "\", \"https://127.0.0.1:" + std::to_string(etcd_->port()) +
                      "\"]\nforward_ca = \"" + EtcdCa() + "\"\nforward_listen_mode = \"0640\"\n");
   const std::string log = dir_ / "master/daemon.log";
-  Process daemon({Binary("etcd-requester"), "run", "--config", config}, master.env(), log);
+  // Started with SIGPIPE's default action, as systemd starts it (this test runner ignores SIGPIPE,
+  // and that would be inherited).
+  Process daemon({"/usr/bin/env", "--default-signal=PIPE", Binary("etcd-requester"), "run", "--config", config},
+                 master.env(), log);
   ASSERT_TRUE(WaitUntil([&] { return ReadFile(log).find("forwarding unix:") != std::string::npos; }, 60s))
       << ReadFile(log);
   EXPECT_NE(ReadFile(log).find("generated a new EC P-256 key in token"), std::string::npos) << ReadFile(log);
@@ -127,6 +138,8 @@ TEST_F(Forward, SoftHsmKeyDaemonServesEtcdctlAcrossFailoverRenewalAndLoad) {
   ASSERT_EQ(::lstat(Socket().c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
   EXPECT_EQ(st.st_mode & 07777, 0640u);
+  // OpenSSL writes to etcd with write(): a connection etcd reset must not SIGPIPE the daemon.
+  EXPECT_TRUE(IgnoresSigpipe(daemon.pid())) << ReadFile("/proc/" + std::to_string(daemon.pid()) + "/status");
 
   RunResult put = Ctl(Socket(), {"put", "greeting", "hello"});
   ASSERT_EQ(put.exit_code, 0) << put.err << ReadFile(log);
@@ -147,11 +160,12 @@ TEST_F(Forward, SoftHsmKeyDaemonServesEtcdctlAcrossFailoverRenewalAndLoad) {
                 {}, probe_log);
   ASSERT_TRUE(WaitForPort(probe_port, 10s)) << ReadFile(probe_log);
   const std::string forward_log = dir_ / "master/forward.log";
-  Process forward({Binary("etcd-requester"), "forward", "--config", config, "--listen",
-                   "127.0.0.1:" + std::to_string(listen_port), "--endpoint",
+  Process forward({"/usr/bin/env", "--default-signal=PIPE", Binary("etcd-requester"), "forward", "--config", config,
+                   "--listen", "127.0.0.1:" + std::to_string(listen_port), "--endpoint",
                    "https://127.0.0.1:" + std::to_string(probe_port)},
                   master.env(), forward_log);
   ASSERT_TRUE(WaitForPort(listen_port, 30s)) << ReadFile(forward_log);
+  EXPECT_TRUE(IgnoresSigpipe(forward.pid()));
   Poke(listen_port);
   const std::string first = ReadFile(Cert());
   ASSERT_TRUE(WaitUntil([&] { return ReadFile(probe_log).find("subject=CN = kubemaster-1") != std::string::npos; }, 10s))
