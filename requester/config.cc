@@ -23,6 +23,12 @@ using base::Failure;
 
 }  // namespace
 
+int ParsePort(const std::string& text) {
+  if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != std::string::npos) return -1;
+  int port = std::stoi(text);
+  return port >= 1 && port <= 65535 ? port : -1;
+}
+
 unsigned ParseMode(const std::string& text) {
   if (text.empty() || text.size() > 4 || text.find_first_not_of("01234567") != std::string::npos) {
     Bad("a mode is an octal number such as 0660, not '" + text + "'");
@@ -56,11 +62,8 @@ ServerAddress ParseServer(const std::string& text) {
   }
   if (a.host.empty()) throw Failure(ExitCode::kUsage, "bad-server", "--server has no host");
   if (!port.empty() || rest.back() == ':') {
-    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoi(port) < 1 || std::stoi(port) > 65535) {
-      throw Failure(ExitCode::kUsage, "bad-server", "bad port '" + port + "' in --server");
-    }
-    a.port = std::stoi(port);
+    a.port = ParsePort(port);
+    if (a.port < 0) throw Failure(ExitCode::kUsage, "bad-server", "bad port '" + port + "' in --server");
   }
   for (char c : a.user + a.host) {
     if (static_cast<unsigned char>(c) <= 0x20 || c == '\'' || c == '"' || c == '\\') {

@@ -51,12 +51,6 @@ constexpr std::size_t kBuffer = 16 * 1024;
   throw Failure(ExitCode::kUsage, "bad-endpoint", "--endpoint '" + base::Printable(text, 200) + "': " + why);
 }
 
-int ParsePort(const std::string& text) {
-  if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != std::string::npos) return -1;
-  int port = std::stoi(text);
-  return port >= 1 && port <= 65535 ? port : -1;
-}
-
 // "HOST:PORT" or "[V6]:PORT" → host (no brackets), port; false when malformed.
 bool SplitHostPort(const std::string& text, std::string& host, int& port, bool& bracketed) {
   std::string port_text;

@@ -60,6 +60,9 @@ struct RequesterConfig {
 // forward_listen_mode (octal string "0660"), forward_max_connections.
 void LoadConfigFile(const std::string& path, RequesterConfig& config);
 
+// A TCP port, "1".."65535" in decimal digits only; -1 for anything else (the empty string too).
+int ParsePort(const std::string& text);
+
 // An octal file mode "0660" (at most 0777). Failure(kConfig, "bad-config") otherwise.
 unsigned ParseMode(const std::string& text);
 
