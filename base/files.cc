@@ -16,28 +16,10 @@
 #include <vector>
 
 #include "base/failure.h"
+#include "base/fd.h"
 
 namespace base {
 namespace {
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_;
-};
 
 void WriteAll(int fd, std::string_view data, const std::string& path) {
   while (!data.empty()) {
@@ -57,7 +39,7 @@ std::string DirectoryOf(const std::string& path) {
 }
 
 void FsyncDirectory(const std::string& dir) {
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd.get() < 0) ThrowErrno("write-failed", "cannot open directory", dir, errno);
   if (::fsync(fd.get()) != 0) ThrowErrno("write-failed", "cannot fsync directory", dir, errno);
 }
@@ -66,7 +48,7 @@ void FsyncDirectory(const std::string& dir) {
 
 std::string ReadFileLimited(const std::string& path, std::size_t max_bytes,
                             const std::string& reason) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) ThrowErrno(reason, "cannot open", path, errno);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) ThrowErrno(reason, "cannot stat", path, errno);
@@ -92,7 +74,7 @@ std::string ReadFileLimited(const std::string& path, std::size_t max_bytes,
 }
 
 std::string ReadSecretFile(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (fd.get() < 0) {
     // A PIN file is operator configuration: every problem with it is a configuration error.
     int err = errno;
@@ -164,7 +146,7 @@ void AtomicFileWriter::Write(std::string_view contents) const {
   std::string temp = path_ + ".tmp.XXXXXX";
   std::vector<char> name(temp.begin(), temp.end());
   name.push_back('\0');
-  Fd fd(::mkstemp(name.data()));
+  UniqueFd fd(::mkstemp(name.data()));
   if (fd.get() < 0) ThrowErrno("write-failed", "cannot create a temporary file next to", path_, errno);
   temp.assign(name.data());
   try {
@@ -189,7 +171,7 @@ void AtomicFileWriter::Write(std::string_view contents) const {
 }
 
 void WriteNewFileExclusive(const std::string& path, std::string_view contents, unsigned mode) {
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                static_cast<mode_t>(mode)));
   if (fd.get() < 0) ThrowErrno("write-failed", "cannot create", path, errno);
   try {
@@ -316,14 +298,14 @@ void AppendUnderLock(const std::string& path,
   // a private sidecar file instead.
   const std::string lock_path = path + ".lock";
   PrivateLock lock(lock_path, wait);
-  Fd fd(::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640));
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640));
   if (fd.get() < 0) ThrowErrno("audit-failed", "cannot open audit log", path, errno);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) ThrowErrno("audit-failed", "cannot stat", path, errno);
   if (!S_ISREG(st.st_mode)) throw Failure(ExitCode::kIoErr, "audit-failed", path + " is not a regular file");
   // PrivateLock has checked this file (owner, mode, no symlink) and we hold its lock; a second
   // descriptor reads and writes the head it carries.
-  Fd head_fd(chained ? ::open(lock_path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC) : -1);
+  UniqueFd head_fd(chained ? ::open(lock_path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC) : -1);
   if (chained && head_fd.get() < 0) ThrowErrno("audit-failed", "cannot open", lock_path, errno);
   LogHead head;
   head.log_empty = st.st_size == 0;

@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "base/failure.h"
+#include "base/fd.h"
 #include "base/text.h"
 #include "pki/openssl.h"
 #include "requester/exchange.h"
@@ -36,6 +37,7 @@ namespace {
 using base::ExitCode;
 using base::Failure;
 
+using base::UniqueFd;
 using SslCtxPtr = std::unique_ptr<SSL_CTX, pki::OpenSslDeleter<SSL_CTX_free>>;
 using SslPtr = std::unique_ptr<SSL, pki::OpenSslDeleter<SSL_free>>;
 
@@ -81,16 +83,6 @@ void SetNonBlocking(int fd) {
   if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) base::ThrowErrno("forward", "cannot configure", "a socket", errno);
 }
 
-// One descriptor, closed on every path out.
-struct Socket {
-  int fd = -1;
-  explicit Socket(int f = -1) : fd(f) {}
-  ~Socket() {
-    if (fd >= 0) ::close(fd);
-  }
-  Socket(const Socket&) = delete;
-  Socket& operator=(const Socket&) = delete;
-};
 
 }  // namespace
 
@@ -207,7 +199,7 @@ struct Forwarder::Impl {
   std::shared_ptr<SSL_CTX> Context();
   SslCtxPtr BuildContext();
   void Serve(int client);
-  SslPtr Connect(const EtcdEndpoint& endpoint, const std::shared_ptr<SSL_CTX>& ctx, Socket& upstream,
+  SslPtr Connect(const EtcdEndpoint& endpoint, const std::shared_ptr<SSL_CTX>& ctx, UniqueFd& upstream,
                  std::string& error);
   bool WaitFor(int fd, short events, int timeout_ms);
   void Pump(int client, SSL* ssl, int upstream);
@@ -224,11 +216,11 @@ void Forwarder::Impl::Bind() {
         throw Failure(ExitCode::kCantCreate, "listen-failed", listen.path + " exists and is not a socket; not replacing it");
       }
       // A socket left by a forwarder that died; but not one that somebody still serves.
-      Socket probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
       sockaddr_un sa{};
       sa.sun_family = AF_UNIX;
       std::memcpy(sa.sun_path, listen.path.c_str(), listen.path.size());
-      if (::connect(probe.fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+      if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
         throw Failure(ExitCode::kCantCreate, "listen-failed", "another process is listening on " + listen.path);
       }
       ::unlink(listen.path.c_str());
@@ -359,7 +351,7 @@ bool Forwarder::Impl::WaitFor(int fd, short events, int timeout_ms) {
 }
 
 SslPtr Forwarder::Impl::Connect(const EtcdEndpoint& endpoint, const std::shared_ptr<SSL_CTX>& ctx,
-                                Socket& upstream, std::string& error) {
+                                UniqueFd& upstream, std::string& error) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = endpoint.host_is_ip ? AI_NUMERICHOST : 0;
@@ -374,33 +366,33 @@ SslPtr Forwarder::Impl::Connect(const EtcdEndpoint& endpoint, const std::shared_
   const int connect_ms = static_cast<int>(config.connect_timeout.count() * 1000);
   const int io_ms = static_cast<int>(config.io_timeout.count() * 1000);
   for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
-    Socket s(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol));
-    if (s.fd < 0) continue;
-    if (::connect(s.fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+    UniqueFd s(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol));
+    if (s.get() < 0) continue;
+    if (::connect(s.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
       if (errno != EINPROGRESS) {
         error = std::string("cannot connect: ") + std::strerror(errno);
         continue;
       }
-      if (!WaitFor(s.fd, POLLOUT, connect_ms)) {
+      if (!WaitFor(s.get(), POLLOUT, connect_ms)) {
         error = "connect timed out";
         continue;
       }
       int soerr = 0;
       socklen_t len = sizeof soerr;
-      ::getsockopt(s.fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+      ::getsockopt(s.get(), SOL_SOCKET, SO_ERROR, &soerr, &len);
       if (soerr != 0) {
         error = std::string("cannot connect: ") + std::strerror(soerr);
         continue;
       }
     }
     int one = 1;
-    ::setsockopt(s.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ::setsockopt(s.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     SslPtr ssl(SSL_new(ctx.get()));
     if (!ssl) {
       error = "cannot create a TLS connection";
       return nullptr;
     }
-    SSL_set_fd(ssl.get(), s.fd);
+    SSL_set_fd(ssl.get(), s.get());
     bool named = endpoint.host_is_ip
                      ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), endpoint.host.c_str()) == 1
                      : SSL_set_tlsext_host_name(ssl.get(), endpoint.host.c_str()) == 1 &&
@@ -420,7 +412,7 @@ SslPtr Forwarder::Impl::Connect(const EtcdEndpoint& endpoint, const std::shared_
       if (r == 1) break;
       int e = SSL_get_error(ssl.get(), r);
       if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) &&
-          WaitFor(s.fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, io_ms)) {
+          WaitFor(s.get(), e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, io_ms)) {
         continue;
       }
       long verify = SSL_get_verify_result(ssl.get());
@@ -445,8 +437,7 @@ SslPtr Forwarder::Impl::Connect(const EtcdEndpoint& endpoint, const std::shared_
       error = "etcd did not agree to HTTP/2 (ALPN h2)";
       return nullptr;
     }
-    upstream.fd = s.fd;
-    s.fd = -1;
+    upstream.reset(s.release());
     return ssl;
   }
   if (error.empty()) error = "no address";
@@ -562,13 +553,13 @@ void Forwarder::Impl::LogEndpointFailure(const std::string& line) {
 }
 
 void Forwarder::Impl::Serve(int client_fd) {
-  Socket client(client_fd);
-  SetNonBlocking(client.fd);
+  UniqueFd client(client_fd);
+  SetNonBlocking(client.get());
   // Nothing is spent on a client that says nothing: no etcd connection, no signature in the token,
   // until its first bytes (an HTTP/2 client sends its preface at once), within io_timeout.
-  if (!WaitFor(client.fd, POLLIN, static_cast<int>(config.io_timeout.count() * 1000))) return;
+  if (!WaitFor(client.get(), POLLIN, static_cast<int>(config.io_timeout.count() * 1000))) return;
   char first_byte;
-  if (::recv(client.fd, &first_byte, 1, MSG_PEEK) <= 0) return;  // closed without a word
+  if (::recv(client.get(), &first_byte, 1, MSG_PEEK) <= 0) return;  // closed without a word
   std::shared_ptr<SSL_CTX> ctx;
   try {
     ctx = Context();
@@ -584,7 +575,7 @@ void Forwarder::Impl::Serve(int client_fd) {
   }
   for (std::size_t i = 0; i < endpoints.size(); ++i) {
     std::size_t index = (first + i) % endpoints.size();
-    Socket upstream;
+    UniqueFd upstream;
     std::string error;
     SslPtr ssl = Connect(endpoints[index], ctx, upstream, error);
     if (!ssl) {
@@ -597,7 +588,7 @@ void Forwarder::Impl::Serve(int client_fd) {
       std::lock_guard lock(mutex);
       preferred = index;
     }
-    Pump(client.fd, ssl.get(), upstream.fd);
+    Pump(client.get(), ssl.get(), upstream.get());
     return;
   }
   counters.upstream_failed++;

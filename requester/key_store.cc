@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "base/failure.h"
+#include "base/fd.h"
 #include "base/files.h"
 #include "hsm/session.h"
 #include "hsm/uri.h"
@@ -20,20 +21,6 @@ namespace {
 using base::ExitCode;
 using base::Failure;
 
-// One open descriptor, closed on every path out.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 constexpr std::size_t kMaxKeyFile = 64 * 1024;
 
@@ -87,7 +74,7 @@ std::string NewPrivateKeyPem() {
 // Creates `name` in the checked directory: O_EXCL|O_NOFOLLOW, 0600, written and fsynced (file and
 // directory) before anyone reads it.
 void CreateKeyFile(int dir_fd, const std::string& name, const std::string& path) {
-  Fd fd(::openat(dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  base::UniqueFd fd(::openat(dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (fd.get() < 0) base::ThrowErrno("write-failed", "cannot create", path, errno);
   std::string pem = NewPrivateKeyPem();
   std::size_t done = 0;
@@ -159,7 +146,7 @@ std::string ReadPrivateKeyFile(const std::string& path, bool* created) {
   std::string dir = p.parent_path().string();
   if (dir.empty()) dir = ".";
   if (name.empty() || name == "." || name == "..") Unsafe(path + " does not name a file");
-  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  base::UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir_fd.get() < 0) {
     if (errno == ENOENT) {
       // A setup step left out (#15): say what to create, and for whom.
@@ -189,7 +176,7 @@ std::string ReadPrivateKeyFile(const std::string& path, bool* created) {
     }
     base::ThrowErrno("key-unreadable", "cannot open", path, err);
   }
-  Fd fd(raw);
+  base::UniqueFd fd(raw);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) base::ThrowErrno("key-unreadable", "cannot stat", path, errno);
   CheckKeyFile(st, path);
