@@ -378,6 +378,20 @@ TEST(ForwardUsage, RefusesNonLoopbackListenersAndPlaintextEndpoints) {
     EXPECT_EQ(r.exit_code, 64) << endpoint;
     EXPECT_NE(r.err.find("etcd-requester: bad-endpoint: "), std::string::npos) << endpoint << ": " << r.err;
   }
+  // A socket mode that is not octal or has more than permission bits, and a connection bound out of range.
+  for (const std::string mode : {"0999", "4777", "rw"}) {
+    RunResult r = testing_support::Run({Binary("etcd-requester"), "forward", "--listen", "unix:/run/x.sock",
+                                        "--listen-mode", mode, "--endpoint", "https://127.0.0.1:2379", "--etcd-ca",
+                                        "/nonexistent/ca.pem", "--key-file", "/nonexistent/k", "--cert", "/nonexistent/c"});
+    EXPECT_EQ(r.exit_code, 64) << mode << ": " << r.err;
+    EXPECT_NE(r.err.find("--listen-mode: "), std::string::npos) << r.err;
+  }
+  RunResult unbounded = testing_support::Run({Binary("etcd-requester"), "forward", "--listen", "127.0.0.1:2379",
+                                              "--max-connections", "0", "--endpoint", "https://127.0.0.1:2379",
+                                              "--etcd-ca", "/nonexistent/ca.pem", "--key-file", "/nonexistent/k",
+                                              "--cert", "/nonexistent/c"});
+  EXPECT_EQ(unbounded.exit_code, 78) << unbounded.err;
+  EXPECT_NE(unbounded.err.find("forward_max_connections must be 1..4096"), std::string::npos) << unbounded.err;
   // The accepted forms get as far as the missing key file.
   RunResult ok = forward("[::1]:2379", "https://[::1]:2379");
   EXPECT_NE(ok.exit_code, 0);
