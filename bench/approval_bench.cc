@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // approval-bench: what the approval and deny checks (#14) cost one request.
 //
 //   approval-bench --dir DIR [--keys N] [--iterations K]

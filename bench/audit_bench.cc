@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // audit-bench: what the audit log's hash chain costs (#13), and how fast its readers are.
 //
 //   audit-bench --dir DIR [--appends N] [--records M] [--keep]

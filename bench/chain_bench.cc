@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // chain-bench: what verifying the signer's answer costs the requester, for a lone leaf and for a
 // leaf followed by its intermediate (#12): the whole of pki::VerifyIssuedCertificate (strict PEM
 // parse, leaf profile, CA profile of each chain certificate, path to the trust bundle).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // forward-bench: the forwarder's cost (#18), for bench/forward. A minimal gRPC client (HTTP/2 by
 // hand: the client preface, SETTINGS, and per call one HEADERS + one DATA frame) that talks to etcd
 // either directly over TLS with a key file (what kube-apiserver does today) or in plaintext to

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // hold-port: a black-holed signer for bench/run (#12). Listens on 127.0.0.1:PORT and never accepts:
 // the kernel completes each TCP handshake into the backlog, and the client then waits for an SSH
 // banner that never comes, as with a hung host or a firewall that swallows packets after SYN-ACK.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // issuance-bench: in one process, with the token already loaded and logged in, how many
 // certificates per second can be issued (profile build + signature in the token + self-check), and
 // how many raw signatures per second does the token make? The difference is what our code adds on

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // proc-bench: runs one command many times, optionally several at a time, and reports wall-clock
 // latency (process start → exit) and the peak resident set size of each run.
 //

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # cmake -DGO_MD2MAN=... -DINPUT=docs/etcd-x.md -DOUTPUT=etcd-x.8 -DVERSION=0.1.0 -P GenerateManPage.cmake
 #
 # The man page sources are Markdown that must stay readable on GitHub, so their first line is the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "hsm/error.h"
 
 #include <libp11.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // etcd-hsm: provisions the PKCS#11 token that holds the etcd client CA key.
 #include <CLI/CLI.hpp>
 #include <chrono>

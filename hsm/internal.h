@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Private to hsm/: the C types behind Module and Session.
 #pragma once
 

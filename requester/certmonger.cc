@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // certmonger's CA helper (certmonger.h): one operation per run, mapped onto the same signer walk,
 // SSH client and answer verification as `request` (exchange.h).
 #include "requester/certmonger.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // run: the renewal daemon.
 #include <signal.h>
 

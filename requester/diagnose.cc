@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // diagnose: the runbook's checks, one line each, every signer in this master's order.
 #include <netdb.h>
 #include <poll.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // forward (#18): a plaintext listener on this host (unix socket or loopback), one TLS connection to
 // etcd per accepted connection, signed with the token key. See forward.h for the contract.
 #include "requester/forward.h"

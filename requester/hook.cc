@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The post-renew hook: the operator's program, run after a certificate was stored.
 #include <signal.h>
 #include <spawn.h>

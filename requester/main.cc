@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // etcd-requester: keeps this master's etcd client certificate valid.
 #include <CLI/CLI.hpp>
 #include <deque>

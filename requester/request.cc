@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // request, renew and ca: one exchange with the first signer that answers (#12), verified, stored.
 #include <pwd.h>
 #include <sys/stat.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // status: the stored certificate and the state file, for people (text) and programs (JSON,
 // Prometheus textfile). `status` only reads; it writes the metrics file only when asked (#15).
 #include <filesystem>

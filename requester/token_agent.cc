@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "requester/token_agent.h"
 
 #include <openssl/core_names.h>

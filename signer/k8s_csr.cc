@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "signer/k8s_csr.h"
 
 #include <algorithm>

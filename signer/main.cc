@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // etcd-signer: the SSH forced command that issues etcd client certificates from a PKCS#11 CA key.
 #include <CLI/CLI.hpp>
 #include <deque>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // etcd-signerctl: the operator's view of a signer host: verify the audit log's hash chain, list
 // and summarise what was issued and refused, export metrics for node_exporter.
 #include <openssl/asn1.h>

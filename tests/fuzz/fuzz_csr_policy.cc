@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stdin of `sign`: base64 → PEM/DER CSR → policy, the whole signer path up to the token call.
 #include <cstddef>
 #include <cstdint>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The body of `sign --format k8s` is attacker input: the object parser, its checks and the CSR
 // decoder must accept or refuse with a documented failure, never crash; an accepted object must
 // encode back into answers that parse as JSON.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PKCS#11 URIs come from configuration files: strict parsing, no crash, and a parsed URI must
 // survive a round trip through its canonical form.
 #include <cstddef>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // SSH_ORIGINAL_COMMAND is attacker input: the parser must accept or refuse, never crash.
 #include <cstddef>
 #include <cstdint>

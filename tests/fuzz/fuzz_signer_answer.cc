@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The requester parses what comes back over SSH before storing it: a hostile or broken signer
 // must not crash it, and nothing that fails to match our key and name may pass.
 #include <openssl/evp.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Built into every binary of the sanitizer build only (ETCD_SIGNER_SANITIZE). The sanitizer
 // runtimes call these hooks at startup, so the options hold wherever a binary runs — including
 // etcd-signer started by sshd with a clean environment.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A TPM 2.0 for tests: swtpm on loopback with a tpm2-pkcs11 token "node" initialized in it, its
 // dictionary-attack lockout lifted (tests type wrong PINs on purpose). Stopped at destruction.
 #pragma once

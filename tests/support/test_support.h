@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Test support: temp dirs, running real programs, free loopback ports, a SoftHSM CA token.
 #pragma once
 

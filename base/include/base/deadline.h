@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A whole-process deadline. A PKCS#11 module can wedge inside a C call (libp11 0.4.12 can hang on a
 // failing C_OpenSession), and no library call can be interrupted safely, so the only sound way out
 // is to end the process. A watchdog thread waits for the deadline; on expiry it runs the caller's

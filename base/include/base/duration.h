@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Durations as operators write them: "90s", "10m", "24h", "7d", or a plain number of seconds.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The one error type of this project.
 //
 // Libraries throw `Failure`; each program's main() catches it in exactly one place and turns it into

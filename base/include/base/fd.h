@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One open file descriptor, closed when its owner goes: on every path out, exceptions included.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Small, strict file primitives. Every read is bounded; every write that replaces a file is atomic.
 #pragma once
 

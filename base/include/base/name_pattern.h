@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A regular expression that a whole name must match, evaluated in linear time (RE2): the pattern
 // comes from an operator, but the names it is matched against come from attackers, and a
 // backtracking engine (std::regex) can spend seconds on `^kubemaster-([a-z0-9]+-?)+$` against

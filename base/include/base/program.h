@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The one place where a program turns failures into exit codes.
 #pragma once
 

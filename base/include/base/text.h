@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Text that crosses a trust boundary on its way into a log line, an audit field or a terminal.
 #pragma once
 

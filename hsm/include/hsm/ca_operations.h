@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the operators' tool `etcd-hsm` does with a CA key that lives in a token. Each function opens
 // the module, uses the token and closes everything before returning.
 #pragma once

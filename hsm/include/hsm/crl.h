@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `etcd-hsm crl`: a certificate revocation list signed inside the token by the CA key that issued
 // the revoked certificates (a signer's CA or intermediate for leaves, the root for intermediates).
 #pragma once

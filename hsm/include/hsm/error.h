@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PKCS#11 return values by name, and how each one maps to an exit code and advice.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A loaded PKCS#11 module. One per process: constructing it calls C_Initialize (through libp11),
 // destroying it releases libp11's slots and calls C_Finalize. Move-only. Everything obtained from
 // a Module (sessions, token-backed EVP_PKEYs) must be destroyed before it.

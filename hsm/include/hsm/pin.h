@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Where a PIN comes from: a file (0400/0600, owned by the caller) or an environment variable
 // whose *name* the operator gives. Never from argv.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A session with one token, logged in at most once. Move-only; closes its PKCS#11 session on
 // destruction. Keys come back as OpenSSL EVP_PKEYs whose private operations run in the token.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // RFC 7512 PKCS#11 URIs, parsed strictly.
 //
 //   pkcs11:token=etcd-ca;object=ca-key;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so

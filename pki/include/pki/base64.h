@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Strict base64 (RFC 4648 §4, standard alphabet, padded). Whitespace anywhere is ignored; anything
 // else that is not in the alphabet, misplaced padding, a length that is not a multiple of four, or
 // non-zero unused bits is an error. The decoder is the one place attacker bytes are first touched.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The certificates this project makes. Every field and extension comes from here, never from a CSR.
 #pragma once
 

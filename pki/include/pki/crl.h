@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // X.509 v2 certificate revocation lists (RFC 5280 §5): the serials and reasons operators type,
 // the CRL this project builds for `etcd-hsm crl`, and reading back a CRL it made earlier.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PKCS#10 certificate signing requests: strict decoding and the facts the signer's policy judges,
 // and building a CSR for the requester.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What kind of public key a certificate or CSR carries, in the words the policy uses.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One owner per OpenSSL handle: a unique_ptr with a deleter type per handle kind. No naked *_free
 // outside these aliases.
 #pragma once

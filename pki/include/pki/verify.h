@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Checks a certificate the signer returned before the requester stores it.
 #pragma once
 

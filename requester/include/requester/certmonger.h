@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `etcd-requester certmonger`: certmonger's CA helper interface (certmonger's doc/submit.txt), so
 // that certmonger can own the key and the renewal schedule while the signers, the SSH client, the
 // failover and the verification of the answer stay ours (exchange.h).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The requester's settings: flags and/or a TOML file (flags win). DESIGN §5 has the contract.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One signer exchange over SSH, and the walk over this master's signers with failover (#12). What
 // `request`, `renew`, `ca`, `diagnose` and the certmonger helper share.
 #pragma once

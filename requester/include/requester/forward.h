@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The forwarder (#18): lets local clients (kube-apiserver, etcdctl) reach etcd with this master's
 // certificate while its private key stays in the token. A client connects in plaintext to a unix
 // socket or a loopback port; each accepted connection gets its own TLS connection to etcd (TLS 1.2+,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Where the requester's private key lives: a PKCS#11 token (TPM via tpm2-pkcs11, SoftHSM) or a
 // PKCS#8 PEM file (0600) for clients that need a file. The key is made once, when missing, and
 // reused for every renewal.

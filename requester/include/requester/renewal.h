@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // When to renew, and how long to wait after a failure. Time and randomness are injected.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The requester's verbs (DESIGN §5). Each returns normally on success and throws base::Failure
 // otherwise; a failure never touches the stored key or certificate.
 #pragma once

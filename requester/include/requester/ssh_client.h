@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One SSH connection to the signer (libssh). Host keys are checked against the configured
 // known_hosts only (no ~/.ssh/config, no global file, no trust on first use unless asked).
 #pragma once

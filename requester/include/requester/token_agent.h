@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // SSH authentication with a key that never leaves its PKCS#11 token (a TPM through tpm2-pkcs11, or
 // SoftHSM). libssh can load "pkcs11:" URIs only through OpenSSL's pkcs11 engine, which has been
 // seen to fail with tpm2-pkcs11 keys; our hsm/ layer (libp11 used directly) works with both. So

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Key continuity and deny lists (#14): which (name, key) pairs may obtain certificates, which keys
 // and names are refused, and the edits `etcd-signerctl` makes to those files.
 //

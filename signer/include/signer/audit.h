@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One JSON object per request, accepted or refused (DESIGN §6): to syslog (LOG_AUTH; journald
 // picks it up) and, when configured, appended to a file under an exclusive lock and fsync'd.
 // stderr is not an audit channel: it goes back to the client.

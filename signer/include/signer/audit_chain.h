@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The audit log's hash chain (protocol.md §5): every record carries "v" (the record format),
 // "seq" (1, 2, 3, ... across rotated files) and "prev" (the lowercase SHA-256 hex of the previous
 // record's exact line bytes, without its newline). Changing, deleting, inserting or reordering a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reading the audit log for people and monitoring: one row per request (`audit list`), a summary
 // per identity with the things worth a look flagged (`audit report`), and node_exporter textfile
 // metrics (`metrics --prometheus`). Everything is computed from records fed one at a time, in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The operator's side of the signer: policy and token settings from the forced command's argv
 // and/or a TOML file. The client can never change any of these.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Building and signing the certificate for an approved request (DESIGN §3).
 #pragma once
 

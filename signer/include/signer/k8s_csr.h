@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Kubernetes CertificateSigningRequest objects (certificates.k8s.io/v1, JSON) as the body of
 // `sign --format k8s`, and the same object with its status as the answer. The body is attacker
 // input: it is parsed strictly here and nowhere else (docs/protocol.md §6).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The signer's policy over a CSR: decode, check, decide. Pure functions over attacker input; no
 // token, no clock of their own (the caller passes `now`).
 #pragma once

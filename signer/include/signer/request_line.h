@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The client's request, from SSH_ORIGINAL_COMMAND (or argv when run locally). It is attacker
 // input: parsed strictly here and nowhere else, never handed to a shell.
 //

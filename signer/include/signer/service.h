@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The signer's whole run for one SSH request: read → parse → policy → build → sign → emit, with
 // an audit record for every outcome and a whole-request deadline.
 #pragma once

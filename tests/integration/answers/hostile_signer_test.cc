@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // #11: the requester distrusts the signer's answer as much as the signer distrusts the CSR. A real
 // sshd runs a scripted "signer" (a forced command that prints a chosen answer, made with a CA key
 // the requester trusts); the requester must store only what it asked for, keep the current

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The whole product against a real etcd: SoftHSM CA made with etcd-hsm → sshd with the signer as a
 // forced command → etcd-requester → etcd with --client-cert-auth → etcdctl.
 #include <gtest/gtest.h>

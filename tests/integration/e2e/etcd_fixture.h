@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A real etcd on 127.0.0.1 with TLS and client-certificate authentication, plus etcdctl.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // #18: the forwarder. etcdctl (gRPC, HTTP/2) reaches a real etcd with --client-cert-auth through
 // `etcd-requester run` with forward_listen (one daemon renews and forwards with one token session)
 // and through `etcd-requester forward`, with the key in SoftHSM and in a TPM (swtpm + tpm2-pkcs11).

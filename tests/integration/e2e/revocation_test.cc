@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // #14: revocation that etcd enforces. One root, two signer hosts each with its own intermediate
 // (own SoftHSM token, own sshd), masters with certificates from both, and ONE etcd trusting only
 // the root with --client-crl-file. Every case runs against that one etcd, which is never restarted:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // #12: no single point of failure. An offline root that etcd trusts, one intermediate per signer
 // host (each in its own SoftHSM token), two sshd each running the signer with its intermediate,
 // one etcd trusting only the root, and a requester that fails over between the signers.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Issue #6: nothing is lost under faults, and the signer holds under concurrency. Real sshd,
 // real signer, real SoftHSM; faults are real too (SIGKILL, full and read-only filesystems,
 // removed token directories, a skewed clock via libfaketime).

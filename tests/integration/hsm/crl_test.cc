@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // etcd-hsm crl against a real SoftHSM2 token, checked with openssl.
 #include <gtest/gtest.h>
 #include <unistd.h>

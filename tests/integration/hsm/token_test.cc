@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // etcd-hsm and the hsm library against a real SoftHSM2 token (one token directory per test).
 #include <gtest/gtest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The real certmonger daemon (Debian's certmonger 0.79) on a private D-Bus, with
 // `etcd-requester certmonger` as its CA helper, talking to the real signer through a real sshd with
 // a SoftHSM CA: certmonger owns the key and the schedule, the signer issues, the requester

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // etcd-requester against a real sshd whose forced command runs the real etcd-signer with a
 // SoftHSM CA; the requester's own key in a file, a second SoftHSM token, or a TPM (swtpm).
 #include <gtest/gtest.h>

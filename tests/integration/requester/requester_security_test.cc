@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Issue #17, requester side, through the real programs: a real sshd whose forced command runs the
 // real etcd-signer on a SoftHSM CA.
 //   - the signer's own wrong PIN stops the daemon after one attempt (item 2);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // #11: the SSH key that authorizes future certificates lives in the master's token too (SoftHSM,
 // and a TPM through swtpm + tpm2-pkcs11), so root on a master cannot copy it. `etcd-requester
 // ssh-key` makes it and prints the authorized_keys line; requests authenticate through the real

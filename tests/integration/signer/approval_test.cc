@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Approval of new keys and deny lists (#14) as an operator runs them: the real etcd-signer as
 // sshd's forced command with a SoftHSM token, approval = "new-keys", and etcd-signerctl editing the
 // files named in the same signer.toml. Key fingerprints are computed with the openssl CLI, not

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Issue #17 (1, 6): how a request ends is decided once. The deadline watchdog and the main thread
 // race for it; the loser neither writes a record nor prints. And a certificate whose "issued"
 // record the audit file refused never leaves. Signer::Serve in-process with a real SoftHSM token;

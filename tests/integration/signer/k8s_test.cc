@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `sign --format k8s`: certificates.k8s.io/v1 CertificateSigningRequest objects in and out, with
 // the real signer binary and a SoftHSM token, locally and through a real sshd. The objects are
 // written as plain JSON following the Kubernetes API reference, not with this project's code.

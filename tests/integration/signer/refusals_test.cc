@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Every bad input gets: its documented exit code, one stderr line "etcd-signer: <reason>: ...",
 // nothing on stdout, and exactly one audit record with that reason. Real SoftHSM token, real binary.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // etcd-signer behind a real sshd with forced commands, as an operator deploys it.
 #include <gtest/gtest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // etcd-signerctl on audit logs written by real etcd-signer runs (SoftHSM token, the built
 // binary, issued and refused requests): the chain verifies, every kind of tampering is caught at
 // its exact place with exit 65, and list/report/metrics say what the records say.

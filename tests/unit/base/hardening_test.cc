@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Issue #17's base-level fixes: private bounded locks, audit appends that never leave half a line,
 // attacker text made printable, linear-time name patterns, PIN variables scrubbed after reading.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What operators type for `etcd-hsm crl`: serials, reasons, revoke files; and the CRL built from
 // them.
 #include "pki/crl.h"

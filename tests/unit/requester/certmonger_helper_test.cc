@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `etcd-requester certmonger` without a signer: the operations answered locally and the
 // configuration and CSR checks that come before any connection (the exchange itself is tested
 // with the real certmonger in tests/integration/requester/certmonger_test.cc).

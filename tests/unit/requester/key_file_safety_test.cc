@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The requester adopts a key file only if nobody else could have planted or swapped it (issue #17,
 // item 4): the file must be ours, 0600-or-stricter, not a symlink, in a directory that only we (or
 // root) own and nobody else can write to, sticky or not.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The signer's reason code decides whether the daemon may try again (issue #17, item 2): a refused
 // PIN, ours or the signer's, is never retried. The code comes from a line the signer (or whatever
 // answers in its place) wrote, so it is parsed strictly.

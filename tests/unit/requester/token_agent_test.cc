@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The in-process ssh-agent that lets libssh authenticate with a token key (#11): its public key
 // lines match OpenSSH's, it signs SSH userauth requests (verifiable with the public key) and
 // refuses everything else.

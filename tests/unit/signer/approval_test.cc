@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Approval and deny lists (#14): the file format, the decision, the edits etcd-signerctl makes and
 // the audit views (pending, serials).
 #include "signer/approval.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The audit log's hash chain: computing it under the lock, and finding the first broken place.
 #include "signer/audit_chain.h"
 

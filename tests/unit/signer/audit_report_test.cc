@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reading records back: the fast flat-record path agrees with the full JSON parser, and the
 // report's flags follow their documented thresholds.
 #include "signer/audit_report.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The signer's pure pieces: request line, name/lifetime/key policy, validity, certificate profile.
 #include <gtest/gtest.h>
 #include <openssl/x509v3.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The extensionRequest and attribute rule (#16): what certmonger sends is accepted and ignored,
 // everything else stays refused with the same reasons. CSRs are built with OpenSSL here, plus two
 // verbatim CSRs made by certmonger 0.79.17 (Debian 12).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `sign --format k8s`: the CertificateSigningRequest parser, its checks and the answer objects.
 // Objects are written as plain JSON following the certificates.k8s.io/v1 API reference.
 #include <gtest/gtest.h>
