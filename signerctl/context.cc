@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "signerctl/context.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "base/duration.h"
+#include "base/failure.h"
+
+namespace signerctl {
+
+using base::ExitCode;
+using base::Failure;
+
+Context MakeContext(const std::string& now_text, const std::string& config_path) {
+  Context ctx;
+  ctx.now = std::chrono::system_clock::now();
+  if (!now_text.empty()) {
+    try {
+      ctx.now = base::ParseRfc3339(now_text);
+    } catch (const Failure& f) {
+      throw Failure(ExitCode::kUsage, "usage", "--now: " + std::string(f.what()));
+    }
+  }
+  ctx.config_path = config_path;
+  if (!config_path.empty()) signer::LoadConfigFile(config_path, ctx.config);
+  return ctx;
+}
+
+void Print(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+}
+
+void AddAuditFilesOption(CLI::App& cmd, std::vector<std::string>& files) {
+  cmd.add_option("files", files, "Audit log files, oldest first (default: audit_log.1 audit_log)");
+}
+
+std::vector<std::string> AuditFiles(const Context& ctx, const std::vector<std::string>& given) {
+  if (!given.empty()) return given;
+  if (ctx.config.audit_log.empty()) {
+    throw Failure(ExitCode::kUsage, "usage", "give audit log files, or --config with audit_log set");
+  }
+  std::vector<std::string> files;
+  std::string rotated = ctx.config.audit_log + ".1";
+  if (::access(rotated.c_str(), F_OK) == 0) files.push_back(rotated);
+  files.push_back(ctx.config.audit_log);
+  return files;
+}
+
+TimePoint WindowStart(const Context& ctx, const std::string& text, const std::string& fallback) {
+  const std::string& window = text.empty() ? fallback : text;
+  if (window.empty()) return TimePoint::min();
+  try {
+    return ctx.now - base::ParseDuration(window);
+  } catch (const Failure& f) {
+    throw Failure(ExitCode::kUsage, "usage", "--since: " + std::string(f.what()));
+  }
+}
+
+void ForEachEntry(const std::vector<std::string>& files,
+                  const std::function<void(const signer::AuditEntry&)>& each) {
+  for (const auto& file : files) {
+    signer::ForEachLine(file, [&](std::string_view line, bool) {
+      if (auto e = signer::ParseAuditEntry(line)) each(*e);
+      return true;
+    });
+  }
+}
+
+std::optional<std::string> TerminatedLineAt(const std::string& path, std::uint64_t offset) {
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(offset));
+  std::string line;
+  char c;
+  while (line.size() < (1u << 20) && in.get(c)) {
+    if (c == '\n') return line;
+    line.push_back(c);
+  }
+  return std::nullopt;
+}
+
+signer::ChainVerifier VerifyChain(const std::vector<std::string>& files,
+                                  const std::optional<signer::ChainHead>& head) {
+  signer::ChainVerifier verifier(head);
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const std::string& file = files[i];
+    verifier.BeginFile(file);
+    std::uint64_t offset = 0;
+    std::optional<std::string> unterminated;
+    signer::ForEachLine(file, [&](std::string_view line, bool terminated) {
+      if (!terminated) {
+        unterminated = std::string(line);
+        return true;
+      }
+      offset += line.size() + 1;
+      return verifier.Feed(line, true);
+    });
+    if (verifier.broken()) break;
+    if (unterminated) {
+      // The newest file may be in the middle of an append (a reader can see part of a write):
+      // look again shortly before calling its last line torn.
+      if (i + 1 == files.size()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        if (auto whole = TerminatedLineAt(file, offset)) {
+          verifier.Feed(*whole, true);
+          continue;
+        }
+      }
+      verifier.Feed(*unterminated, false);
+      break;
+    }
+  }
+  verifier.Finish();
+  return verifier;
+}
+
+}  // namespace signerctl

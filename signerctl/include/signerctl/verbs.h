@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: Apache-2.0
+// The verbs of etcd-signerctl, one family a file. Each Define function declares the verb's flags
+// on its (sub)command and returns the function that runs the verb with them once the command line
+// is parsed; main.cc's table says which verb is which command.
+#pragma once
+
+#include <functional>
+
+#include "signerctl/context.h"
+
+namespace signerctl {
+
+using VerbRun = std::function<int(const Context&)>;
+using DefineVerb = VerbRun (*)(CLI::App& cmd);
+
+// audit.cc: `audit verify`, `audit list`.
+VerbRun DefineAuditVerify(CLI::App& cmd);
+VerbRun DefineAuditList(CLI::App& cmd);
+
+// report.cc: `audit report`, `metrics`.
+VerbRun DefineAuditReport(CLI::App& cmd);
+VerbRun DefineMetrics(CLI::App& cmd);
+
+// lists.cc: the approval and deny lists (#14): `pending`, `approve`, `deny`, `deny-identity`,
+// `allow-identity`.
+VerbRun DefinePending(CLI::App& cmd);
+VerbRun DefineApprove(CLI::App& cmd);
+VerbRun DefineDeny(CLI::App& cmd);
+VerbRun DefineDenyIdentity(CLI::App& cmd);
+VerbRun DefineAllowIdentity(CLI::App& cmd);
+
+// serials.cc: `serials`.
+VerbRun DefineSerials(CLI::App& cmd);
+
+}  // namespace signerctl

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: Apache-2.0
+// `serials`: what a name was issued, as `etcd-hsm crl --revoke` takes it.
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <set>
+
+#include "signer/approval.h"
+#include "signerctl/verbs.h"
+
+namespace signerctl {
+namespace {
+
+struct SerialsFlags {
+  std::vector<std::string> files;
+  std::string identity;
+  bool valid_only = false;
+};
+
+int Serials(const Context& ctx, const SerialsFlags& flags) {
+  std::vector<std::string> files = AuditFiles(ctx, flags.files);
+  std::set<std::string> seen;
+  ForEachEntry(files, [&](const signer::AuditEntry& e) {
+    if (e.outcome != "issued" || e.cn != flags.identity) return;
+    if (flags.valid_only && (!e.not_after || *e.not_after <= ctx.now)) return;
+    auto serial = signer::CrlSerial(e.serial);
+    if (serial && seen.insert(*serial).second) Print(*serial + "\n");
+  });
+  return 0;
+}
+
+}  // namespace
+
+VerbRun DefineSerials(CLI::App& cmd) {
+  auto flags = std::make_shared<SerialsFlags>();
+  AddAuditFilesOption(cmd, flags->files);
+  cmd.add_option("--identity", flags->identity, "The certificates' CN")->required();
+  cmd.add_flag("--valid", flags->valid_only, "Only certificates not expired now");
+  return [flags](const Context& ctx) { return Serials(ctx, *flags); };
+}
+
+}  // namespace signerctl
