@@ -1,11 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 // run: the renewal daemon.
+#include <poll.h>
 #include <signal.h>
+#include <sys/signalfd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <memory>
 
 #include "base/deadline.h"
+#include "base/duration.h"
 #include "base/failure.h"
+#include "base/fd.h"
+#include "requester/certificate_watch.h"
 #include "requester/exchange.h"
 #include "requester/forward.h"
 #include "requester/key_store.h"
@@ -22,6 +31,64 @@ namespace {
 bool SameForwarding(const ForwardConfig& a, const ForwardConfig& b) {
   return a.listen == b.listen && a.endpoints == b.endpoints && a.etcd_ca == b.etcd_ca &&
          a.listen_group == b.listen_group && a.listen_mode == b.listen_mode && a.max_connections == b.max_connections;
+}
+
+// The longest sleep: hourly while the certificate's directory is watched (a file system where
+// inotify misses a change, e.g. NFS, still gets noticed), every minute when it cannot be.
+constexpr std::chrono::milliseconds kMaxWaitWatched{3600 * 1000};
+constexpr std::chrono::milliseconds kMaxWaitUnwatched{60 * 1000};
+// After a change, wait until the directory has been quiet this long before looking: `rm` then
+// `cp`, or a writer's close and then a chmod, are one replacement, not a missing certificate.
+constexpr std::chrono::milliseconds kSettle{200};
+
+// What ended a wait: a signal, the certificate file changing, or the time (neither).
+struct Wakeup {
+  int signal = 0;
+  bool certificate_changed = false;
+};
+
+Wakeup WaitFor(std::chrono::milliseconds wait, int signal_fd, CertificateWatch& watch) {
+  using std::chrono::steady_clock;
+  const auto until = steady_clock::now() + wait;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - steady_clock::now());
+    pollfd fds[2] = {{signal_fd, POLLIN, 0}, {watch.fd(), POLLIN, 0}};
+    int n = ::poll(fds, 2, static_cast<int>(std::max<std::int64_t>(left.count(), 0)));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return {};
+    if ((fds[0].revents & POLLIN) != 0) {
+      signalfd_siginfo info{};
+      if (::read(signal_fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+        return {.signal = static_cast<int>(info.ssi_signo)};
+      }
+    }
+    if ((fds[1].revents & POLLIN) != 0 && watch.Drain()) {
+      for (pollfd settle{watch.fd(), POLLIN, 0}; watch.active() && ::poll(&settle, 1, static_cast<int>(kSettle.count())) > 0;) {
+        watch.Drain();
+      }
+      return {.certificate_changed = true};
+    }
+  }
+}
+
+// Watches c.cert's directory; says once when that is not possible and how the daemon copes.
+std::unique_ptr<CertificateWatch> WatchCertificate(const std::string& cert, const RequesterEnv& env, bool& warned) {
+  auto watch = std::make_unique<CertificateWatch>(cert);
+  if (!watch->active() && !warned) {
+    Log(env, "cannot watch the certificate's directory (" + watch->error() +
+                 "); looking at the certificate every minute instead");
+  }
+  warned = !watch->active();
+  return watch;
+}
+
+std::string DescribeStored(const StoredCertificate& stored) {
+  std::string text = StateName(stored.state);
+  if (stored.state == CertificateState::kFresh) {
+    text += ", serial " + stored.serial + ", expires " + base::FormatRfc3339(stored.not_after) + ", renewing at " +
+            base::FormatRfc3339(stored.renew_at);
+  }
+  return text;
 }
 
 }  // namespace
@@ -48,11 +115,18 @@ int RunDaemon(RequesterConfig c, const std::function<RequesterConfig()>& reload,
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  base::UniqueFd signal_fd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (signal_fd.get() < 0) {
+    throw Failure(base::ExitCode::kSoftware, "internal", std::string("signalfd: ") + std::strerror(errno));
+  }
   // The forwarder's OpenSSL writes to etcd with write(): a reset connection must be an error, not
   // SIGPIPE ending the daemon (the hook's child gets every signal's default back, hook.cc).
   if (forwarding) ::signal(SIGPIPE, SIG_IGN);
   Backoff backoff(seconds(1), seconds(300), env.uniform01);
   Log(env, "running for " + c.name + " (certificate " + c.cert + ")");
+  bool watch_warned = false;
+  std::unique_ptr<CertificateWatch> watch = WatchCertificate(c.cert, env, watch_warned);
+  bool certificate_changed = false;
   if (forwarding) {
     try {
       shared_key = MakeKeyStore(c);
@@ -66,7 +140,14 @@ int RunDaemon(RequesterConfig c, const std::function<RequesterConfig()>& reload,
   }
   for (;;) {
     std::chrono::milliseconds wait{0};
+    if (!watch->active()) watch = WatchCertificate(c.cert, env, watch_warned);
     StoredCertificate stored = InspectCertificate(c, env.now());
+    if (certificate_changed) {
+      // Someone else replaced it (renew --force, certmonger, an operator's copy): from now on its
+      // schedule counts, whatever the old certificate's was.
+      Log(env, "certificate " + c.cert + " changed on disk: " + DescribeStored(stored));
+      certificate_changed = false;
+    }
     if (forwarding && !forwarder && stored.state != CertificateState::kMissing &&
         stored.state != CertificateState::kUnreadable) {
       // The forwarder starts with the first stored certificate and picks up every renewal itself.
@@ -81,8 +162,7 @@ int RunDaemon(RequesterConfig c, const std::function<RequesterConfig()>& reload,
     }
     if (stored.state == CertificateState::kFresh) {
       wait = std::chrono::duration_cast<std::chrono::milliseconds>(stored.renew_at - env.now());
-      // Wake at least hourly: someone may have removed or replaced the certificate.
-      wait = std::clamp(wait, std::chrono::milliseconds(1000), std::chrono::milliseconds(3600 * 1000));
+      wait = std::clamp(wait, std::chrono::milliseconds(1000), watch->active() ? kMaxWaitWatched : kMaxWaitUnwatched);
     } else {
       try {
         // A wedged token or connection must not wedge the daemon: bound each attempt.
@@ -92,6 +172,7 @@ int RunDaemon(RequesterConfig c, const std::function<RequesterConfig()>& reload,
         });
         RequestOutcome outcome = Attempt(c, env, /*create_key=*/stored.state == CertificateState::kMissing);
         Log(env, "renewed: " + outcome.message);
+        watch->Drain();  // our own rename onto the certificate is not someone else's change
         backoff.Reset();
         continue;
       } catch (const Failure& f) {
@@ -117,8 +198,9 @@ int RunDaemon(RequesterConfig c, const std::function<RequesterConfig()>& reload,
         Log(env, std::string("cannot write metrics: ") + f.what());
       }
     }
-    timespec ts{static_cast<time_t>(wait.count() / 1000), static_cast<long>((wait.count() % 1000) * 1000000)};
-    int sig = sigtimedwait(&set, nullptr, &ts);
+    Wakeup wakeup = WaitFor(wait, signal_fd.get(), *watch);
+    certificate_changed = wakeup.certificate_changed;
+    int sig = wakeup.signal;
     if (sig == SIGTERM || sig == SIGINT) {
       Log(env, "stopping on signal " + std::to_string(sig));
       return 0;
@@ -137,7 +219,9 @@ int RunDaemon(RequesterConfig c, const std::function<RequesterConfig()>& reload,
           fresh.pin = c.pin;
           fresh.cert = c.cert;
         }
+        bool new_path = fresh.cert != c.cert;
         c = fresh;
+        if (new_path) watch = WatchCertificate(c.cert, env, watch_warned);
         Log(env, "configuration reloaded");
       } catch (const Failure& f) {
         Log(env, std::string("reload failed, keeping the old configuration: ") + f.what());

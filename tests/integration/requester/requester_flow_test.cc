@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "base/duration.h"
 #include "software_tpm.h"
 #include "test_support.h"
 
@@ -475,6 +476,53 @@ TEST(MakeCaToken, HelpUsageOwnerDaysAndTheNamesSignerTomlUses) {
                        {.env = {{"SOFTHSM2_CONF", dir + "/softhsm2.conf"}}});
   EXPECT_EQ(list.exit_code, 0) << list.err;
   EXPECT_NE(list.out.find("ca-key"), std::string::npos) << list.out;
+}
+
+}  // namespace
+
+namespace {
+
+std::string NotAfterOf(const std::string& cert) {
+  return OpenSsl({"x509", "-in", cert, "-noout", "-enddate"}).out;
+}
+
+// #28 item 1: a certificate replaced behind the daemon's back (here `renew --force` with a shorter
+// lifetime, as an operator does) takes over the daemon's schedule at once, without SIGHUP: the
+// daemon renews it before it expires. The old daemon slept on the first certificate's schedule (up
+// to an hour) and let the replacement expire.
+TEST_F(Requester, DaemonFollowsACertificateReplacedUnderItAndRenewsItBeforeItExpires) {
+  WriteSignerConfig("lifetime_min = \"1m\"\nbackdate = \"0s\"\n");
+  RunResult first = Do(Args("request"));
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const std::string log = dir_ / "daemon.log";
+  Process daemon(Args("run"), {}, log);
+  for (int i = 0; i < 100 && ReadFile(log).find("running for") == std::string::npos; ++i) std::this_thread::sleep_for(100ms);
+  ASSERT_NE(ReadFile(log).find("running for"), std::string::npos) << ReadFile(log);
+
+  RunResult shorter = Do(Args("renew", {"--key-file", Key(), "--force", "--lifetime", "1m"}));
+  ASSERT_EQ(shorter.exit_code, 0) << shorter.err;
+  const std::string replaced_serial = SerialOf(dir_ / "client.pem");
+  const std::string replaced = ReadFile(dir_ / "client.pem");
+  WriteFile(dir_ / "replaced.pem", replaced);
+  // The replacement lives one minute: the daemon must renew it at 70-90 % of that, 42-54 s in.
+  for (int i = 0; i < 900 && SerialOf(dir_ / "client.pem") == replaced_serial; ++i) std::this_thread::sleep_for(100ms);
+  ASSERT_NE(SerialOf(dir_ / "client.pem"), replaced_serial) << "the daemon did not renew the replaced certificate\n"
+                                                            << ReadFile(log);
+  EXPECT_TRUE(daemon.Running()) << ReadFile(log);
+  // Renewed while the replacement was still valid: the renewed certificate (no backdate) starts
+  // before the replacement ends.
+  auto seconds_of = [&](const std::string& field, const std::string& cert) {
+    std::string line = OpenSsl({"x509", "-in", cert, "-noout", "-" + field, "-dateopt", "iso_8601"}).out;
+    std::string when = line.substr(line.find('=') + 1, 19);  // 2026-12-03 08:05:54
+    when[10] = 'T';
+    return base::ParseRfc3339(when + "Z");
+  };
+  EXPECT_LT(seconds_of("startdate", dir_ / "client.pem"), seconds_of("enddate", dir_ / "replaced.pem"))
+      << NotAfterOf(dir_ / "replaced.pem");
+  std::string text = ReadFile(log);
+  EXPECT_NE(text.find("certificate " + (dir_ / "client.pem") + " changed on disk: fresh, serial "), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("renewed: "), std::string::npos) << text;
 }
 
 }  // namespace
