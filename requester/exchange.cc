@@ -5,6 +5,7 @@
 
 #include "base/files.h"
 #include "base/text.h"
+#include "requester/log_time.h"
 
 namespace requester {
 namespace {
@@ -17,7 +18,7 @@ bool Exists(const std::string& path) { return !path.empty() && ::access(path.c_s
 }  // namespace
 
 void Log(const RequesterEnv& env, const std::string& line) {
-  std::string text = "etcd-requester: " + line + "\n";
+  std::string text = LogTimePrefix(env.log, env.now()) + "etcd-requester: " + line + "\n";
   std::fwrite(text.data(), 1, text.size(), env.log);
   std::fflush(env.log);
 }
