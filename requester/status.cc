@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // status: the stored certificate and the state file, for people (text) and programs (JSON,
 // Prometheus textfile). `status` only reads; it writes the metrics file only when asked (#15).
+#include <unistd.h>
+
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "base/failure.h"
 #include "requester/exchange.h"
@@ -12,6 +16,34 @@ namespace requester {
 
 using base::Failure;
 using std::chrono::seconds;
+
+namespace {
+
+enum class Tone { kGood, kWarn, kBad };
+
+std::string Paint(const std::string& text, Tone tone, bool colour) {
+  if (!colour) return text;
+  const char* code = tone == Tone::kGood ? "\x1b[32m" : tone == Tone::kWarn ? "\x1b[33m" : "\x1b[1;31m";
+  return code + text + "\x1b[0m";
+}
+
+Tone ToneOf(CertificateState state) {
+  switch (state) {
+    case CertificateState::kFresh: return Tone::kGood;
+    case CertificateState::kDue: return Tone::kWarn;
+    default: return Tone::kBad;
+  }
+}
+
+}  // namespace
+
+bool WantsColour(std::FILE* stream) {
+  if (stream == nullptr || ::isatty(::fileno(stream)) != 1) return false;
+  const char* no_color = std::getenv("NO_COLOR");
+  if (no_color != nullptr && *no_color != '\0') return false;
+  const char* term = std::getenv("TERM");
+  return term != nullptr && *term != '\0' && std::string_view(term) != "dumb";
+}
 
 std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat format) {
   StoredCertificate s = InspectCertificate(c, now);
@@ -72,12 +104,14 @@ std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat f
            pending ? 1 : 0);
     return out;
   }
+  const bool colour = format == StatusFormat::kHumanColour;
   std::string out;
+  // The keys padded to one column, so the values line up; colour codes only inside the values.
   auto row = [&](const std::string& k, const std::string& v) {
     out += k + std::string(k.size() < 16 ? 16 - k.size() : 1, ' ') + v + "\n";
   };
   row("name", c.name);
-  row("certificate", c.cert + " (" + StateName(s.state) + ")");
+  row("certificate", c.cert + " (" + Paint(StateName(s.state), ToneOf(s.state), colour) + ")");
   if (!s.detail.empty()) row("problem", s.detail);
   if (has_cert) {
     row("serial", s.serial);
@@ -87,10 +121,11 @@ std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat f
   }
   row("key", c.key_file.empty() ? c.key_uri : c.key_file);
   row("last success", state.last_success.empty() ? "never" : state.last_success);
-  row("failures", std::to_string(state.consecutive_failures) +
+  row("failures", Paint(std::to_string(state.consecutive_failures),
+                        state.consecutive_failures == 0 ? Tone::kGood : Tone::kBad, colour) +
                       (state.last_error.empty() ? "" : " (last: " + state.last_error + ")"));
   if (pending) {
-    row("approval", "PENDING: the signer waits for an operator to approve this host's key; the command "
+    row("approval", Paint("PENDING", Tone::kWarn, colour) + ": the signer waits for an operator to approve this host's key; the command "
                     "is in the last error (etcd-signerctl approve NAME SHA256, on the signer host)");
   }
   if (!state.served_by.empty() && c.servers.size() > 1) row("served by", state.served_by);
@@ -101,6 +136,7 @@ std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat f
 int ShowStatus(const RequesterConfig& c, const RequesterEnv& env, StatusFormat format,
                const std::string& metrics_file) {
   const TimePoint now = env.now();
+  if (format == StatusFormat::kHuman && WantsColour(env.out)) format = StatusFormat::kHumanColour;
   std::string text = RenderStatus(c, now, format);
   std::fwrite(text.data(), 1, text.size(), env.out);
   std::fflush(env.out);

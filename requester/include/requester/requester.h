@@ -114,11 +114,18 @@ RequestOutcome Renew(const RequesterConfig& config, const RequesterEnv& env, boo
 // it when that is empty).
 void FetchCa(const RequesterConfig& config, const RequesterEnv& env);
 
-// status: human text, JSON, or Prometheus textfile format.
-enum class StatusFormat { kHuman, kJson, kPrometheus };
+// status: human text (aligned "key  value" rows; kHumanColour adds ANSI colours to the values that
+// need attention: the certificate's state, failures, a pending approval), JSON, or Prometheus
+// textfile format.
+enum class StatusFormat { kHuman, kHumanColour, kJson, kPrometheus };
 std::string RenderStatus(const RequesterConfig& config, TimePoint now, StatusFormat format);
 
-// The `status` verb: prints RenderStatus(format) on env.out; writes the Prometheus textfile to
+// Colour only for a person at a terminal: `stream` is a TTY, NO_COLOR (no-color.org) is unset and
+// TERM is set and not "dumb". Never in a pipe, a file or the journal.
+bool WantsColour(std::FILE* stream);
+
+// The `status` verb: prints RenderStatus(format) on env.out (kHuman becomes kHumanColour when
+// WantsColour(env.out)); writes the Prometheus textfile to
 // `metrics_file` only when it is non-empty (asked for with --prometheus; config.prometheus_file is
 // the daemon's and is never written by `status`). Returns 0, or, when the asked-for file cannot be
 // written, that failure's exit code after one line on env.log (the status is printed anyway).
