@@ -63,7 +63,9 @@ Wakeup WaitFor(std::chrono::milliseconds wait, int signal_fd, CertificateWatch& 
       }
     }
     if ((fds[1].revents & POLLIN) != 0 && watch.Drain()) {
-      for (pollfd settle{watch.fd(), POLLIN, 0}; watch.active() && ::poll(&settle, 1, static_cast<int>(kSettle.count())) > 0;) {
+      // Bounded: a directory that never goes quiet (other files in it) must not hold the daemon.
+      pollfd settle{watch.fd(), POLLIN, 0};
+      for (int i = 0; i < 25 && watch.active() && ::poll(&settle, 1, static_cast<int>(kSettle.count())) > 0; ++i) {
         watch.Drain();
       }
       return {.certificate_changed = true};
