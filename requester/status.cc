@@ -155,7 +155,11 @@ int ShowStatus(const RequesterConfig& c, const RequesterEnv& env, StatusFormat f
   } catch (const Failure& f) {
     std::optional<Failure> enriched = WithRunningAs(f);
     const Failure& shown = enriched ? *enriched : f;
-    Log(env, shown.reason() + ": " + shown.what());
+    // The command's one error line, like every other verb's: no log time in front (#28 puts times
+    // on the daemon's log lines, not on a command's answer).
+    std::string line = base::FailureLine("etcd-requester", shown) + "\n";
+    std::fwrite(line.data(), 1, line.size(), env.log);
+    std::fflush(env.log);
     return static_cast<int>(shown.code());
   }
   return 0;
