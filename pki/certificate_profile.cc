@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <iterator>
+#include <optional>
 #include <vector>
 #include <ctime>
 
@@ -110,13 +111,13 @@ constexpr ProfileExtension kClientExtensions[] = {
     {NID_authority_key_identifier, false},
 };
 
-bool IsRsa(EVP_PKEY* key) { return DescribeKey(key).kind == KeyDescription::Kind::kRsa; }
+bool IsRsa(const CanonicalKey& key) { return key.kind == KeyDescription::Kind::kRsa; }
 
-const char* ClientKeyUsage(EVP_PKEY* key) {
+const char* ClientKeyUsage(const CanonicalKey& key) {
   return IsRsa(key) ? "critical,digitalSignature,keyEncipherment" : "critical,digitalSignature";
 }
 
-std::string ExtensionValue(int nid, EVP_PKEY* key) {
+std::string ExtensionValue(int nid, const CanonicalKey& key) {
   switch (nid) {
     case NID_basic_constraints: return "critical,CA:FALSE";
     case NID_key_usage: return ClientKeyUsage(key);
@@ -159,7 +160,37 @@ std::string SubjectDifference(X509* cert, const std::string& common_name) {
   return "";
 }
 
-std::string ExtensionsDifference(X509* cert, const ClientProfileExpectations& want) {
+// The key the caller computed, or derived once here into `storage`.
+const CanonicalKey& CanonicalKeyOf(const CanonicalKey* given, EVP_PKEY* key, std::optional<CanonicalKey>& storage) {
+  if (given != nullptr) return *given;
+  if (key == nullptr) throw base::Failure(base::ExitCode::kSoftware, "internal", "no subject key given");
+  return storage.emplace(CanonicalizeKey(key));
+}
+
+// The SubjectPublicKeyInfo exactly as the certificate carries it (its fields, not a decoded key).
+std::vector<unsigned char> CarriedKeyDer(X509* cert) {
+  X509_PUBKEY* pub = X509_get_X509_PUBKEY(cert);
+  int len = pub != nullptr ? i2d_X509_PUBKEY(pub, nullptr) : 0;
+  if (len <= 0) return {};
+  std::vector<unsigned char> der(static_cast<std::size_t>(len));
+  unsigned char* cursor = der.data();
+  i2d_X509_PUBKEY(pub, &cursor);
+  return der;
+}
+
+// Only on the failure path: is the carried key ours in another encoding, or another key?
+std::string KeyDifference(X509* cert, const CanonicalKey& ours) {
+  EVP_PKEY* carried = X509_get0_pubkey(cert);
+  const unsigned char* cursor = ours.spki_der.data();
+  EvpPkeyPtr ours_key(d2i_PUBKEY(nullptr, &cursor, static_cast<long>(ours.spki_der.size())));
+  ERR_clear_error();
+  if (carried != nullptr && ours_key && SamePublicKey(carried, ours_key.get())) {
+    return "the public key is not canonically encoded (RFC 5480)";
+  }
+  return "the certificate is not for our key";
+}
+
+std::string ExtensionsDifference(X509* cert, const ClientProfileExpectations& want, const CanonicalKey& key) {
   int count = X509_get_ext_count(cert);
   bool seen[std::size(kClientExtensions)] = {};
   for (int i = 0; i < count; ++i) {
@@ -187,7 +218,7 @@ std::string ExtensionsDifference(X509* cert, const ClientProfileExpectations& wa
   if (!bc || bc->ca != 0 || bc->pathlen != nullptr) return "basicConstraints is not CA:FALSE";
   AsnBitStringPtr ku(static_cast<ASN1_BIT_STRING*>(X509_get_ext_d2i(cert, NID_key_usage, nullptr, nullptr)));
   if (!ku) return "keyUsage does not decode";
-  bool rsa = IsRsa(want.public_key);
+  bool rsa = IsRsa(key);
   for (int bit = 0; bit < 16; ++bit) {
     bool want_bit = bit == 0 || (bit == 2 && rsa);  // digitalSignature (0), keyEncipherment (2)
     if ((ASN1_BIT_STRING_get_bit(ku.get(), bit) != 0) != want_bit) {
@@ -216,23 +247,25 @@ X509Ptr BuildClientCertificate(const ClientCertificateFields& fields, X509* ca_c
   SetSerial(cert.get(), fields.serial);
   X509NamePtr subject(X509_NAME_new());
   // The key as its numbers, canonically encoded: never the CSR's bytes (a compressed point or
-  // explicit curve parameters break Go's TLS stack, etcd's).
-  EvpPkeyPtr subject_key = CanonicalPublicKey(fields.subject_key);
+  // explicit curve parameters break Go's TLS stack, etcd's). Its fields are written as they are:
+  // X509_set_pubkey would run OpenSSL 3's encoder and then its decoder on them (#30).
+  std::optional<CanonicalKey> derived;
+  const CanonicalKey& key = CanonicalKeyOf(fields.canonical_key, fields.subject_key, derived);
   if (X509_NAME_add_entry_by_NID(subject.get(), NID_commonName, MBSTRING_UTF8,
                                  reinterpret_cast<const unsigned char*>(fields.common_name.c_str()),
                                  -1, -1, 0) != 1 ||
       X509_set_subject_name(cert.get(), subject.get()) != 1 ||
-      X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_cert)) != 1 ||
-      X509_set_pubkey(cert.get(), subject_key.get()) != 1) {
+      X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_cert)) != 1) {
     BuildFailed("names");
   }
+  SetCanonicalKey(X509_get_X509_PUBKEY(cert.get()), key);
   SetValidity(cert.get(), fields.not_before, fields.not_after);
 
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, ca_cert, cert.get(), nullptr, nullptr, 0);
   for (const ProfileExtension& e : kClientExtensions) {
-    std::string value = ExtensionValue(e.nid, fields.subject_key);
+    std::string value = ExtensionValue(e.nid, key);
     AddExtension(cert.get(), &ctx, e.nid, value.c_str());
   }
   return cert;
@@ -259,16 +292,11 @@ std::string ClientProfileDifference(X509* cert, const ClientProfileExpectations&
     return std::string("the signature algorithm is ") + OBJ_nid2sn(sig_nid) + ", not ECDSA or RSA with SHA-256";
   }
   if (std::string diff = SubjectDifference(cert, want.common_name); !diff.empty()) return diff;
-  EVP_PKEY* key = X509_get0_pubkey(cert);
-  if (key == nullptr || want.public_key == nullptr || !SamePublicKey(key, want.public_key)) {
-    return "the certificate is not for our key";
-  }
-  EvpPkeyPtr canonical = CanonicalPublicKey(want.public_key);
-  unsigned char* der = nullptr;
-  int der_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
-  std::vector<unsigned char> got(der, der + std::max(der_len, 0));
-  OPENSSL_free(der);
-  if (got != PublicKeyToDer(canonical.get())) return "the public key is not canonically encoded (RFC 5480)";
+  if (want.canonical_key == nullptr && want.public_key == nullptr) return "the certificate is not for our key";
+  std::optional<CanonicalKey> derived;
+  const CanonicalKey& key = CanonicalKeyOf(want.canonical_key, want.public_key, derived);
+  // Our key, canonically encoded: one byte comparison with the canonical form.
+  if (CarriedKeyDer(cert) != key.spki_der) return KeyDifference(cert, key);
   TimePoint not_before = NotBefore(cert);
   TimePoint not_after = NotAfter(cert);
   if (not_after <= not_before) return "notAfter is not after notBefore";
@@ -276,7 +304,7 @@ std::string ClientProfileDifference(X509* cert, const ClientProfileExpectations&
       (not_before < NotBefore(want.issuer) || not_after > NotAfter(want.issuer))) {
     return "the validity reaches outside the issuing CA's";
   }
-  return ExtensionsDifference(cert, want);
+  return ExtensionsDifference(cert, want, key);
 }
 
 X509Ptr BuildCaCertificate(const CaCertificateFields& fields) { return BuildRootCaCertificate(fields, 0); }

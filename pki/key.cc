@@ -5,6 +5,7 @@
 #include <openssl/ec.h>
 #include <openssl/obj_mac.h>
 #include <openssl/param_build.h>
+#include <openssl/x509.h>
 
 #include <vector>
 
@@ -61,79 +62,155 @@ KeyDescription DescribeKey(EVP_PKEY* key) {
   return d;
 }
 
-EvpPkeyPtr CanonicalPublicKey(EVP_PKEY* key) {
-  auto fail = [](const std::string& what) -> EvpPkeyPtr {
-    ThrowOpenSsl(base::ExitCode::kDataErr, "key-type", "cannot re-encode the public key: " + what);
-  };
+namespace {
+
+[[noreturn]] void CannotCanonicalize(const std::string& what) {
+  ThrowOpenSsl(base::ExitCode::kDataErr, "key-type", "cannot re-encode the public key: " + what);
+}
+
+// DER of a SEQUENCE around `content` (RSAPublicKey's outer layer).
+std::vector<unsigned char> DerSequence(const std::vector<unsigned char>& content) {
+  std::vector<unsigned char> out{0x30};
+  std::size_t n = content.size();
+  if (n < 0x80) {
+    out.push_back(static_cast<unsigned char>(n));
+  } else {
+    std::vector<unsigned char> len;
+    for (; n > 0; n >>= 8) len.insert(len.begin(), static_cast<unsigned char>(n & 0xff));
+    out.push_back(static_cast<unsigned char>(0x80 | len.size()));
+    out.insert(out.end(), len.begin(), len.end());
+  }
+  out.insert(out.end(), content.begin(), content.end());
+  return out;
+}
+
+void AppendDerInteger(std::vector<unsigned char>& out, const BIGNUM* value) {
+  Asn1IntegerPtr integer(BN_to_ASN1_INTEGER(value, nullptr));
+  int len = integer ? i2d_ASN1_INTEGER(integer.get(), nullptr) : 0;
+  if (len <= 0) CannotCanonicalize("an RSA number does not encode");
+  std::size_t at = out.size();
+  out.resize(at + static_cast<std::size_t>(len));
+  unsigned char* cursor = out.data() + at;
+  i2d_ASN1_INTEGER(integer.get(), &cursor);
+}
+
+void CanonicalEc(EVP_PKEY* key, CanonicalKey& out) {
+  char group_name[64] = {0};
+  size_t len = 0;
+  if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group_name, sizeof group_name, &len) != 1) {
+    CannotCanonicalize("the EC key names no curve");
+  }
+  int nid = OBJ_txt2nid(group_name);
+  if (nid == NID_undef) nid = EC_curve_nist2nid(group_name);
+  if (nid == NID_undef) CannotCanonicalize("the EC key's curve has no OID");
+  // The point's affine coordinates, whatever form it arrived in: OpenSSL's decoder has already
+  // checked that the point lies on its curve (a compressed point is decompressed there). Writing
+  // them out as 04 || X || Y is the uncompressed form; no EC_GROUP is built for it, which was
+  // most of the cost of canonicalizing (#30).
+  BIGNUM* x = nullptr;
+  BIGNUM* y = nullptr;
+  if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_X, &x) != 1) CannotCanonicalize("no EC point");
+  BignumPtr x_owner(x);
+  if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_Y, &y) != 1) CannotCanonicalize("no EC point");
+  BignumPtr y_owner(y);
+  // The field size from the encoded point (the key's bits are the group order's, which can differ).
+  unsigned char encoded[256];
+  size_t encoded_len = 0;
+  if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, encoded, sizeof encoded,
+                                      &encoded_len) != 1 ||
+      encoded_len < 2) {
+    CannotCanonicalize("no EC point");
+  }
+  bool compressed = encoded[0] == POINT_CONVERSION_COMPRESSED || encoded[0] == (POINT_CONVERSION_COMPRESSED | 1);
+  std::size_t field = compressed ? encoded_len - 1 : (encoded_len - 1) / 2;
+  out.key_bits.assign(1 + 2 * field, 0);
+  out.key_bits[0] = POINT_CONVERSION_UNCOMPRESSED;
+  if (BN_bn2binpad(x, out.key_bits.data() + 1, static_cast<int>(field)) != static_cast<int>(field) ||
+      BN_bn2binpad(y, out.key_bits.data() + 1 + field, static_cast<int>(field)) != static_cast<int>(field)) {
+    CannotCanonicalize("the EC point does not encode");
+  }
+  out.kind = KeyDescription::Kind::kEc;
+  out.curve_nid = nid;
+}
+
+void CanonicalRsa(EVP_PKEY* key, CanonicalKey& out) {
+  BIGNUM* n = nullptr;
+  BIGNUM* e = nullptr;
+  if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n) != 1) CannotCanonicalize("no RSA modulus");
+  BignumPtr n_owner(n);
+  if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e) != 1) CannotCanonicalize("no RSA exponent");
+  BignumPtr e_owner(e);
+  std::vector<unsigned char> numbers;
+  AppendDerInteger(numbers, n);
+  AppendDerInteger(numbers, e);
+  out.key_bits = DerSequence(numbers);  // RSAPublicKey ::= SEQUENCE { modulus, publicExponent }
+  out.kind = KeyDescription::Kind::kRsa;
+}
+
+}  // namespace
+
+void SetCanonicalKey(X509_PUBKEY* pub, const CanonicalKey& key) {
+  bool ec = key.kind == KeyDescription::Kind::kEc;
+  auto* bits = static_cast<unsigned char*>(OPENSSL_memdup(key.key_bits.data(), key.key_bits.size()));
+  // set0_param takes ownership of `bits` (and of the objects, which OBJ_nid2obj returns as static
+  // entries that are never freed) only when it succeeds.
+  if (pub == nullptr || bits == nullptr ||
+      X509_PUBKEY_set0_param(pub, OBJ_nid2obj(ec ? NID_X9_62_id_ecPublicKey : NID_rsaEncryption),
+                             ec ? V_ASN1_OBJECT : V_ASN1_NULL, ec ? OBJ_nid2obj(key.curve_nid) : nullptr, bits,
+                             static_cast<int>(key.key_bits.size())) != 1) {
+    OPENSSL_free(bits);
+    ThrowOpenSsl(base::ExitCode::kSoftware, "internal", "cannot set the public key");
+  }
+}
+
+CanonicalKey CanonicalizeKey(EVP_PKEY* key) {
   // A token-backed key (libp11) may be a legacy EC_KEY/RSA key without provider parameters:
   // decode it afresh from its SubjectPublicKeyInfo first. A provider key (any key OpenSSL decoded,
-  // e.g. from a CSR or certificate) has them already, and the round trip through OpenSSL 3's
-  // encoder and decoder would be half the cost of verifying an answer.
+  // e.g. from a CSR or certificate) has them already.
   EvpPkeyPtr decoded;
   if (EVP_PKEY_get0_provider(key) == nullptr) {
     std::vector<unsigned char> spki = PublicKeyToDer(key);
     const unsigned char* cursor = spki.data();
     decoded.reset(d2i_PUBKEY(nullptr, &cursor, static_cast<long>(spki.size())));
-    if (!decoded) return fail("its SubjectPublicKeyInfo does not decode");
+    if (!decoded) CannotCanonicalize("its SubjectPublicKeyInfo does not decode");
     key = decoded.get();
   }
-  OsslParamBldPtr build(OSSL_PARAM_BLD_new());
-  // The builder keeps pointers to what it is given until OSSL_PARAM_BLD_to_param: everything pushed
-  // must live at function scope.
-  std::vector<unsigned char> point;
-  char group_name[64] = {0};
-  BignumPtr n_owner, e_owner;
-  const char* type = nullptr;
-  if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC) {
-    type = "EC";
-    size_t len = 0;
-    if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group_name, sizeof group_name, &len) != 1) {
-      return fail("the EC key names no curve");
-    }
-    EcGroupPtr group(EC_GROUP_new_by_curve_name(OBJ_txt2nid(group_name)));
-    size_t encoded_len = 0;
-    if (!group || EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, nullptr, 0, &encoded_len) != 1) {
-      return fail("no EC point");
-    }
-    std::vector<unsigned char> encoded(encoded_len);
-    EcPointPtr p(EC_POINT_new(group.get()));
-    if (!p ||
-        EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, encoded.data(), encoded.size(),
-                                        &encoded_len) != 1 ||
-        EC_POINT_oct2point(group.get(), p.get(), encoded.data(), encoded_len, nullptr) != 1) {
-      return fail("the EC point does not decode");
-    }
-    point.resize(EC_POINT_point2oct(group.get(), p.get(), POINT_CONVERSION_UNCOMPRESSED, nullptr, 0, nullptr));
-    if (point.empty() ||
-        EC_POINT_point2oct(group.get(), p.get(), POINT_CONVERSION_UNCOMPRESSED, point.data(), point.size(), nullptr) !=
-            point.size() ||
-        OSSL_PARAM_BLD_push_utf8_string(build.get(), OSSL_PKEY_PARAM_GROUP_NAME, group_name, 0) != 1 ||
-        OSSL_PARAM_BLD_push_octet_string(build.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()) != 1) {
-      return fail("EC parameters");
-    }
-  } else if (EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA) {
-    type = "RSA";
-    BIGNUM* n = nullptr;
-    BIGNUM* e = nullptr;
-    if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n) != 1) return fail("no RSA modulus");
-    n_owner.reset(n);
-    if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e) != 1) return fail("no RSA exponent");
-    e_owner.reset(e);
-    if (OSSL_PARAM_BLD_push_BN(build.get(), OSSL_PKEY_PARAM_RSA_N, n) != 1 ||
-        OSSL_PARAM_BLD_push_BN(build.get(), OSSL_PKEY_PARAM_RSA_E, e) != 1) {
-      return fail("RSA parameters");
-    }
-  } else {
-    throw base::Failure(base::ExitCode::kDataErr, "key-type", "only EC and RSA keys are re-encoded");
+  CanonicalKey out;
+  switch (EVP_PKEY_get_base_id(key)) {
+    case EVP_PKEY_EC: CanonicalEc(key, out); break;
+    case EVP_PKEY_RSA: CanonicalRsa(key, out); break;
+    default: throw base::Failure(base::ExitCode::kDataErr, "key-type", "only EC and RSA keys are re-encoded");
   }
-  OsslParamPtr params(OSSL_PARAM_BLD_to_param(build.get()));
-  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
-  EVP_PKEY* out = nullptr;
-  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
-      EVP_PKEY_fromdata(ctx.get(), &out, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
-    return fail("rebuilding the key");
+  X509PubkeyPtr pub(X509_PUBKEY_new());
+  SetCanonicalKey(pub.get(), out);
+  int len = i2d_X509_PUBKEY(pub.get(), nullptr);
+  if (len <= 0) CannotCanonicalize("its SubjectPublicKeyInfo does not encode");
+  out.spki_der.resize(static_cast<std::size_t>(len));
+  unsigned char* cursor = out.spki_der.data();
+  i2d_X509_PUBKEY(pub.get(), &cursor);
+  out.sha256 = Sha256Hex(out.spki_der);
+  return out;
+}
+
+EvpPkeyPtr CanonicalPublicKey(EVP_PKEY* key) {
+  CanonicalKey canonical = CanonicalizeKey(key);
+  const unsigned char* cursor = canonical.spki_der.data();
+  EvpPkeyPtr out(d2i_PUBKEY(nullptr, &cursor, static_cast<long>(canonical.spki_der.size())));
+  if (!out) CannotCanonicalize("its canonical SubjectPublicKeyInfo does not decode");
+  return out;
+}
+
+std::string PublicKeySha256(EVP_PKEY* key) {
+  if (DescribeKey(key).kind != KeyDescription::Kind::kOther) {
+    try {
+      return CanonicalizeKey(key).sha256;
+    } catch (const base::Failure&) {
+      // Not canonicalizable (a curve without a name, a point off its curve): never issued, but a
+      // refusal's record still names the key, by its DER as it is.
+    }
   }
-  return EvpPkeyPtr(out);
+  // Other key types have one encoding only (Ed25519, ...): their DER as it is.
+  return Sha256Hex(PublicKeyToDer(key));
 }
 
 }  // namespace pki

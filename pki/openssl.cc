@@ -104,10 +104,9 @@ std::string Hex(const unsigned char* data, std::size_t size, char separator) {
   return out;
 }
 
-std::string PublicKeySha256(EVP_PKEY* key) {
-  auto der = PublicKeyToDer(key);
+std::string Sha256Hex(const std::vector<unsigned char>& bytes) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(der.data(), der.size(), digest);
+  SHA256(bytes.data(), bytes.size(), digest);
   return Hex(digest, sizeof digest);
 }
 

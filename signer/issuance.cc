@@ -28,28 +28,40 @@ Validity ComputeValidity(X509* ca_cert, pki::TimePoint now, base::Seconds lifeti
   return v;
 }
 
-pki::X509Ptr IssueCertificate(const Approval& approval, X509* ca_cert, EVP_PKEY* ca_key,
+pki::X509Ptr BuildCertificate(const Approval& approval, const pki::CanonicalKey& key, X509* ca_cert,
                               const Validity& validity, const pki::Serial& serial) {
   pki::ClientCertificateFields fields;
   fields.common_name = approval.common_name;
   fields.subject_key = approval.public_key.get();
+  fields.canonical_key = &key;
   fields.serial = serial;
   fields.not_before = validity.not_before;
   fields.not_after = validity.not_after;
-  pki::X509Ptr cert = pki::BuildClientCertificate(fields, ca_cert);
-  pki::SignCertificate(cert.get(), ca_key);
+  return pki::BuildClientCertificate(fields, ca_cert);
+}
+
+void SelfCheck(X509* cert, const Approval& approval, const pki::CanonicalKey& key, X509* ca_cert) {
   EVP_PKEY* ca_public = X509_get0_pubkey(ca_cert);
-  if (ca_public == nullptr || X509_verify(cert.get(), ca_public) != 1) {
+  if (ca_public == nullptr || X509_verify(cert, ca_public) != 1) {
     ERR_clear_error();
     throw base::Failure(base::ExitCode::kSoftware, "self-check-failed",
                         "the token's signature does not verify with the CA certificate");
   }
   // The same check the requester makes on the answer: nothing leaves that it would refuse.
-  pki::ClientProfileExpectations profile{approval.common_name, approval.public_key.get(), ca_cert};
-  if (std::string diff = pki::ClientProfileDifference(cert.get(), profile); !diff.empty()) {
+  pki::ClientProfileExpectations profile{approval.common_name, approval.public_key.get(), ca_cert, &key};
+  if (std::string diff = pki::ClientProfileDifference(cert, profile); !diff.empty()) {
     throw base::Failure(base::ExitCode::kSoftware, "self-check-failed",
                         "the certificate is not profile etcd-client: " + diff);
   }
+}
+
+pki::X509Ptr IssueCertificate(const Approval& approval, X509* ca_cert, EVP_PKEY* ca_key,
+                              const Validity& validity, const pki::Serial& serial) {
+  // The subject key's canonical form, once: the builder writes it, the self-check compares with it.
+  pki::CanonicalKey key = pki::CanonicalizeKey(approval.public_key.get());
+  pki::X509Ptr cert = BuildCertificate(approval, key, ca_cert, validity, serial);
+  pki::SignCertificate(cert.get(), ca_key);
+  SelfCheck(cert.get(), approval, key, ca_cert);
   return cert;
 }
 

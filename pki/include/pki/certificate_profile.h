@@ -6,6 +6,7 @@
 #include <chrono>
 #include <string>
 
+#include "pki/key.h"
 #include "pki/openssl.h"
 
 namespace pki {
@@ -26,7 +27,14 @@ struct ClientCertificateFields {
   Serial serial{};
   TimePoint not_before;
   TimePoint not_after;
+  // The subject key's canonical form when the caller has computed it (the signer: once per
+  // request); otherwise derived here from subject_key. The certificate carries exactly its bytes.
+  const CanonicalKey* canonical_key = nullptr;
 };
+// The certificate carries the key as its canonical bytes, written as they are: no key object is
+// attached, so X509_get0_pubkey on the result is null until the certificate is parsed again (as
+// every reader does, from the PEM). Attaching one would run OpenSSL 3's encoder and decoder, the
+// largest cost of an issuance before #30.
 X509Ptr BuildClientCertificate(const ClientCertificateFields& fields, X509* ca_cert);
 
 // The profile as a check, defined next to the builder so that what the signer builds and what the
@@ -36,6 +44,9 @@ struct ClientProfileExpectations {
   std::string common_name;
   EVP_PKEY* public_key = nullptr;  // the subject key: the certificate must carry exactly it
   X509* issuer = nullptr;          // when known: validity nests in it, AKI = its SKI
+  // The subject key's canonical form when the caller has it (the signer's self-check: the same
+  // value the builder used, compared as bytes); otherwise derived here from public_key.
+  const CanonicalKey* canonical_key = nullptr;
 };
 // "" when `cert` is exactly profile `etcd-client`; otherwise the first difference, as a sentence:
 // v3; a positive serial of at most 20 octets; no unique IDs; the same signature algorithm inside

@@ -33,6 +33,7 @@ using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, OpenSslDeleter<EVP_PKEY_free>>;
 using EvpPkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, OpenSslDeleter<EVP_PKEY_CTX_free>>;
 using EvpMdCtxPtr = std::unique_ptr<EVP_MD_CTX, OpenSslDeleter<EVP_MD_CTX_free>>;
 using X509Ptr = std::unique_ptr<X509, OpenSslDeleter<X509_free>>;
+using X509PubkeyPtr = std::unique_ptr<X509_PUBKEY, OpenSslDeleter<X509_PUBKEY_free>>;
 // A stack that does not own its certificates (sk_X509_free, not sk_X509_pop_free).
 inline void FreeX509Stack(STACK_OF(X509) * s) { sk_X509_free(s); }
 using X509StackPtr = std::unique_ptr<STACK_OF(X509), OpenSslDeleter<FreeX509Stack>>;
@@ -81,7 +82,12 @@ std::vector<X509Ptr> ReadCertificateBundleFile(const std::string& path);
 // Lowercase hex.
 std::string Hex(const unsigned char* data, std::size_t size, char separator = '\0');
 
-// SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex (the key's stable fingerprint).
+// SHA-256 of `bytes`, lowercase hex.
+std::string Sha256Hex(const std::vector<unsigned char>& bytes);
+
+// The key's fingerprint: SHA-256 of its canonical SubjectPublicKeyInfo DER (pki::CanonicalizeKey,
+// pki/key.h), lowercase hex; the same value for every encoding of the same EC or RSA key (#24).
+// Defined in key.cc. For a request, use CanonicalKey::sha256 of the one CanonicalKey computed.
 std::string PublicKeySha256(EVP_PKEY* key);
 
 // True if the two keys are the same public key.

@@ -23,7 +23,17 @@ Validity ComputeValidity(X509* ca_cert, pki::TimePoint now, base::Seconds lifeti
 // Builds the etcd-client certificate, has `ca_key` sign it (inside the token), and verifies the
 // signature with the CA certificate's public key before returning it: a token that returns a bad
 // signature is caught here, not by etcd ("self-check-failed", kSoftware).
+// It is these three steps (named so that bench/stage_bench.cc can time each):
 pki::X509Ptr IssueCertificate(const Approval& approval, X509* ca_cert, EVP_PKEY* ca_key,
                               const Validity& validity, const pki::Serial& serial);
+
+// The unsigned certificate for `approval`, carrying `key` (the approval's key, canonical) as is.
+pki::X509Ptr BuildCertificate(const Approval& approval, const pki::CanonicalKey& key, X509* ca_cert,
+                              const Validity& validity, const pki::Serial& serial);
+
+// The signature verifies with the CA certificate's key, and the certificate is exactly profile
+// etcd-client for `approval` (pki::ClientProfileDifference, the requester's own check), or
+// Failure(kSoftware, "self-check-failed").
+void SelfCheck(X509* cert, const Approval& approval, const pki::CanonicalKey& key, X509* ca_cert);
 
 }  // namespace signer

@@ -299,7 +299,9 @@ void ExpectProfile(const pki::EvpPkeyPtr& subject_key, bool rsa) {
   EXPECT_EQ(Ext(c, NID_subject_alt_name), "<absent>");
   EXPECT_EQ(X509_get_ext_count(c), 5);
   EXPECT_EQ(X509_get_signature_nid(c), NID_ecdsa_with_SHA256);
-  EXPECT_EQ(pki::VerifyChain(c, {ca.cert.get()}, now), "");
+  // As the client sees it: parsed from the PEM (the issued object carries its key as bytes only).
+  auto parsed = pki::ParseCertificatesPem(pki::ToPem(c), "the answer");
+  EXPECT_EQ(pki::VerifyChain(parsed.front().get(), {ca.cert.get()}, now), "");
 }
 
 TEST(Profile, EveryFieldForEcAndRsaSubjects) {
