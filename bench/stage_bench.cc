@@ -117,12 +117,11 @@ int Child(long long spawned_ns, const std::string& config_path, const std::strin
   }
   mark("key lookup");
 
-  pki::CanonicalKey canonical = pki::CanonicalizeKey(approval.public_key.get());
-  pki::X509Ptr cert = signer::BuildCertificate(approval, canonical, ca_cert.get(), validity, pki::RandomSerial());
+  pki::X509Ptr cert = signer::BuildCertificate(approval, approval.key, ca_cert.get(), validity, pki::RandomSerial());
   mark("build");
   pki::SignCertificate(cert.get(), key->private_key.get());
   mark("signature");
-  signer::SelfCheck(cert.get(), approval, canonical, ca_cert.get());
+  signer::SelfCheck(cert.get(), approval, approval.key, ca_cert.get());
   mark("self-check");
 
   signer::AuditRecord record;

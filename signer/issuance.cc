@@ -57,11 +57,14 @@ void SelfCheck(X509* cert, const Approval& approval, const pki::CanonicalKey& ke
 
 pki::X509Ptr IssueCertificate(const Approval& approval, X509* ca_cert, EVP_PKEY* ca_key,
                               const Validity& validity, const pki::Serial& serial) {
-  // The subject key's canonical form, once: the builder writes it, the self-check compares with it.
-  pki::CanonicalKey key = pki::CanonicalizeKey(approval.public_key.get());
-  pki::X509Ptr cert = BuildCertificate(approval, key, ca_cert, validity, serial);
+  // The key's canonical form as the policy computed it: the builder writes it, the self-check
+  // compares with it. Never derived again here.
+  if (approval.key.spki_der.empty()) {
+    throw base::Failure(base::ExitCode::kSoftware, "internal", "the approval carries no canonical key");
+  }
+  pki::X509Ptr cert = BuildCertificate(approval, approval.key, ca_cert, validity, serial);
   pki::SignCertificate(cert.get(), ca_key);
-  SelfCheck(cert.get(), approval, key, ca_cert);
+  SelfCheck(cert.get(), approval, approval.key, ca_cert);
   return cert;
 }
 

@@ -3,6 +3,7 @@
 
 #include <openssl/obj_mac.h>
 
+#include <optional>
 #include <set>
 
 #include "base/failure.h"
@@ -137,7 +138,19 @@ Approval ApplyPolicy(X509_REQ* req, std::optional<base::Seconds> requested_lifet
   }
   pki::KeyDescription key = pki::DescribeKey(csr.public_key.get());
   facts.key_type = key.name;
-  facts.public_key_sha256 = pki::PublicKeySha256(csr.public_key.get());
+  // The key's one identity (#24): its canonical SubjectPublicKeyInfo, whatever encoding the CSR
+  // used (a compressed point is the same key), and its SHA-256. Computed here once; the deny and
+  // approval lists, the audit record and the certificate all take it from here.
+  std::optional<pki::CanonicalKey> canonical;
+  if (key.kind != pki::KeyDescription::Kind::kOther) {
+    try {
+      canonical = pki::CanonicalizeKey(csr.public_key.get());
+    } catch (const Failure&) {
+      // No canonical form (an unnamed curve): refused below; the record names the key as sent.
+    }
+  }
+  facts.public_key_sha256 =
+      canonical ? canonical->sha256 : pki::Sha256Hex(pki::PublicKeyToDer(csr.public_key.get()));
   // Proof of possession first: nothing else in an unsigned request deserves an answer.
   if (!csr.signature_valid) {
     throw Failure(ExitCode::kDataErr, "bad-signature",
@@ -176,9 +189,11 @@ Approval ApplyPolicy(X509_REQ* req, std::optional<base::Seconds> requested_lifet
     case pki::KeyDescription::Kind::kOther:
       Refuse("key-type", key.name + " keys are not accepted (use EC P-256/P-384 or RSA >= 2048)");
   }
+  if (!canonical) Refuse("key-type", "the " + key.name + " key cannot be re-encoded canonically (RFC 5480/3279)");
   Approval approval;
   approval.common_name = facts.common_name;
   approval.public_key = std::move(csr.public_key);
+  approval.key = std::move(*canonical);
   approval.lifetime = GrantLifetime(requested_lifetime, config);
   return approval;
 }

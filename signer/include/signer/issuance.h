@@ -22,7 +22,8 @@ Validity ComputeValidity(X509* ca_cert, pki::TimePoint now, base::Seconds lifeti
 
 // Builds the etcd-client certificate, has `ca_key` sign it (inside the token), and verifies the
 // signature with the CA certificate's public key before returning it: a token that returns a bad
-// signature is caught here, not by etcd ("self-check-failed", kSoftware).
+// signature is caught here, not by etcd ("self-check-failed", kSoftware). The subject key is
+// approval.key, as ApplyPolicy computed it (Failure(kSoftware, "internal") when it is empty).
 // It is these three steps (named so that bench/stage_bench.cc can time each):
 pki::X509Ptr IssueCertificate(const Approval& approval, X509* ca_cert, EVP_PKEY* ca_key,
                               const Validity& validity, const pki::Serial& serial);

@@ -10,6 +10,7 @@
 
 #include "base/duration.h"
 #include "pki/csr.h"
+#include "pki/key.h"
 #include "signer/config.h"
 
 namespace signer {
@@ -22,7 +23,7 @@ constexpr std::size_t kMaxCommonNameLength = 64;  // X.520 ub-common-name
 struct RequestFacts {
   std::string common_name;       // as requested (may be refused)
   std::string key_type;          // "EC P-256", "RSA 3072", ...
-  std::string public_key_sha256;
+  std::string public_key_sha256;  // the key's fingerprint (pki::CanonicalKey::sha256, #24)
   std::optional<base::Seconds> requested_lifetime;
 };
 
@@ -31,6 +32,9 @@ struct Approval {
   std::string common_name;
   pki::EvpPkeyPtr public_key;
   base::Seconds lifetime{0};
+  // The key's canonical form and fingerprint, computed once by ApplyPolicy: the certificate
+  // carries it, the self-check compares with it, every list and record uses its sha256.
+  pki::CanonicalKey key{};
 };
 
 // base64 (whitespace ignored) of a PEM or DER CSR → the decoded CSR. Failure(kDataErr):

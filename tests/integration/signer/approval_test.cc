@@ -191,6 +191,55 @@ TEST_F(Approval, AnUnknownKeyIsPendingUntilApprovedAndANewKeyIsPendingAgain) {
   EXPECT_EQ(Ctl({"audit", "verify", *dir_ / "audit.log"}).exit_code, 0);
 }
 
+// #24: the key is one identity whatever its encoding. The same P-256 key sent with its point
+// compressed is pending under the fingerprint openssl prints for the key (`openssl pkey -pubout
+// -outform DER | sha256sum`), one `pending` row for both encodings, and once that fingerprint is
+// denied neither encoding gets a certificate. Before, the compressed CSR had a fingerprint of its
+// own and a denied key was issued again.
+TEST_F(Approval, ADeniedKeyStaysDeniedWhenItsPointIsSentCompressed) {
+  Csr plain = NewCsr("kubemaster-1", "m1-both");
+  std::string key = *dir_ / "m1-both.key";
+  std::string compressed_key = *dir_ / "m1-both-compressed.key";
+  ASSERT_EQ(OpenSsl({"ec", "-in", key, "-conv_form", "compressed", "-out", compressed_key}).exit_code, 0);
+  Csr compressed;
+  compressed.pem = OpenSsl({"req", "-new", "-key", compressed_key, "-subj", "/CN=kubemaster-1"}).out;
+  compressed.b64 = OpenSsl({"base64"}, compressed.pem).out;
+  std::string sent_key = OpenSsl({"req", "-noout", "-pubkey"}, compressed.pem).out;
+  std::string sent_der = OpenSsl({"pkey", "-pubin", "-outform", "DER"}, sent_key).out;
+  ASSERT_EQ(sent_der.size(), 59u) << "the CSR does not carry a compressed point";
+  std::string sent_sha256 = OpenSsl({"dgst", "-sha256", "-r"}, sent_der).out.substr(0, 64);
+
+  for (const Csr* csr : {&plain, &compressed}) {
+    RunResult pending = Sign("kubemaster-1", *csr);
+    EXPECT_EQ(pending.exit_code, 75) << pending.err;
+    EXPECT_NE(pending.err.find(" approve kubemaster-1 " + plain.key_sha256), std::string::npos) << pending.err;
+    EXPECT_EQ(LastRecord()["public_key_sha256"], plain.key_sha256);
+  }
+  RunResult list = Ctl({"pending"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  // One row for the key, asked for twice; none under the compressed bytes' hash.
+  int rows_for_key = 0;
+  for (const std::string& row : Lines(list.out)) {
+    EXPECT_EQ(row.find(sent_sha256), std::string::npos) << row;
+    if (row.find(plain.key_sha256) == std::string::npos) continue;
+    ++rows_for_key;
+    std::istringstream fields(row);
+    std::string name, sha256, first_seen, last_seen, count;
+    fields >> name >> sha256 >> first_seen >> last_seen >> count;
+    EXPECT_EQ(count, "2") << row;
+  }
+  EXPECT_EQ(rows_for_key, 1) << list.out;
+
+  ASSERT_EQ(Ctl({"deny", "kubemaster-1", plain.key_sha256}).exit_code, 0);
+  for (const Csr* csr : {&compressed, &plain}) {
+    RunResult denied = Sign("kubemaster-1", *csr);
+    EXPECT_EQ(denied.exit_code, 77) << denied.err;
+    EXPECT_TRUE(denied.out.empty()) << denied.out;
+    EXPECT_EQ(SignerLine(denied.err).rfind("etcd-signer: key-denied: ", 0), 0u) << denied.err;
+    EXPECT_EQ(LastRecord()["public_key_sha256"], plain.key_sha256);
+  }
+}
+
 TEST_F(Approval, ADeniedIdentityGetsNothingFromAnyIssuingVerbUntilAllowedAndItsSerialsAreListed) {
   Csr csr = NewCsr("kubemaster-2", "m2");
   ASSERT_EQ(Ctl({"approve", "kubemaster-2", csr.key_sha256}).exit_code, 0);

@@ -8,6 +8,7 @@
 #include "pki/key.h"
 #include <openssl/pem.h>
 #include "pki/verify.h"
+#include "test_support.h"
 
 namespace {
 
@@ -306,6 +307,38 @@ TEST(CanonicalKey, CompressedAndExplicitEncodingsBecomeNamedCurveUncompressed) {
   EXPECT_EQ(pki::PublicKeyToDer(pki::CanonicalPublicKey(odd.get()).get()), pki::PublicKeyToDer(key.get()));
   pki::EvpPkeyPtr rsa(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(2048)));
   EXPECT_EQ(pki::PublicKeyToDer(pki::CanonicalPublicKey(rsa.get()).get()), pki::PublicKeyToDer(rsa.get()));
+}
+
+// #24: the key's fingerprint is SHA-256 over its canonical SubjectPublicKeyInfo, which is what
+// `openssl pkey -pubout -outform DER | sha256sum` prints for the key as openssl writes it; the
+// same key in a compressed-point encoding has the same canonical bytes and fingerprint.
+TEST(CanonicalKey, FingerprintIsOpensslsPubkeyDerSha256ForEveryEncoding) {
+  testing_support::TempDir dir;
+  pki::EvpPkeyPtr ec(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+  pki::EvpPkeyPtr rsa(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(2048)));
+  for (EVP_PKEY* key : {ec.get(), rsa.get()}) {
+    pki::BioPtr bio(BIO_new(BIO_s_mem()));
+    ASSERT_EQ(PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr), 1);
+    char* data = nullptr;
+    long len = BIO_get_mem_data(bio.get(), &data);
+    testing_support::WriteFile(dir / "key.pem", std::string(data, static_cast<std::size_t>(len)), 0600);
+    auto der = testing_support::OpenSsl({"pkey", "-in", dir / "key.pem", "-pubout", "-outform", "DER"});
+    ASSERT_EQ(der.exit_code, 0) << der.err;
+    auto sum = testing_support::Run({"/bin/sh", "-c", "openssl pkey -in '" + (dir / "key.pem") +
+                                                     "' -pubout -outform DER | sha256sum"});
+    ASSERT_EQ(sum.exit_code, 0) << sum.err;
+    pki::CanonicalKey canonical = pki::CanonicalizeKey(key);
+    EXPECT_EQ(std::string(canonical.spki_der.begin(), canonical.spki_der.end()), der.out);
+    EXPECT_EQ(canonical.sha256, sum.out.substr(0, 64));
+    EXPECT_EQ(pki::PublicKeySha256(key), canonical.sha256);
+  }
+  // The same EC key, its point compressed: other bytes as sent, the same identity.
+  pki::EvpPkeyPtr compressed(EVP_PKEY_dup(ec.get()));
+  ASSERT_EQ(EVP_PKEY_set_utf8_string_param(compressed.get(), "point-format", "compressed"), 1);
+  ASSERT_EQ(pki::PublicKeyToDer(compressed.get()).size(), 59u);  // 33-byte point: compressed
+  EXPECT_EQ(pki::CanonicalizeKey(compressed.get()).spki_der, pki::CanonicalizeKey(ec.get()).spki_der);
+  EXPECT_EQ(pki::PublicKeySha256(compressed.get()), pki::PublicKeySha256(ec.get()));
+  EXPECT_EQ(pki::CanonicalizeKey(compressed.get()).spki_der.size(), 91u);
 }
 
 TEST(Subject, ParsesBothNotationsAndRefusesJunk) {

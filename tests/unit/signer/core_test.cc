@@ -13,11 +13,14 @@
 #include "pki/base64.h"
 #include "pki/csr.h"
 #include "pki/verify.h"
+#include "pki/key.h"
+#include "signer/approval.h"
 #include "signer/audit.h"
 #include "signer/issuance.h"
 #include "signer/policy.h"
 #include "signer/request_line.h"
 #include "signer/service.h"
+#include "test_support.h"
 
 namespace {
 
@@ -171,6 +174,36 @@ TEST(CsrPolicy, ApprovesAGoodRequestAndRecordsFacts) {
   EXPECT_EQ(facts.common_name, "kubemaster-7");
 }
 
+// #24: a key's identity is its canonical SubjectPublicKeyInfo. The same EC key sent with its point
+// compressed gets the same fingerprint, so a deny list entry made from the key (as openssl prints
+// it: uncompressed) still refuses it; before, the fingerprint hashed the CSR's bytes and the
+// compressed form was issued.
+TEST(CsrPolicy, ACompressedPointIsTheSameKeyAndADeniedKeyStaysDenied) {
+  auto key = Ec();
+  pki::EvpPkeyPtr compressed(EVP_PKEY_dup(key.get()));
+  ASSERT_EQ(EVP_PKEY_set_utf8_string_param(compressed.get(), "point-format", "compressed"), 1);
+  auto plain_req = MakeCsr(key.get(), {{"CN", "kubemaster-7"}});
+  auto compressed_req = MakeCsr(compressed.get(), {{"CN", "kubemaster-7"}});
+  pki::EvpPkeyPtr sent(X509_REQ_get_pubkey(compressed_req.get()));
+  ASSERT_EQ(pki::PublicKeyToDer(sent.get()).size(), 59u);  // the CSR really carries a compressed point
+
+  signer::SignerConfig config;
+  signer::RequestFacts plain_facts, compressed_facts;
+  signer::Approval plain = signer::ApplyPolicy(plain_req.get(), std::nullopt, config, plain_facts);
+  signer::Approval approval = signer::ApplyPolicy(compressed_req.get(), std::nullopt, config, compressed_facts);
+  EXPECT_EQ(compressed_facts.public_key_sha256, plain_facts.public_key_sha256);
+  EXPECT_EQ(approval.key.sha256, compressed_facts.public_key_sha256);
+  EXPECT_EQ(approval.key.spki_der, plain.key.spki_der);
+  EXPECT_EQ(approval.key.spki_der.size(), 91u);
+
+  testing_support::TempDir dir;
+  testing_support::WriteFile(dir / "denied_keys", "kubemaster-7 " + plain_facts.public_key_sha256 + " lost laptop\n");
+  config.denied_keys = dir / "denied_keys";
+  signer::ApprovalGate gate(config);
+  EXPECT_EQ(Caught([&] { gate.CheckKey(compressed_facts.common_name, compressed_facts.public_key_sha256); }),
+            std::make_pair(ExitCode::kNoPerm, std::string("key-denied")));
+}
+
 TEST(CsrPolicy, RefusesEachViolation) {
   signer::SignerConfig config;
   auto ec = Ec();
@@ -273,6 +306,7 @@ void ExpectProfile(const pki::EvpPkeyPtr& subject_key, bool rsa) {
   // The CSR asks for more; none of it may appear.
   auto req = MakeCsr(subject_key.get(), {{"CN", "kubemaster-5"}});
   signer::Approval approval{"kubemaster-5", pki::EvpPkeyPtr(X509_REQ_get_pubkey(req.get())), Seconds(7200)};
+  approval.key = pki::CanonicalizeKey(approval.public_key.get());
   pki::Serial serial = pki::RandomSerial();
   signer::Validity validity{now - 5min, now + 2h};
   pki::X509Ptr cert = signer::IssueCertificate(approval, ca.cert.get(), ca.key.get(), validity, serial);
@@ -315,6 +349,7 @@ TEST(Profile, SelfCheckCatchesAWrongSigningKey) {
   auto stranger = Ec();
   auto subject = Ec();
   signer::Approval approval{"kubemaster-1", pki::EvpPkeyPtr(subject.release()), Seconds(3600)};
+  approval.key = pki::CanonicalizeKey(approval.public_key.get());
   auto [code, reason] = Caught([&] {
     signer::IssueCertificate(approval, ca.cert.get(), stranger.get(), {now, now + 1h}, pki::RandomSerial());
   });
