@@ -82,6 +82,18 @@ void WriteAll(std::FILE* out, const std::string& text) {
   }
 }
 
+// What `ca` prints: the bundle clients trust (ca_bundle, or the signing certificate alone).
+std::string ReadCaBundle(const SignerConfig& config) {
+  const std::string& path = config.ca_bundle.empty() ? config.ca_cert : config.ca_bundle;
+  std::string bundle;
+  try {
+    for (auto& cert : pki::ReadCertificateBundleFile(path)) bundle += pki::ToPem(cert.get());
+  } catch (const Failure& f) {
+    throw Failure(ExitCode::kUnavailable, "ca-cert-missing", std::string("cannot read the CA bundle: ") + f.what());
+  }
+  return bundle;
+}
+
 std::string InfoJson(const SignerConfig& c, pki::TimePoint now) {
   nlohmann::ordered_json j;
   j["signer"] = "etcd-signer";
@@ -113,54 +125,322 @@ std::string InfoJson(const SignerConfig& c, pki::TimePoint now) {
   return j.dump();
 }
 
-// What `sign` prints: the PEM as it is, or (--format k8s) the client's object with its status.
-std::string EncodeAnswer(BodyFormat format, const std::optional<K8sCsr>& k8s_object, const std::string& pem,
-                         X509* cert, pki::TimePoint now) {
-  if (format != BodyFormat::kK8s || !k8s_object) return pem;
-  std::string message = "issued by etcd-signer: serial " + pki::SerialHex(cert) + ", valid until " +
-                        base::FormatRfc3339(pki::NotAfter(cert));
-  return EncodeK8sIssued(*k8s_object, pem, "etcd-client", message, now);
-}
-
-// Signs with the token: module → token → login (once) → key → certificate. Destruction runs in
-// reverse, so the token-backed key is released before its session and module.
-pki::X509Ptr SignWithToken(const SignerConfig& config, const Approval& approval, X509* ca_cert,
-                           const Validity& validity, const pki::Serial& serial,
-                           std::chrono::milliseconds lock_wait) {
-  hsm::Pkcs11Uri uri = hsm::Pkcs11Uri::Parse(config.key_uri);
-  // One signer process at a time uses the token. SoftHSM's file store is not safe while one
-  // process rewrites the token file (login does) and another loads it: under load a loader sees
-  // "no initialized token". The lock is a private file of the signer account (a lock that others
-  // can open is one they can hold), and the wait for it is bounded by what is left of the deadline.
-  std::optional<base::PrivateLock> token_lock;
+// One signer process at a time uses the token. SoftHSM's file store is not safe while one process
+// rewrites the token file (login does) and another loads it: under load a loader sees "no
+// initialized token". The lock is a private file of the signer account (a lock that others can open
+// is one they can hold), and the wait for it is bounded by what is left of the deadline.
+base::PrivateLock LockToken(const SignerConfig& config, std::chrono::milliseconds wait) {
   try {
-    token_lock.emplace(config.lock_file, lock_wait);
+    return base::PrivateLock(config.lock_file, wait);
   } catch (const Failure& f) {
     if (f.reason() != "lock-busy") throw;
     throw Failure(ExitCode::kTempFail, "token-busy",
-                  "the token is busy with other requests (waited " + std::to_string(lock_wait.count()) +
-                      "ms for " + config.lock_file + "); retry");
+                  "the token is busy with other requests (waited " + std::to_string(wait.count()) + "ms for " +
+                      config.lock_file + "); retry");
   }
-  hsm::Module module(hsm::ModulePath(config.module, &uri));
-  hsm::Session session(module, hsm::SelectorFor(uri), false);
-  {
-    std::string pin = hsm::ReadPin(config.pin, &uri);
-    try {
-      session.Login(pin);
-    } catch (...) {
-      base::Scrub(pin);
-      throw;
-    }
+}
+
+// The PIN is in memory only for the login, and scrubbed whatever the login does.
+void LogIn(hsm::Session& session, const SignerConfig& config, const hsm::Pkcs11Uri& uri) {
+  std::string pin = hsm::ReadPin(config.pin, &uri);
+  try {
+    session.Login(pin);
+  } catch (...) {
     base::Scrub(pin);
+    throw;
   }
+  base::Scrub(pin);
+}
+
+// The token key that signs, refused unless it is the key of the CA certificate it signs for.
+hsm::TokenKey FindCaKey(hsm::Session& session, const hsm::Pkcs11Uri& uri, const SignerConfig& config,
+                        X509* ca_cert) {
   hsm::TokenKey key = session.FindPrivateKey(uri.object, uri.id);
   EVP_PKEY* ca_public = X509_get0_pubkey(ca_cert);
   if (ca_public == nullptr || !pki::SamePublicKey(ca_public, key.public_key.get())) {
     throw Failure(ExitCode::kUnavailable, "ca-key-mismatch",
-                  "the CA certificate " + config.ca_cert + " does not belong to the token key " +
-                      config.key_uri);
+                  "the CA certificate " + config.ca_cert + " does not belong to the token key " + config.key_uri);
   }
+  return key;
+}
+
+// Signs with the token: lock → module → token → login (once) → key → certificate, which
+// IssueCertificate checks against the CA's public key before returning it (the self-check).
+// Destruction runs in reverse, so the token-backed key is released before its session and module.
+pki::X509Ptr SignWithToken(const SignerConfig& config, const Approval& approval, X509* ca_cert,
+                           const Validity& validity, const pki::Serial& serial,
+                           std::chrono::milliseconds lock_wait) {
+  hsm::Pkcs11Uri uri = hsm::Pkcs11Uri::Parse(config.key_uri);
+  base::PrivateLock token_lock = LockToken(config, lock_wait);
+  hsm::Module module(hsm::ModulePath(config.module, &uri));
+  hsm::Session session(module, hsm::SelectorFor(uri), false);
+  LogIn(session, config, uri);
+  hsm::TokenKey key = FindCaKey(session, uri, config, ca_cert);
   return IssueCertificate(approval, ca_cert, key.private_key.get(), validity, serial);
+}
+
+// The budget of the whole request, from the first byte read to the last printed.
+std::chrono::milliseconds RequestBudget(const SignerConfig& config) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(config.deadline);
+}
+
+[[noreturn]] void YieldToWatchdog() {
+  // The watchdog has decided how the request ends; it ends the process.
+  for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+}
+
+// One request's audit record, and who ends the request: the main thread (an answer, or its
+// failure) or the deadline watchdog. Decided once, under `mu_`, before any record is written or
+// any byte is printed; the loser never writes or prints. `mu_` guards only this decision and the
+// record until it is made: no I/O happens under it, so the watchdog can always decide in time.
+class RequestRecord {
+ public:
+  RequestRecord(const SignerConfig& config, const Invocation& invocation, const Environment& env)
+      : env_(env),
+        // The audit lock wait is short: a record must not eat the budget of the request it records.
+        audit_(config.audit_log, config.syslog, std::min(RequestBudget(config) / 2, std::chrono::milliseconds(5000))) {
+    record_.verb = "unknown";
+    record_.identity = config.identity;
+    record_.user = CurrentUser();
+    record_.ssh_peer = invocation.ssh_peer;
+    record_.ssh_key_sha256 = invocation.ssh_key_sha256;
+  }
+
+  // What the request has shown so far (its verb, the CN and key it asked for).
+  void Note(const std::function<void(AuditRecord&)>& change) {
+    std::lock_guard lock(mu_);
+    change(record_);
+  }
+
+  // The watchdog's end of the request: records and reports the deadline, unless the main thread
+  // is answering already (false: let it finish).
+  bool EndAtDeadline() {
+    if (!Decide(Decider::kWatchdog)) return false;
+    try {
+      // The record is the watchdog's alone now.
+      Finish("refused", static_cast<int>(ExitCode::kTempFail), "deadline", "the request did not finish in time");
+      audit_.WriteEvenIfFileFails(record_);
+    } catch (...) {
+    }
+    std::fputs("etcd-signer: deadline: the request did not finish in time (token or client too slow); retry\n",
+               stderr);
+    return true;
+  }
+
+  // The main thread's end by failure: the record (refused, error or pending) goes to syslog even
+  // when the file refuses it. Returns the audit log's own failure, for the caller to rethrow after
+  // the rest of its answer.
+  std::exception_ptr FileFailure(const Failure& f) {
+    if (!Decide(Decider::kMain)) YieldToWatchdog();
+    bool ours = f.code() == ExitCode::kSoftware || f.reason() == "audit-failed";
+    std::string outcome = f.reason() == "pending-approval" ? kPendingOutcome : ours ? "error" : "refused";
+    Finish(outcome, static_cast<int>(f.code()), f.reason(), f.what());
+    try {
+      audit_.WriteEvenIfFileFails(record_);
+    } catch (...) {
+      return std::current_exception();
+    }
+    return nullptr;
+  }
+
+  // Commits the main thread to answering: after this the deadline no longer ends the process, and
+  // the record is on file before the first byte of the answer leaves. `fill` adds what only an
+  // answer carries (the serial appears in a record only once this answer is decided).
+  void CommitAnswer(const std::string& outcome, const std::function<void(AuditRecord&)>& fill = nullptr) {
+    if (!Decide(Decider::kMain)) YieldToWatchdog();
+    Finish(outcome, 0, "", "");
+    if (fill) fill(record_);
+    try {
+      audit_.Write(record_);
+    } catch (const Failure& f) {
+      // Not on file, so not delivered: FileFailure records that (with the serial that was withheld).
+      throw Failure(f.code(), f.reason(), std::string(f.what()) + "; the answer was withheld");
+    }
+  }
+
+ private:
+  enum class Decider { kNone, kMain, kWatchdog };
+
+  bool Decide(Decider who) {
+    std::lock_guard lock(mu_);
+    if (decided_ == Decider::kNone) decided_ = who;
+    return decided_ == who;
+  }
+
+  void Finish(const std::string& outcome, int code, const std::string& reason, const std::string& message) {
+    record_.time = base::FormatRfc3339(env_.now());
+    record_.outcome = outcome;
+    record_.exit_code = code;
+    record_.reason = reason;
+    record_.message = message;
+  }
+
+  const Environment& env_;
+  AuditLog audit_;
+  std::mutex mu_;
+  Decider decided_ = Decider::kNone;
+  AuditRecord record_;
+};
+
+// What one request has learnt so far, handed from step to step. Each value is derived once, by
+// the step named beside it, and only read after that.
+struct RequestContext {
+  const SignerConfig& config;
+  const Environment& env;
+  RequestRecord& record;
+  RequestLine line;                  // ReadRequestLine
+  pki::TimePoint now{};              // Answer: whole seconds (certificates carry no fractions)
+  std::optional<K8sCsr> k8s_object;  // CheckPolicy, --format k8s: the client's object
+  RequestFacts facts;                // CheckPolicy: the CN asked for, the key type, the key's SHA-256
+
+  bool k8s() const { return line.format == BodyFormat::kK8s; }
+  void AtStage(const std::string& stage) const {
+    if (env.at_stage) env.at_stage(stage);
+  }
+};
+
+// --- The steps of a request, in the order they happen ------------------------------------------
+
+// The request line (SSH_ORIGINAL_COMMAND): the verb, the body's format, the lifetime asked for.
+void ReadRequestLine(RequestContext& rq, const Invocation& invocation) {
+  rq.line = ParseRequestLine(invocation.request_text);
+  rq.record.Note([&](AuditRecord& r) { r.verb = VerbName(rq.line.verb); });
+}
+
+// `sign`'s input: the body on stdin, bounded in size and time.
+std::string ReadBody(const RequestContext& rq) {
+  return ReadInput(rq.env.input_fd, std::chrono::duration_cast<std::chrono::milliseconds>(rq.config.input_timeout));
+}
+
+void NoteFacts(RequestContext& rq) {
+  rq.record.Note([&](AuditRecord& r) {
+    r.common_name = rq.facts.common_name;
+    r.key_type = rq.facts.key_type;
+    r.public_key_sha256 = rq.facts.public_key_sha256;
+    if (rq.facts.requested_lifetime) r.requested_lifetime = rq.facts.requested_lifetime->count();
+  });
+}
+
+// The policy: the body decoded (the one place its bytes are parsed) and checked against the
+// profile. What it learnt about the request is recorded whether the request passes or not.
+Approval CheckPolicy(RequestContext& rq, const std::string& body) {
+  Approval approval;
+  try {
+    pki::X509ReqPtr req = rq.k8s() ? DecodeK8sBody(body, rq.config, rq.k8s_object) : DecodeRequestBody(body);
+    approval = ApplyPolicy(req.get(), rq.k8s() ? rq.k8s_object->expiration : rq.line.lifetime, rq.config, rq.facts);
+  } catch (...) {
+    NoteFacts(rq);
+    throw;
+  }
+  NoteFacts(rq);
+  return approval;
+}
+
+// Deny and approval lists (#14), before the token is touched. After the policy, so that a
+// refusal's record names the key that asked (the CN is the bound identity by now).
+void CheckApprovalLists(const RequestContext& rq) {
+  ApprovalGate gate(rq.config);
+  gate.CheckIdentity(rq.facts.common_name);
+  gate.CheckKey(rq.facts.common_name, rq.facts.public_key_sha256);
+}
+
+// The signing certificate and the chain sent after each leaf.
+struct SigningCa {
+  pki::X509Ptr cert;
+  std::string chain_pem;
+};
+
+// The leaf never outlives the signing certificate (ComputeValidity clamps to it), so the chain
+// above it, checked here, decides nothing more than what the client can verify.
+SigningCa LoadSigningCa(const SignerConfig& config) {
+  SigningCa ca;
+  ca.cert = LoadCaCertificate(config.ca_cert);
+  ca.chain_pem = LoadCaChain(config, ca.cert.get());
+  return ca;
+}
+
+Validity ValidityFor(const RequestContext& rq, const SigningCa& ca, const Approval& approval) {
+  return ComputeValidity(ca.cert.get(), rq.now, approval.lifetime, rq.config.backdate, rq.config.lifetime_min);
+}
+
+// Leaves the watchdog room to record a deadline if the token's lock never comes.
+std::chrono::milliseconds TokenLockWait(const base::Deadline& deadline) {
+  return std::max(deadline.remaining() - std::chrono::milliseconds(500), std::chrono::milliseconds(0));
+}
+
+// What `sign` prints: the leaf and the chain as PEM, or (--format k8s) the client's object with
+// its status.
+std::string EncodeAnswer(const RequestContext& rq, X509* cert, const std::string& chain_pem) {
+  std::string pem = pki::ToPem(cert) + chain_pem;
+  if (!rq.k8s() || !rq.k8s_object) return pem;
+  std::string message = "issued by etcd-signer: serial " + pki::SerialHex(cert) + ", valid until " +
+                        base::FormatRfc3339(pki::NotAfter(cert));
+  return EncodeK8sIssued(*rq.k8s_object, pem, "etcd-client", message, rq.now);
+}
+
+// The audit record of the issued certificate, on file before the certificate leaves.
+void CommitIssued(RequestContext& rq, X509* cert) {
+  rq.record.CommitAnswer("issued", [&](AuditRecord& r) {
+    r.serial = pki::SerialHex(cert);
+    r.not_before = base::FormatRfc3339(pki::NotBefore(cert));
+    r.not_after = base::FormatRfc3339(pki::NotAfter(cert));
+    r.granted_lifetime = std::chrono::duration_cast<base::Seconds>(pki::NotAfter(cert) - rq.now).count();
+  });
+}
+
+int ServeInfo(RequestContext& rq) {
+  std::string line = InfoJson(rq.config, rq.now) + "\n";
+  rq.record.CommitAnswer("served");
+  WriteAll(rq.env.output, line);
+  return 0;
+}
+
+int ServeCaBundle(RequestContext& rq) {
+  std::string bundle = ReadCaBundle(rq.config);
+  rq.record.CommitAnswer("served");
+  WriteAll(rq.env.output, bundle);
+  return 0;
+}
+
+// sign: input → policy → approval/deny lists → CA → validity → token (signs, self-checks) →
+// audit → output.
+int ServeSign(RequestContext& rq, const base::Deadline& deadline) {
+  std::string body = ReadBody(rq);
+  Approval approval = CheckPolicy(rq, body);
+  CheckApprovalLists(rq);
+  SigningCa ca = LoadSigningCa(rq.config);
+  Validity validity = ValidityFor(rq, ca, approval);
+  pki::X509Ptr cert = SignWithToken(rq.config, approval, ca.cert.get(), validity, rq.env.serial(), TokenLockWait(deadline));
+  std::string answer = EncodeAnswer(rq, cert.get(), ca.chain_pem);
+  rq.AtStage("signed");
+  CommitIssued(rq, cert.get());
+  rq.AtStage("committed");
+  WriteAll(rq.env.output, answer);
+  return 0;
+}
+
+// The request: its line, then the verb's own walk.
+int Answer(RequestContext& rq, const Invocation& invocation, const std::optional<Failure>& config_error,
+           const base::Deadline& deadline) {
+  if (config_error) throw *config_error;
+  ReadRequestLine(rq, invocation);
+  ValidateConfig(rq.config);
+  rq.now = std::chrono::floor<std::chrono::seconds>(rq.env.now());
+  if (rq.line.verb == Verb::kInfo) return ServeInfo(rq);
+  if (rq.line.verb == Verb::kCa) return ServeCaBundle(rq);
+  return ServeSign(rq, deadline);
+}
+
+// A failed request: its record, and with --format k8s the client's object with a Denied/Failed
+// condition on stdout, which goes out like the stderr line: also when the record cannot be filed.
+void Refuse(const RequestContext& rq, const Failure& f) {
+  std::exception_ptr audit_error = rq.record.FileFailure(f);
+  if (rq.k8s() && f.reason() != "write-failed") {
+    std::string refusal = EncodeK8sRefusal(rq.k8s_object ? &*rq.k8s_object : nullptr, f, rq.env.now());
+    std::fwrite(refusal.data(), 1, refusal.size(), rq.env.output);
+    std::fflush(rq.env.output);
+  }
+  if (audit_error) std::rethrow_exception(audit_error);
 }
 
 }  // namespace
@@ -251,177 +531,12 @@ std::string ReadInput(int fd, std::chrono::milliseconds timeout) {
 
 int Serve(const SignerConfig& config, const Invocation& invocation, const Environment& env,
           const std::optional<base::Failure>& config_error) {
-  const auto budget = std::chrono::duration_cast<std::chrono::milliseconds>(config.deadline);
-  // The audit lock wait is short: a record must not eat the budget of the request it records.
-  AuditLog audit(config.audit_log, config.syslog, std::min(budget / 2, std::chrono::milliseconds(5000)));
-  AuditRecord record;
-  record.verb = "unknown";
-  record.identity = config.identity;
-  record.user = CurrentUser();
-  record.ssh_peer = invocation.ssh_peer;
-  record.ssh_key_sha256 = invocation.ssh_key_sha256;
-
-  // Who decides how this request ends: the main thread (an answer, or its failure) or the deadline
-  // watchdog. Decided once, under `mu`, before any record is written or any byte is printed; the
-  // loser never writes or prints. `mu` guards only this decision and `record` until it is made:
-  // no I/O happens under it, so the watchdog can always decide in time.
-  enum class Decider { kNone, kMain, kWatchdog };
-  std::mutex mu;
-  Decider decided = Decider::kNone;
-  auto decide = [&](Decider who) {
-    std::lock_guard lock(mu);
-    if (decided == Decider::kNone) decided = who;
-    return decided == who;
-  };
-  auto update_record = [&](const std::function<void(AuditRecord&)>& change) {
-    std::lock_guard lock(mu);
-    change(record);
-  };
-  // After the watchdog has decided, the main thread waits for it to end the process.
-  auto yield_to_watchdog = [] {
-    for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
-  };
-
-  base::Deadline deadline(budget, [&]() -> bool {
-    if (!decide(Decider::kWatchdog)) return false;  // the main thread is answering: let it finish
-    try {
-      // `record` is the watchdog's alone now.
-      record.time = base::FormatRfc3339(env.now());
-      record.outcome = "refused";
-      record.exit_code = static_cast<int>(ExitCode::kTempFail);
-      record.reason = "deadline";
-      record.message = "the request did not finish in time";
-      audit.WriteEvenIfFileFails(record);
-    } catch (...) {
-    }
-    std::fputs("etcd-signer: deadline: the request did not finish in time (token or client too slow); retry\n",
-               stderr);
-    return true;
-  });
-
-  auto finish = [&](const std::string& outcome, int code, const std::string& reason, const std::string& message) {
-    record.time = base::FormatRfc3339(env.now());
-    record.outcome = outcome;
-    record.exit_code = code;
-    record.reason = reason;
-    record.message = message;
-  };
-  // --format k8s: a refusal is also the client's object with a Denied/Failed condition on stdout.
-  // Set by the main thread only; read in on_failure, which runs on the main thread after deciding.
-  bool k8s_format = false;
-  std::optional<K8sCsr> k8s_object;
-  auto on_failure = [&](const Failure& f) {
-    if (!decide(Decider::kMain)) yield_to_watchdog();
-    bool ours = f.code() == ExitCode::kSoftware || f.reason() == "audit-failed";
-    std::string outcome = f.reason() == "pending-approval" ? kPendingOutcome : ours ? "error" : "refused";
-    finish(outcome, static_cast<int>(f.code()), f.reason(), f.what());
-    // The refusal object goes out like the stderr line: also when the record cannot be filed.
-    std::exception_ptr audit_error;
-    try {
-      audit.WriteEvenIfFileFails(record);
-    } catch (...) {
-      audit_error = std::current_exception();
-    }
-    if (k8s_format && f.reason() != "write-failed") {
-      std::string refusal = EncodeK8sRefusal(k8s_object ? &*k8s_object : nullptr, f, env.now());
-      std::fwrite(refusal.data(), 1, refusal.size(), env.output);
-      std::fflush(env.output);
-    }
-    if (audit_error) std::rethrow_exception(audit_error);
-  };
-  // Commits the main thread to answering: after this the deadline no longer ends the process, and
-  // the record is on file before the first byte of the answer leaves.
-  auto commit_answer = [&](const std::string& outcome, const std::function<void(AuditRecord&)>& fill = nullptr) {
-    if (!decide(Decider::kMain)) yield_to_watchdog();
-    finish(outcome, 0, "", "");
-    if (fill) fill(record);  // the serial appears in a record only once this answer is decided
-    try {
-      audit.Write(record);
-    } catch (const Failure& f) {
-      // Not on file, so not delivered: on_failure records that (with the serial that was withheld).
-      throw Failure(f.code(), f.reason(), std::string(f.what()) + "; the answer was withheld");
-    }
-  };
-
+  RequestRecord record(config, invocation, env);
+  base::Deadline deadline(RequestBudget(config), [&] { return record.EndAtDeadline(); });
+  RequestContext rq{config, env, record};
   return base::RunProgram(
-      "etcd-signer",
-      [&]() -> int {
-        if (config_error) throw *config_error;
-        RequestLine request = ParseRequestLine(invocation.request_text);
-        update_record([&](AuditRecord& r) { r.verb = VerbName(request.verb); });
-        k8s_format = request.format == BodyFormat::kK8s;
-        ValidateConfig(config);
-        // Whole seconds: certificates carry no fractions, and granted lifetimes should be exact.
-        pki::TimePoint now = std::chrono::floor<std::chrono::seconds>(env.now());
-        if (request.verb == Verb::kInfo) {
-          std::string line = InfoJson(config, now) + "\n";
-          commit_answer("served");
-          WriteAll(env.output, line);
-          return 0;
-        }
-        if (request.verb == Verb::kCa) {
-          const std::string& path = config.ca_bundle.empty() ? config.ca_cert : config.ca_bundle;
-          std::string bundle;
-          try {
-            for (auto& cert : pki::ReadCertificateBundleFile(path)) bundle += pki::ToPem(cert.get());
-          } catch (const Failure& f) {
-            throw Failure(ExitCode::kUnavailable, "ca-cert-missing",
-                          std::string("cannot read the CA bundle: ") + f.what());
-          }
-          commit_answer("served");
-          WriteAll(env.output, bundle);
-          return 0;
-        }
-
-        std::string body = ReadInput(env.input_fd, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                       config.input_timeout));
-        RequestFacts facts;
-        auto note_facts = [&] {
-          update_record([&](AuditRecord& r) {
-            r.common_name = facts.common_name;
-            r.key_type = facts.key_type;
-            r.public_key_sha256 = facts.public_key_sha256;
-            if (facts.requested_lifetime) r.requested_lifetime = facts.requested_lifetime->count();
-          });
-        };
-        Approval approval;
-        try {
-          pki::X509ReqPtr req = k8s_format ? DecodeK8sBody(body, config, k8s_object) : DecodeRequestBody(body);
-          approval = ApplyPolicy(req.get(), k8s_format ? k8s_object->expiration : request.lifetime, config, facts);
-        } catch (...) {
-          note_facts();
-          throw;
-        }
-        note_facts();
-        // Deny and approval lists (#14), before the token is touched. After the policy, so that a
-        // refusal's record names the key that asked (the CN is the bound identity by now).
-        ApprovalGate gate(config);
-        gate.CheckIdentity(facts.common_name);
-        gate.CheckKey(facts.common_name, facts.public_key_sha256);
-        pki::X509Ptr ca_cert = LoadCaCertificate(config.ca_cert);
-        // The leaf never outlives the signing certificate (ComputeValidity clamps to it), so the
-        // chain above it, checked here, decides nothing more than what the client can verify.
-        std::string chain_pem = LoadCaChain(config, ca_cert.get());
-        Validity validity = ComputeValidity(ca_cert.get(), now, approval.lifetime, config.backdate,
-                                            config.lifetime_min);
-        // Leave the watchdog room to record a deadline if the lock never comes.
-        auto lock_wait = std::max(deadline.remaining() - std::chrono::milliseconds(500), std::chrono::milliseconds(0));
-        pki::X509Ptr cert = SignWithToken(config, approval, ca_cert.get(), validity, env.serial(), lock_wait);
-        std::string pem = pki::ToPem(cert.get()) + chain_pem;
-        std::string answer = EncodeAnswer(request.format, k8s_object, pem, cert.get(), now);
-        if (env.at_stage) env.at_stage("signed");
-        commit_answer("issued", [&](AuditRecord& r) {
-          r.serial = pki::SerialHex(cert.get());
-          r.not_before = base::FormatRfc3339(pki::NotBefore(cert.get()));
-          r.not_after = base::FormatRfc3339(pki::NotAfter(cert.get()));
-          r.granted_lifetime =
-              std::chrono::duration_cast<base::Seconds>(pki::NotAfter(cert.get()) - now).count();
-        });
-        if (env.at_stage) env.at_stage("committed");
-        WriteAll(env.output, answer);
-        return 0;
-      },
-      on_failure);
+      "etcd-signer", [&] { return Answer(rq, invocation, config_error, deadline); },
+      [&](const Failure& f) { Refuse(rq, f); });
 }
 
 }  // namespace signer
