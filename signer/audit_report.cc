@@ -384,4 +384,22 @@ std::string FormatPrometheus(const MetricsInput& in, TimePoint now) {
   return out;
 }
 
+std::optional<std::string> CrlSerial(std::string_view audit_serial) {
+  if (audit_serial.empty() || audit_serial.size() > 128) return std::nullopt;
+  std::string out;
+  if (audit_serial.size() % 2 == 1) out.push_back('0');
+  for (char c : audit_serial) {
+    if (c >= '0' && c <= '9') {
+      out.push_back(c);
+    } else if (c >= 'a' && c <= 'f') {
+      out.push_back(static_cast<char>(c - 'a' + 'A'));
+    } else if (c >= 'A' && c <= 'F') {
+      out.push_back(c);
+    } else {
+      return std::nullopt;
+    }
+  }
+  return out;
+}
+
 }  // namespace signer

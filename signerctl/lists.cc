@@ -11,6 +11,7 @@
 #include "base/duration.h"
 #include "base/failure.h"
 #include "signer/approval.h"
+#include "signer/list_edit.h"
 #include "signerctl/verbs.h"
 
 namespace signerctl {

@@ -4,7 +4,7 @@
 #include <memory>
 #include <set>
 
-#include "signer/approval.h"
+#include "signer/audit_report.h"
 #include "signerctl/verbs.h"
 
 namespace signerctl {

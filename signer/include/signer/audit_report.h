@@ -108,4 +108,8 @@ struct MetricsInput {
 };
 std::string FormatPrometheus(const MetricsInput& input, TimePoint now);
 
+// An audit record's serial (lowercase hex) as `openssl x509 -serial` prints it after "serial=":
+// uppercase hex, no colons, an even number of digits. nullopt if it is not hex.
+std::optional<std::string> CrlSerial(std::string_view audit_serial);
+
 }  // namespace signer

@@ -15,6 +15,7 @@
 #include "signer/audit.h"
 #include "signer/audit_chain.h"
 #include "signer/audit_report.h"
+#include "signer/list_edit.h"
 #include "test_support.h"
 
 namespace {
