@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: Apache-2.0
+// etcd-hsm's verbs on CA certificates: ca create, ca csr, ca sign-intermediate, ca bundle, check.
+#include <cstdio>
+#include <memory>
+
+#include "base/failure.h"
+#include "base/files.h"
+#include "etcd_hsm_verbs.h"
+#include "hsm/ca_operations.h"
+
+namespace etcd_hsm {
+namespace {
+
+using base::ExitCode;
+using base::Failure;
+
+// The CA key in its token, as every CA verb names it.
+struct KeyFlags {
+  std::string module, key_uri;
+  hsm::PinSource pin;
+  hsm::KeyAccess Access() const { return {module, key_uri, pin}; }
+};
+
+struct CaRequestFlags {  // ca create, ca csr
+  KeyFlags key;
+  std::string subject = "CN=etcd-ca", out;
+  int days = 3650, path_len = 0;
+};
+
+void AddCaRequestOptions(CLI::App& cmd, CaRequestFlags& f) {
+  cmd.add_option("--module", f.key.module, "PKCS#11 module path (or module-path= in the URI)");
+  cmd.add_option("--key", f.key.key_uri, "RFC 7512 URI of the CA key, e.g. pkcs11:token=etcd-ca;object=ca-key")
+      ->required();
+  cmd.add_option("--subject", f.subject, "Subject, e.g. CN=etcd-ca,O=Example")->capture_default_str();
+  cmd.add_option("--out", f.out, "Output file (refuses to overwrite; default stdout)");
+  AddPinOptions(cmd, f.key.pin);
+}
+
+struct SignIntermediateFlags {
+  KeyFlags key;
+  std::string ca_cert, csr_file, out;
+  int days = 3650;
+};
+
+int SignIntermediate(const Context& ctx, const SignIntermediateFlags& f) {
+  std::string csr_pem = base::ReadFileLimited(f.csr_file, 64 * 1024, "bad-csr");
+  Emit(hsm::SignIntermediate(f.key.Access(), f.ca_cert, csr_pem, f.days, ctx.now), f.out);
+  return 0;
+}
+
+struct BundleFlags {
+  std::vector<std::string> files;
+  std::string out;
+};
+
+struct CheckFlags {
+  KeyFlags key;
+  std::string ca_cert, chain, roots;
+};
+
+int Check(const Context& ctx, const CheckFlags& f) {
+  bool all = true;
+  for (const auto& r : hsm::CheckCaKey(f.key.Access(), f.ca_cert, ctx.now, f.chain, f.roots)) {
+    std::printf("%-4s %-24s %s\n", r.ok ? "ok" : "FAIL", r.name.c_str(), r.detail.c_str());
+    all = all && r.ok;
+  }
+  if (!all) throw Failure(ExitCode::kDataErr, "check-failed", "at least one check failed (see above)");
+  return 0;
+}
+
+}  // namespace
+
+VerbRun DefineCaCreate(CLI::App& cmd) {
+  auto f = std::make_shared<CaRequestFlags>();
+  AddCaRequestOptions(cmd, *f);
+  cmd.add_option("--days", f->days, "Validity in days")->capture_default_str();
+  cmd.add_option("--path-len", f->path_len,
+                 "Path length: 0 signs leaves only (single tier), 1 makes the root of a two-tier CA")
+      ->capture_default_str();
+  return [f](const Context& ctx) {
+    Emit(hsm::CreateRootCaCertificate(f->key.Access(), f->subject, f->days, f->path_len, ctx.now), f->out);
+    return 0;
+  };
+}
+
+VerbRun DefineCaCsr(CLI::App& cmd) {
+  auto f = std::make_shared<CaRequestFlags>();
+  AddCaRequestOptions(cmd, *f);
+  return [f](const Context&) {
+    Emit(hsm::CreateCaRequest(f->key.Access(), f->subject), f->out);
+    return 0;
+  };
+}
+
+VerbRun DefineCaSignIntermediate(CLI::App& cmd) {
+  auto f = std::make_shared<SignIntermediateFlags>();
+  cmd.add_option("--module", f->key.module, "PKCS#11 module path (or module-path= in the URI)");
+  cmd.add_option("--key", f->key.key_uri, "RFC 7512 URI of the ROOT key")->required();
+  cmd.add_option("--ca-cert", f->ca_cert, "The root's certificate (PEM)")->required();
+  cmd.add_option("--csr", f->csr_file, "The intermediate's CSR (PEM, from 'etcd-hsm ca csr')")->required();
+  cmd.add_option("--days", f->days, "Validity in days (never past the root's)")->capture_default_str();
+  cmd.add_option("--out", f->out, "Output file (refuses to overwrite; default stdout)");
+  AddPinOptions(cmd, f->key.pin);
+  return [f](const Context& ctx) { return SignIntermediate(ctx, *f); };
+}
+
+VerbRun DefineCaBundle(CLI::App& cmd) {
+  auto f = std::make_shared<BundleFlags>();
+  cmd.add_option("certs", f->files, "CA certificate files, current first")->required();
+  cmd.add_option("--out", f->out, "Output file (refuses to overwrite; default stdout)");
+  return [f](const Context& ctx) {
+    Emit(hsm::BuildCaBundle(f->files, ctx.now), f->out);
+    return 0;
+  };
+}
+
+VerbRun DefineCheck(CLI::App& cmd) {
+  auto f = std::make_shared<CheckFlags>();
+  cmd.add_option("--module", f->key.module, "PKCS#11 module path (or module-path= in the URI)");
+  cmd.add_option("--key", f->key.key_uri, "RFC 7512 URI of the CA key")->required();
+  cmd.add_option("--ca-cert", f->ca_cert, "CA certificate (PEM)")->required();
+  cmd.add_option("--ca-chain", f->chain,
+                 "The signer's ca_chain (PEM: the CA certificate, then its issuers up to, not including, the root)");
+  cmd.add_option("--ca-bundle", f->roots, "With --ca-chain: the roots the chain must lead to (PEM)");
+  AddPinOptions(cmd, f->key.pin);
+  return [f](const Context& ctx) { return Check(ctx, *f); };
+}
+
+}  // namespace etcd_hsm
