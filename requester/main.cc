@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// etcd-requester: keeps this master's etcd client certificate valid.
+// etcd-requester: keeps this master's etcd client certificate valid. A table of verbs, each a small
+// function over the library (requester.h); the flags every verb shares are Flags.
 #include <CLI/CLI.hpp>
 #include <deque>
 #include <functional>
+#include <memory>
 
 #include "base/deadline.h"
 #include "base/failure.h"
@@ -99,162 +101,266 @@ struct Flags {
   }
 };
 
+using VerbRun = std::function<int()>;
+using DefineVerb = VerbRun (*)(CLI::App& cmd);
+
+// One-shot verbs: an overall deadline so a wedged token or signer cannot hang a cron job.
+base::Deadline OneShotDeadline(const RequesterConfig& config) {
+  return base::Deadline(config.connect_timeout + config.io_timeout + std::chrono::seconds(60), [] {
+    std::fputs("etcd-requester: deadline: the token or the signer did not answer in time\n", stderr);
+    return true;
+  });
+}
+
+// request and ca talk to a signer without the whole configuration: what they need is checked.
+void RequireSigner(const RequesterConfig& config) {
+  if (config.servers.empty() || config.known_hosts.empty()) requester::ValidateConfig(config, true);
+}
+
+VerbRun DefineRequest(CLI::App& cmd) {
+  auto flags = std::make_shared<Flags>();
+  flags->Add(&cmd);
+  return [flags] {
+    RequesterConfig config = flags->Load();
+    base::Deadline deadline = OneShotDeadline(config);
+    requester::ValidateConfig(config, true);
+    std::printf("%s\n", requester::Request(config, requester::RequesterEnv{}).message.c_str());
+    return 0;
+  };
+}
+
+VerbRun DefineRenew(CLI::App& cmd) {
+  auto flags = std::make_shared<Flags>();
+  auto force = std::make_shared<bool>(false);
+  cmd.add_flag("--force", *force, "Renew even if not due");
+  flags->Add(&cmd);
+  return [flags, force] {
+    RequesterConfig config = flags->Load();
+    base::Deadline deadline = OneShotDeadline(config);
+    requester::ValidateConfig(config, true);
+    std::printf("%s\n", requester::Renew(config, requester::RequesterEnv{}, *force).message.c_str());
+    return 0;
+  };
+}
+
+VerbRun DefineRun(CLI::App& cmd) {
+  auto flags = std::make_shared<Flags>();
+  auto prometheus = std::make_shared<std::string>();
+  cmd.add_option("--prometheus", *prometheus, "Write node_exporter textfile metrics to FILE after each attempt");
+  flags->Add(&cmd);
+  return [flags, prometheus] {
+    // SIGHUP reloads: the same flags over the configuration file as it is then.
+    auto load = [&] {
+      RequesterConfig config = flags->Load();
+      if (!prometheus->empty()) config.prometheus_file = *prometheus;
+      requester::ValidateConfig(config, true);
+      return config;
+    };
+    return requester::RunDaemon(load(), load, requester::RequesterEnv{});
+  };
+}
+
+VerbRun DefineStatus(CLI::App& cmd) {
+  auto flags = std::make_shared<Flags>();
+  auto json = std::make_shared<bool>(false);
+  auto prometheus = std::make_shared<std::string>();
+  cmd.add_flag("--json", *json, "One JSON object");
+  cmd.add_option("--prometheus", *prometheus, "Write node_exporter textfile metrics to FILE");
+  flags->Add(&cmd);
+  return [flags, json, prometheus] {
+    RequesterConfig config = flags->Load();
+    if (!prometheus->empty()) config.prometheus_file = *prometheus;
+    requester::ValidateConfig(config, false);
+    // Only an explicit --prometheus FILE is written: the configuration's prometheus_file is the
+    // daemon's (#15).
+    return requester::ShowStatus(config, requester::RequesterEnv{},
+                                 *json ? requester::StatusFormat::kJson : requester::StatusFormat::kHuman, *prometheus);
+  };
+}
+
+VerbRun DefineDiagnose(CLI::App& cmd) {
+  auto flags = std::make_shared<Flags>();
+  flags->Add(&cmd);
+  return [flags] {
+    RequesterConfig config = flags->Load();
+    base::Deadline deadline = OneShotDeadline(config);
+    RequireSigner(config);
+    if (!requester::Diagnose(config, requester::RequesterEnv{})) {
+      throw base::Failure(base::ExitCode::kUnavailable, "diagnose-failed", "at least one check failed (see above)");
+    }
+    return 0;
+  };
+}
+
+VerbRun DefineCa(CLI::App& cmd) {
+  auto flags = std::make_shared<Flags>();
+  flags->Add(&cmd);
+  return [flags] {
+    RequesterConfig config = flags->Load();
+    base::Deadline deadline = OneShotDeadline(config);
+    RequireSigner(config);
+    requester::FetchCa(config, requester::RequesterEnv{});
+    return 0;
+  };
+}
+
+// forward's own flags, applied over the configuration like the shared ones (flags win).
+struct ForwardFlags {
+  std::string listen, etcd_ca, group, mode;
+  std::vector<std::string> endpoints;
+  int max_connections = 0;
+  CLI::Option *listen_opt, *endpoint_opt, *ca_opt, *group_opt, *mode_opt, *max_opt;
+
+  void Add(CLI::App& cmd) {
+    listen_opt = cmd.add_option("--listen", listen, "unix:PATH (mode 0660) or 127.0.0.1:PORT / [::1]:PORT; nothing else");
+    endpoint_opt = cmd.add_option("--endpoint", endpoints, "etcd as https://HOST:PORT; repeat for failover")
+                       ->allow_extra_args(false);
+    ca_opt = cmd.add_option("--etcd-ca", etcd_ca, "etcd's server CA (PEM) to verify etcd against");
+    group_opt = cmd.add_option("--listen-group", group, "Group of the unix socket (its members may connect)");
+    mode_opt = cmd.add_option("--listen-mode", mode, "Mode of the unix socket (default 0660)");
+    max_opt = cmd.add_option("--max-connections", max_connections, "Connections served at once (default 256)");
+  }
+
+  void Apply(RequesterConfig& c) const {
+    if (listen_opt->count() > 0) c.forward.listen = listen;
+    if (endpoint_opt->count() > 0) c.forward.endpoints = endpoints;
+    if (ca_opt->count() > 0) c.forward.etcd_ca = etcd_ca;
+    if (group_opt->count() > 0) c.forward.listen_group = group;
+    if (mode_opt->count() > 0) {
+      try {
+        c.forward.listen_mode = requester::ParseMode(mode);
+      } catch (const base::Failure& f) {
+        throw base::Failure(base::ExitCode::kUsage, "usage", std::string("--listen-mode: ") + f.what());
+      }
+    }
+    if (max_opt->count() > 0) c.forward.max_connections = max_connections;
+  }
+};
+
+VerbRun DefineForward(CLI::App& cmd) {
+  auto flags = std::make_shared<Flags>();
+  auto forward = std::make_shared<ForwardFlags>();
+  forward->Add(cmd);
+  flags->Add(&cmd);
+  return [flags, forward] {
+    RequesterConfig config = flags->Load();
+    forward->Apply(config);
+    return requester::RunForwarder(config, requester::RequesterEnv{});
+  };
+}
+
+struct SshKeyFlags {
+  std::string config, uri, module, pin_file, pin_env, comment;
+};
+
+int SshKey(const SshKeyFlags& sk) {
+  RequesterConfig c;
+  if (!sk.config.empty()) requester::LoadConfigFile(sk.config, c);
+  if (!sk.uri.empty()) c.ssh_key = sk.uri;
+  if (!sk.module.empty()) c.module = sk.module;
+  if (!sk.pin_file.empty()) c.pin = {sk.pin_file, ""};
+  if (!sk.pin_env.empty()) c.pin = {"", sk.pin_env};
+  if (!requester::IsTokenKey(c.ssh_key)) {
+    throw base::Failure(base::ExitCode::kUsage, "usage",
+                        "--key must be a PKCS#11 URI (pkcs11:token=...;object=...); a key file is made with ssh-keygen");
+  }
+  base::Deadline deadline(std::chrono::seconds(60), [] {
+    std::fputs("etcd-requester: deadline: the token did not answer in time\n", stderr);
+    return true;
+  });
+  requester::TokenKeyHandle key(c.ssh_key, c.module, c.pin, /*create=*/true);
+  if (key.generated()) std::fprintf(stderr, "etcd-requester: generated a new EC P-256 SSH key in the token\n");
+  std::printf("%s\n", requester::AuthorizedKeysLine(key.public_key(), sk.comment).c_str());
+  return 0;
+}
+
+VerbRun DefineSshKey(CLI::App& cmd) {
+  auto sk = std::make_shared<SshKeyFlags>();
+  cmd.add_option("--config", sk->config, "TOML file: its ssh_key, module, pin_file/pin_env are used");
+  cmd.add_option("--key", sk->uri, "PKCS#11 URI of the SSH key, e.g. pkcs11:token=master;object=ssh-key");
+  cmd.add_option("--module", sk->module, "PKCS#11 module path (SoftHSM, tpm2-pkcs11)");
+  cmd.add_option("--pin-file", sk->pin_file, "File holding the token PIN (0400)");
+  cmd.add_option("--pin-env", sk->pin_env, "Name of an environment variable holding the PIN");
+  cmd.add_option("--comment", sk->comment, "Comment at the end of the line (e.g. the master's name)");
+  return [sk] { return SshKey(*sk); };
+}
+
+VerbRun DefineCertmonger(CLI::App& cmd) {
+  auto config = std::make_shared<std::string>();
+  cmd.add_option("--config", *config,
+                 "TOML as for the other verbs: server, ssh_key, known_hosts, ca_bundle (required), timeouts, "
+                 "lifetime; the key settings are not used")
+      ->required();
+  return [config] {
+    return requester::RunCertmongerHelper(*config, {.getenv = ::getenv, .out = stdout}, requester::RequesterEnv{});
+  };
+}
+
+struct Command {
+  const char* name;
+  const char* help;
+  DefineVerb define;
+};
+
+const Command kCommands[] = {
+    {"request", "Create the key if missing, get a certificate, verify and store it", DefineRequest},
+    {"renew", "Renew if due (70-90% of the lifetime passed, or missing/expired)", DefineRenew},
+    {"run", "Daemon: renew forever with jitter and backoff (SIGTERM stops, SIGHUP reloads)", DefineRun},
+    {"status", "Show the certificate, its expiry and the last attempts", DefineStatus},
+    {"diagnose", "Run the runbook's checks: network, SSH, name, signer, clock, key, certificate", DefineDiagnose},
+    {"ca", "Fetch the signer's CA bundle (to --ca-bundle, or stdout)", DefineCa},
+    {"forward",
+     "Serve etcd to local clients (kube-apiserver, etcdctl) with this master's certificate and the token key: "
+     "plaintext on a unix socket or loopback port in, TLS with ALPN h2 to etcd out",
+     DefineForward},
+    {"ssh-key", "Make the SSH key in the token if missing (never extractable) and print its authorized_keys line",
+     DefineSshKey},
+    {"certmonger",
+     "certmonger's CA helper (getcert add-ca -e '/usr/local/bin/etcd-requester certmonger --config FILE'): "
+     "the operation from CERTMONGER_OPERATION, the CSR from CERTMONGER_CSR; certmonger owns the key",
+     DefineCertmonger},
+};
+
+struct Verb {
+  CLI::App* cli;
+  VerbRun run;
+};
+
+std::vector<Verb> AddVerbs(CLI::App& app) {
+  std::vector<Verb> verbs;
+  for (const Command& command : kCommands) {
+    CLI::App* cli = app.add_subcommand(command.name, command.help);
+    verbs.push_back({cli, command.define(*cli)});
+  }
+  return verbs;
+}
+
+// A refused permission names the account we run as, for every verb (#15): files made by a first
+// run as root are not readable by the unit's account.
+int RunParsedVerb(const std::vector<Verb>& verbs) {
+  try {
+    for (const Verb& verb : verbs) {
+      if (verb.cli->parsed()) return verb.run();
+    }
+    throw base::Failure(base::ExitCode::kUsage, "usage", "no verb given");
+  } catch (const base::Failure& f) {
+    if (auto enriched = requester::WithRunningAs(f)) throw *enriched;
+    throw;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{kDescription, "etcd-requester"};
   app.set_version_flag("--version", ETCD_SIGNER_VERSION);
   app.require_subcommand(1);
-  Flags flags;
-  auto* request = app.add_subcommand("request", "Create the key if missing, get a certificate, verify and store it");
-  auto* renew = app.add_subcommand("renew", "Renew if due (70-90% of the lifetime passed, or missing/expired)");
-  auto* run = app.add_subcommand("run", "Daemon: renew forever with jitter and backoff (SIGTERM stops, SIGHUP reloads)");
-  auto* status = app.add_subcommand("status", "Show the certificate, its expiry and the last attempts");
-  auto* diagnose = app.add_subcommand("diagnose", "Run the runbook's checks: network, SSH, name, signer, clock, key, certificate");
-  auto* ca = app.add_subcommand("ca", "Fetch the signer's CA bundle (to --ca-bundle, or stdout)");
-  auto* forward = app.add_subcommand(
-      "forward", "Serve etcd to local clients (kube-apiserver, etcdctl) with this master's certificate and the token key: "
-                 "plaintext on a unix socket or loopback port in, TLS with ALPN h2 to etcd out");
-  struct {
-    std::string listen, etcd_ca, group, mode;
-    std::vector<std::string> endpoints;
-    int max_connections = 0;
-  } fw;
-  CLI::Option* fw_listen = forward->add_option("--listen", fw.listen, "unix:PATH (mode 0660) or 127.0.0.1:PORT / [::1]:PORT; nothing else");
-  CLI::Option* fw_endpoint = forward->add_option("--endpoint", fw.endpoints, "etcd as https://HOST:PORT; repeat for failover")
-                                 ->allow_extra_args(false);
-  CLI::Option* fw_ca = forward->add_option("--etcd-ca", fw.etcd_ca, "etcd's server CA (PEM) to verify etcd against");
-  CLI::Option* fw_group = forward->add_option("--listen-group", fw.group, "Group of the unix socket (its members may connect)");
-  CLI::Option* fw_mode = forward->add_option("--listen-mode", fw.mode, "Mode of the unix socket (default 0660)");
-  CLI::Option* fw_max = forward->add_option("--max-connections", fw.max_connections, "Connections served at once (default 256)");
-  auto apply_forward = [&](RequesterConfig& c) {
-    if (fw_listen->count() > 0) c.forward.listen = fw.listen;
-    if (fw_endpoint->count() > 0) c.forward.endpoints = fw.endpoints;
-    if (fw_ca->count() > 0) c.forward.etcd_ca = fw.etcd_ca;
-    if (fw_group->count() > 0) c.forward.listen_group = fw.group;
-    if (fw_mode->count() > 0) {
-      try {
-        c.forward.listen_mode = requester::ParseMode(fw.mode);
-      } catch (const base::Failure& f) {
-        throw base::Failure(base::ExitCode::kUsage, "usage", std::string("--listen-mode: ") + f.what());
-      }
-    }
-    if (fw_max->count() > 0) c.forward.max_connections = fw.max_connections;
-  };
-  auto* ssh_key = app.add_subcommand(
-      "ssh-key", "Make the SSH key in the token if missing (never extractable) and print its authorized_keys line");
-  struct {
-    std::string config, uri, module, pin_file, pin_env, comment;
-  } sk;
-  ssh_key->add_option("--config", sk.config, "TOML file: its ssh_key, module, pin_file/pin_env are used");
-  ssh_key->add_option("--key", sk.uri, "PKCS#11 URI of the SSH key, e.g. pkcs11:token=master;object=ssh-key");
-  ssh_key->add_option("--module", sk.module, "PKCS#11 module path (SoftHSM, tpm2-pkcs11)");
-  ssh_key->add_option("--pin-file", sk.pin_file, "File holding the token PIN (0400)");
-  ssh_key->add_option("--pin-env", sk.pin_env, "Name of an environment variable holding the PIN");
-  ssh_key->add_option("--comment", sk.comment, "Comment at the end of the line (e.g. the master's name)");
-  auto* certmonger = app.add_subcommand(
-      "certmonger",
-      "certmonger's CA helper (getcert add-ca -e '/usr/local/bin/etcd-requester certmonger --config FILE'): "
-      "the operation from CERTMONGER_OPERATION, the CSR from CERTMONGER_CSR; certmonger owns the key");
-  std::string certmonger_config;
-  certmonger->add_option("--config", certmonger_config,
-                         "TOML as for the other verbs: server, ssh_key, known_hosts, ca_bundle (required), timeouts, "
-                         "lifetime; the key settings are not used")
-      ->required();
-  bool force = false, json = false;
-  std::string prometheus;
-  renew->add_flag("--force", force, "Renew even if not due");
-  status->add_flag("--json", json, "One JSON object");
-  status->add_option("--prometheus", prometheus, "Write node_exporter textfile metrics to FILE");
-  run->add_option("--prometheus", prometheus, "Write node_exporter textfile metrics to FILE after each attempt");
-  for (auto* cmd : {request, renew, run, status, diagnose, ca, forward}) flags.Add(cmd);
-
+  std::vector<Verb> verbs = AddVerbs(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
     return code == 0 ? 0 : static_cast<int>(base::ExitCode::kUsage);
   }
-
-  auto body = [&]() -> int {
-    if (certmonger->parsed()) {
-      return requester::RunCertmongerHelper(certmonger_config, {.getenv = ::getenv, .out = stdout},
-                                            requester::RequesterEnv{});
-    }
-    if (ssh_key->parsed()) {
-      RequesterConfig c;
-      if (!sk.config.empty()) requester::LoadConfigFile(sk.config, c);
-      if (!sk.uri.empty()) c.ssh_key = sk.uri;
-      if (!sk.module.empty()) c.module = sk.module;
-      if (!sk.pin_file.empty()) c.pin = {sk.pin_file, ""};
-      if (!sk.pin_env.empty()) c.pin = {"", sk.pin_env};
-      if (!requester::IsTokenKey(c.ssh_key)) {
-        throw base::Failure(base::ExitCode::kUsage, "usage",
-                            "--key must be a PKCS#11 URI (pkcs11:token=...;object=...); a key file is made with ssh-keygen");
-      }
-      base::Deadline deadline(std::chrono::seconds(60), [] {
-        std::fputs("etcd-requester: deadline: the token did not answer in time\n", stderr);
-        return true;
-      });
-      requester::TokenKeyHandle key(c.ssh_key, c.module, c.pin, /*create=*/true);
-      if (key.generated()) std::fprintf(stderr, "etcd-requester: generated a new EC P-256 SSH key in the token\n");
-      std::printf("%s\n", requester::AuthorizedKeysLine(key.public_key(), sk.comment).c_str());
-      return 0;
-    }
-    RequesterConfig config = flags.Load();
-    if (!prometheus.empty()) config.prometheus_file = prometheus;
-    requester::RequesterEnv env;
-    if (forward->parsed()) {
-      apply_forward(config);
-      return requester::RunForwarder(config, env);
-    }
-    if (run->parsed()) {
-      requester::ValidateConfig(config, true);
-      return requester::RunDaemon(config, [&] {
-        RequesterConfig fresh = flags.Load();
-        if (!prometheus.empty()) fresh.prometheus_file = prometheus;
-        requester::ValidateConfig(fresh, true);
-        return fresh;
-      }, env);
-    }
-    if (status->parsed()) {
-      requester::ValidateConfig(config, false);
-      // Only an explicit --prometheus FILE is written: the configuration's prometheus_file is the
-      // daemon's (#15).
-      return requester::ShowStatus(config, env, json ? requester::StatusFormat::kJson : requester::StatusFormat::kHuman,
-                                   prometheus);
-    }
-    // One-shot verbs: an overall deadline so a wedged token or signer cannot hang a cron job.
-    base::Deadline deadline(config.connect_timeout + config.io_timeout + std::chrono::seconds(60), [] {
-      std::fputs("etcd-requester: deadline: the token or the signer did not answer in time\n", stderr);
-      return true;
-    });
-    if (diagnose->parsed()) {
-      if (config.servers.empty() || config.known_hosts.empty()) requester::ValidateConfig(config, true);
-      if (!requester::Diagnose(config, env)) {
-        throw base::Failure(base::ExitCode::kUnavailable, "diagnose-failed", "at least one check failed (see above)");
-      }
-      return 0;
-    }
-    if (ca->parsed()) {
-      if (config.servers.empty() || config.known_hosts.empty()) requester::ValidateConfig(config, true);
-      requester::FetchCa(config, env);
-      return 0;
-    }
-    requester::ValidateConfig(config, true);
-    requester::RequestOutcome outcome =
-        request->parsed() ? requester::Request(config, env) : requester::Renew(config, env, force);
-    std::printf("%s\n", outcome.message.c_str());
-    return 0;
-  };
-  // A refused permission names the account we run as, for every verb (#15): files made by a first
-  // run as root are not readable by the unit's account.
-  return base::RunProgram("etcd-requester", [&]() -> int {
-    try {
-      return body();
-    } catch (const base::Failure& f) {
-      if (auto enriched = requester::WithRunningAs(f)) throw *enriched;
-      throw;
-    }
-  });
+  return base::RunProgram("etcd-requester", [&] { return RunParsedVerb(verbs); });
 }
