@@ -22,14 +22,7 @@ TokenKey LoginAndFind(Session& session, const KeyAccess& access, const Pkcs11Uri
   if (uri.type && *uri.type != "private") {
     throw Failure(ExitCode::kUsage, "bad-uri", "the key URI must name type=private (or no type)");
   }
-  std::string pin = ReadPin(access.pin, &uri);
-  try {
-    session.Login(pin);
-  } catch (...) {
-    base::Scrub(pin);
-    throw;
-  }
-  base::Scrub(pin);
+  session.LoginWith(access.pin, &uri);
   return session.FindPrivateKey(uri.object, uri.id);
 }
 

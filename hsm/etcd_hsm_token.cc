@@ -30,12 +30,6 @@ hsm::TokenSelector Selector(const std::string& token, const std::string& serial)
   return selector;
 }
 
-void LogIn(hsm::Session& session, const hsm::PinSource& pin) {
-  std::string user_pin = hsm::ReadPin(pin);
-  session.Login(user_pin);
-  base::Scrub(user_pin);
-}
-
 struct InitTokenFlags {
   std::string module, label, so_pin_file;
   hsm::PinSource pin;
@@ -64,7 +58,7 @@ int Keygen(const KeygenFlags& f) {
   hsm::KeyType key_type = hsm::ParseKeyType(f.type);
   hsm::Module m(f.module);
   hsm::Session session(m, Selector(f.token, f.serial), true);
-  LogIn(session, f.pin);
+  session.LoginWith(f.pin);
   auto id = session.GenerateKeyPair(key_type, f.label);
   std::printf("generated %s key '%s' (id %s) in token '%s': sensitive, never extractable, sign only\n",
               f.type.c_str(), f.label.c_str(), HexId(id).c_str(), session.token().label.c_str());
@@ -90,7 +84,7 @@ void ListTokens(hsm::Module& m) {
 
 void ListObjects(hsm::Module& m, const ListFlags& f) {
   hsm::Session session(m, Selector(f.token, f.serial), false);
-  if (!f.pin.file.empty() || !f.pin.env_name.empty()) LogIn(session, f.pin);
+  if (!f.pin.file.empty() || !f.pin.env_name.empty()) session.LoginWith(f.pin);
   std::printf("%-12s %-20s %-34s %-10s %-9s %-11s %-6s %s\n", "CLASS", "LABEL", "ID", "TYPE", "SENSITIVE",
               "EXTRACTABLE", "SIGN", "NEVER-EXTRACTABLE");
   for (const auto& o : session.Objects()) {

@@ -21,6 +21,8 @@ struct Module::Impl {
   CK_FUNCTION_LIST* functions = nullptr;
 
   void EnsureSlots();
+  // The slots that hold a token (C_GetSlotList with tokenPresent), in the module's order.
+  std::vector<CK_SLOT_ID> TokenSlotIds() const;
 };
 
 // Trims the blank padding PKCS#11 puts in fixed-size text fields.

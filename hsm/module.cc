@@ -87,17 +87,21 @@ void Module::Impl::EnsureSlots() {
   }
 }
 
-std::vector<TokenInfo> Module::Tokens() {
-  CK_FUNCTION_LIST* f = impl_->functions;
+std::vector<CK_SLOT_ID> Module::Impl::TokenSlotIds() const {
   CK_ULONG count = 0;
-  CK_RV rv = f->C_GetSlotList(CK_TRUE, nullptr, &count);
+  CK_RV rv = functions->C_GetSlotList(CK_TRUE, nullptr, &count);
   if (rv != CKR_OK) ThrowCkr("C_GetSlotList", rv);
   std::vector<CK_SLOT_ID> ids(count);
-  rv = f->C_GetSlotList(CK_TRUE, ids.data(), &count);
+  rv = functions->C_GetSlotList(CK_TRUE, ids.data(), &count);
   if (rv != CKR_OK) ThrowCkr("C_GetSlotList", rv);
   ids.resize(count);
+  return ids;
+}
+
+std::vector<TokenInfo> Module::Tokens() {
+  CK_FUNCTION_LIST* f = impl_->functions;
   std::vector<TokenInfo> tokens;
-  for (CK_SLOT_ID id : ids) {
+  for (CK_SLOT_ID id : impl_->TokenSlotIds()) {
     CK_TOKEN_INFO info{};
     if (f->C_GetTokenInfo(id, &info) != CKR_OK) continue;
     TokenInfo t;

@@ -270,6 +270,17 @@ Session::~Session() {
 
 const TokenInfo& Session::token() const { return impl_->info; }
 
+void Session::LoginWith(const PinSource& source, const Pkcs11Uri* uri) {
+  std::string pin = ReadPin(source, uri);
+  try {
+    Login(pin);
+  } catch (...) {
+    base::Scrub(pin);
+    throw;
+  }
+  base::Scrub(pin);
+}
+
 void Session::Login(const std::string& pin) {
   if (impl_->logged_in) return;
   if (impl_->info.user_pin_locked) {
@@ -426,16 +437,7 @@ std::string InitToken(Module& module, const std::string& label, const std::strin
     throw Failure(ExitCode::kUsage, "bad-label", "a token label must have 1 to 32 characters");
   }
   CK_FUNCTION_LIST* f = module.impl().functions;
-  auto slots = [f] {
-    CK_ULONG count = 0;
-    CK_RV rv = f->C_GetSlotList(CK_TRUE, nullptr, &count);
-    if (rv != CKR_OK) ThrowCkr("C_GetSlotList", rv);
-    std::vector<CK_SLOT_ID> ids(count);
-    rv = f->C_GetSlotList(CK_TRUE, ids.data(), &count);
-    if (rv != CKR_OK) ThrowCkr("C_GetSlotList", rv);
-    ids.resize(count);
-    return ids;
-  };
+  auto slots = [&module] { return module.impl().TokenSlotIds(); };
   std::optional<CK_SLOT_ID> free_slot;
   for (CK_SLOT_ID id : slots()) {
     CK_TOKEN_INFO info{};

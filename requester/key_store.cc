@@ -211,14 +211,7 @@ TokenKeyHandle::TokenKeyHandle(const std::string& uri_text, const std::string& m
   hsm::Pkcs11Uri uri = hsm::Pkcs11Uri::Parse(uri_text);
   module_.emplace(hsm::ModulePath(module, &uri));
   session_.emplace(*module_, hsm::SelectorFor(uri), /*read_write=*/create);
-  std::string secret = hsm::ReadPin(pin, &uri);
-  try {
-    session_->Login(secret);  // once: a wrong PIN counts towards the TPM's lockout
-  } catch (...) {
-    base::Scrub(secret);
-    throw;
-  }
-  base::Scrub(secret);
+  session_->LoginWith(pin, &uri);  // once: a wrong PIN counts towards the TPM's lockout
   try {
     key_ = session_->FindPrivateKey(uri.object, uri.id);
   } catch (const Failure& f) {

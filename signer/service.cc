@@ -140,18 +140,6 @@ base::PrivateLock LockToken(const SignerConfig& config, std::chrono::millisecond
   }
 }
 
-// The PIN is in memory only for the login, and scrubbed whatever the login does.
-void LogIn(hsm::Session& session, const SignerConfig& config, const hsm::Pkcs11Uri& uri) {
-  std::string pin = hsm::ReadPin(config.pin, &uri);
-  try {
-    session.Login(pin);
-  } catch (...) {
-    base::Scrub(pin);
-    throw;
-  }
-  base::Scrub(pin);
-}
-
 // The token key that signs, refused unless it is the key of the CA certificate it signs for.
 hsm::TokenKey FindCaKey(hsm::Session& session, const hsm::Pkcs11Uri& uri, const SignerConfig& config,
                         X509* ca_cert) {
@@ -174,7 +162,7 @@ pki::X509Ptr SignWithToken(const SignerConfig& config, const Approval& approval,
   base::PrivateLock token_lock = LockToken(config, lock_wait);
   hsm::Module module(hsm::ModulePath(config.module, &uri));
   hsm::Session session(module, hsm::SelectorFor(uri), false);
-  LogIn(session, config, uri);
+  session.LoginWith(config.pin, &uri);  // the PIN is scrubbed whatever the login does
   hsm::TokenKey key = FindCaKey(session, uri, config, ca_cert);
   return IssueCertificate(approval, ca_cert, key.private_key.get(), validity, serial);
 }

@@ -21,6 +21,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "base/failure.h"
+
 extern char** environ;
 
 namespace testing_support {
@@ -260,6 +262,15 @@ void WriteFile(const std::string& path, const std::string& contents, unsigned mo
     out << contents;
   }
   ::chmod(path.c_str(), static_cast<mode_t>(mode));
+}
+
+std::string Reason(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const base::Failure& e) {
+    return e.reason();
+  }
+  return "";
 }
 
 std::vector<std::string> Lines(const std::string& text) {

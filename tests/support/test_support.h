@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -76,6 +77,9 @@ bool WaitForPort(int port, std::chrono::milliseconds timeout);
 std::string ReadFile(const std::string& path);
 void WriteFile(const std::string& path, const std::string& contents, unsigned mode = 0644);
 std::vector<std::string> Lines(const std::string& text);
+
+// The reason code of the base::Failure that `f` throws; "" when it throws none.
+std::string Reason(const std::function<void()>& f);
 
 // Paths of the built programs and the source tree (from CMake).
 std::string Binary(const std::string& name);  // etcd-hsm, etcd-signer, etcd-requester

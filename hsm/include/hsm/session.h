@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "hsm/module.h"
+#include "hsm/pin.h"
 #include "pki/openssl.h"
 
 namespace hsm {
@@ -57,6 +58,9 @@ class Session {
 
   // Logs the user in, once. A wrong PIN throws "pin-incorrect" and is never retried.
   void Login(const std::string& pin);
+  // Reads the PIN (ReadPin: the flags, else the URI's pin-source) and logs in with it; the PIN is
+  // scrubbed from memory whatever the login does.
+  void LoginWith(const PinSource& source, const Pkcs11Uri* uri = nullptr);
 
   // Objects visible in this session (private objects only after Login).
   std::vector<ObjectInfo> Objects();

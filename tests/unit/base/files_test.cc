@@ -15,14 +15,7 @@ namespace {
 using testing_support::TempDir;
 using testing_support::WriteFile;
 
-std::string Reason(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const base::Failure& e) {
-    return e.reason();
-  }
-  return "";
-}
+using testing_support::Reason;
 
 TEST(SecretFile, ReadsPrivateFilesOnly) {
   TempDir dir;

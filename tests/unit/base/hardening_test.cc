@@ -25,14 +25,7 @@ using testing_support::ReadFile;
 using testing_support::TempDir;
 using testing_support::WriteFile;
 
-std::string Reason(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const base::Failure& e) {
-    return e.reason();
-  }
-  return "";
-}
+using testing_support::Reason;
 
 TEST(PrivateLock, CreatesA0600FileAndRefusesOnesOthersCanOpen) {
   TempDir dir;

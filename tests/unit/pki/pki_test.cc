@@ -14,14 +14,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string Reason(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const base::Failure& e) {
-    return e.reason();
-  }
-  return "";
-}
+using testing_support::Reason;
 
 TEST(Base64, StrictDecoding) {
   auto v = pki::DecodeBase64("aGVs\nbG8=\r\n");
