@@ -117,30 +117,33 @@ void RequireSigner(const RequesterConfig& config) {
   if (config.servers.empty() || config.known_hosts.empty()) requester::ValidateConfig(config, true);
 }
 
-VerbRun DefineRequest(CLI::App& cmd) {
+// A verb that runs once over the shared flags, under the one-shot deadline.
+VerbRun OneShotVerb(CLI::App& cmd, std::function<int(const RequesterConfig&)> body) {
   auto flags = std::make_shared<Flags>();
   flags->Add(&cmd);
-  return [flags] {
+  return [flags, body] {
     RequesterConfig config = flags->Load();
     base::Deadline deadline = OneShotDeadline(config);
-    requester::ValidateConfig(config, true);
-    std::printf("%s\n", requester::Request(config, requester::RequesterEnv{}).message.c_str());
-    return 0;
+    return body(config);
   };
 }
 
+VerbRun DefineRequest(CLI::App& cmd) {
+  return OneShotVerb(cmd, [](const RequesterConfig& config) {
+    requester::ValidateConfig(config, true);
+    std::printf("%s\n", requester::Request(config, requester::RequesterEnv{}).message.c_str());
+    return 0;
+  });
+}
+
 VerbRun DefineRenew(CLI::App& cmd) {
-  auto flags = std::make_shared<Flags>();
   auto force = std::make_shared<bool>(false);
   cmd.add_flag("--force", *force, "Renew even if not due");
-  flags->Add(&cmd);
-  return [flags, force] {
-    RequesterConfig config = flags->Load();
-    base::Deadline deadline = OneShotDeadline(config);
+  return OneShotVerb(cmd, [force](const RequesterConfig& config) {
     requester::ValidateConfig(config, true);
     std::printf("%s\n", requester::Renew(config, requester::RequesterEnv{}, *force).message.c_str());
     return 0;
-  };
+  });
 }
 
 VerbRun DefineRun(CLI::App& cmd) {
@@ -179,29 +182,21 @@ VerbRun DefineStatus(CLI::App& cmd) {
 }
 
 VerbRun DefineDiagnose(CLI::App& cmd) {
-  auto flags = std::make_shared<Flags>();
-  flags->Add(&cmd);
-  return [flags] {
-    RequesterConfig config = flags->Load();
-    base::Deadline deadline = OneShotDeadline(config);
+  return OneShotVerb(cmd, [](const RequesterConfig& config) {
     RequireSigner(config);
     if (!requester::Diagnose(config, requester::RequesterEnv{})) {
       throw base::Failure(base::ExitCode::kUnavailable, "diagnose-failed", "at least one check failed (see above)");
     }
     return 0;
-  };
+  });
 }
 
 VerbRun DefineCa(CLI::App& cmd) {
-  auto flags = std::make_shared<Flags>();
-  flags->Add(&cmd);
-  return [flags] {
-    RequesterConfig config = flags->Load();
-    base::Deadline deadline = OneShotDeadline(config);
+  return OneShotVerb(cmd, [](const RequesterConfig& config) {
     RequireSigner(config);
     requester::FetchCa(config, requester::RequesterEnv{});
     return 0;
-  };
+  });
 }
 
 // forward's own flags, applied over the configuration like the shared ones (flags win).
