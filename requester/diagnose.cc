@@ -125,6 +125,23 @@ void CheckSsh(SignerCheck& s, const SshOptions& options, std::optional<SshClient
 // The signer's `info` names the identity its forced command binds this SSH key to; a request for
 // another name would be refused identity-mismatch. Without --identity there is nothing to compare:
 // the signer's name policy alone decides, so say so ("skip").
+// Would the signer issue to this name now? Its `info` says whether the name is on its deny list
+// (#28): a denied master must not see all green while every renewal is refused identity-denied.
+void CheckIssuing(SignerCheck& s, const nlohmann::json& info) {
+  const std::string& name = s.d.c.name;
+  if (info.contains("identity_denied_error")) {
+    s.d.report.Line(false, "issuing", s.at + "the signer cannot read its denied_identities list, so it issues nothing",
+                    "on the signer host: fix the file signer.toml names (etcd-signer(8): owner, mode, format)");
+  } else if (info.contains("identity_denied") && info["identity_denied"].is_boolean()) {
+    bool denied = info["identity_denied"].get<bool>();
+    s.d.report.Line(!denied, "issuing",
+                    s.at + (denied ? "the signer denies '" + name + "' (denied_identities): it issues no certificate for it"
+                                   : "the signer would issue to '" + name + "' (not in denied_identities)"),
+                    "once this master is trusted again, on every signer host: etcd-signerctl allow-identity " + name +
+                        " (operator-guide.md §8)");
+  }
+}
+
 void CheckIdentity(SignerCheck& s, const nlohmann::json& info) {
   const std::string& name = s.d.c.name;
   if (!info.contains("identity") || !info["identity"].is_string()) {
@@ -133,10 +150,13 @@ void CheckIdentity(SignerCheck& s, const nlohmann::json& info) {
     return;
   }
   std::string bound = base::Printable(info["identity"].get<std::string>(), 128);
-  s.d.report.Line(bound == name, "identity",
-                  s.at + (bound == name ? "this SSH key is bound to '" + name + "' (the forced command's --identity)"
-                                        : "this SSH key is bound to '" + bound + "', not '" + name + "'"),
-                  "use the right --name or ask the operator to fix the forced command's --identity");
+  if (!s.d.report.Line(bound == name, "identity",
+                       s.at + (bound == name ? "this SSH key is bound to '" + name + "' (the forced command's --identity)"
+                                             : "this SSH key is bound to '" + bound + "', not '" + name + "'"),
+                       "use the right --name or ask the operator to fix the forced command's --identity")) {
+    return;
+  }
+  CheckIssuing(s, info);
 }
 
 void CheckClock(SignerCheck& s, const nlohmann::json& info, TimePoint sent, TimePoint received) {

@@ -24,6 +24,7 @@
 #include "signer/audit.h"
 #include "signer/issuance.h"
 #include "signer/k8s_csr.h"
+#include "signer/list_file.h"
 #include "signer/policy.h"
 #include "signer/request_line.h"
 
@@ -103,7 +104,18 @@ std::string InfoJson(const SignerConfig& c, pki::TimePoint now) {
   j["profile"] = "etcd-client";
   j["name_pattern"] = c.name_pattern;
   j["signer_name"] = c.signer_name;
-  if (!c.identity.empty()) j["identity"] = c.identity;
+  if (!c.identity.empty()) {
+    j["identity"] = c.identity;
+    // Whether this signer would issue to that name now (#28): `diagnose` shows a denied master in
+    // red instead of all green. Answering issues nothing; the request is audited as `info`.
+    if (!c.denied_identities.empty()) {
+      try {
+        j["identity_denied"] = ListContains(c.denied_identities, ListKind::kNames, c.identity);
+      } catch (const Failure& f) {
+        j["identity_denied_error"] = f.reason();  // `sign` refuses every name then (bad-config)
+      }
+    }
+  }
   j["lifetime_default"] = c.lifetime_default.count();
   j["lifetime_min"] = c.lifetime_min.count();
   j["lifetime_max"] = c.lifetime_max.count();

@@ -526,3 +526,36 @@ TEST_F(Requester, DaemonFollowsACertificateReplacedUnderItAndRenewsItBeforeItExp
 }
 
 }  // namespace
+
+namespace {
+
+// #28 item 7: diagnose asks the signer whether it would issue to this name (its `info` answer says
+// whether the name is in denied_identities): a denied master gets a red line with cause and fix, not
+// all green; nothing is issued for asking.
+TEST_F(Requester, DiagnoseShowsADeniedIdentityInRed) {
+  ASSERT_EQ(Do(Args("request")).exit_code, 0);
+  WriteFile(dir_ / "denied-identities", "# none\n", 0644);
+  WriteSignerConfig("denied_identities = \"" + (dir_ / "denied-identities") + "\"\n");
+  RunResult allowed = Do(Args("diagnose"));
+  EXPECT_EQ(allowed.exit_code, 0) << allowed.out << allowed.err;
+  EXPECT_NE(allowed.out.find("ok   issuing       the signer would issue to 'kubemaster-1'"), std::string::npos)
+      << allowed.out;
+
+  WriteFile(dir_ / "denied-identities", "kubemaster-1 stolen\n", 0644);
+  size_t records = Lines(ReadFile(dir_ / "audit.log")).size();
+  RunResult denied = Do(Args("diagnose"));
+  EXPECT_EQ(denied.exit_code, 69) << denied.out << denied.err;
+  EXPECT_NE(denied.out.find("FAIL issuing       the signer denies 'kubemaster-1' (denied_identities)"), std::string::npos)
+      << denied.out;
+  EXPECT_NE(denied.out.find("     fix: once this master is trusted again, on every signer host: etcd-signerctl "
+                            "allow-identity kubemaster-1"),
+            std::string::npos)
+      << denied.out;
+  // Asking issued nothing: the only new audit records are `info` answers.
+  auto lines = Lines(ReadFile(dir_ / "audit.log"));
+  for (size_t i = records; i < lines.size(); ++i) {
+    EXPECT_EQ(nlohmann::json::parse(lines[i]).value("outcome", ""), "served") << lines[i];
+  }
+}
+
+}  // namespace
