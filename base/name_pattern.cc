@@ -3,6 +3,9 @@
 
 #include <re2/re2.h>
 
+#include <map>
+#include <mutex>
+
 #include "base/failure.h"
 
 namespace base {
@@ -22,5 +25,14 @@ NamePattern::NamePattern(NamePattern&&) noexcept = default;
 NamePattern& NamePattern::operator=(NamePattern&&) noexcept = default;
 
 bool NamePattern::Matches(std::string_view name) const { return RE2::FullMatch(name, *re_); }
+
+const NamePattern& CompiledNamePattern(const std::string& pattern) {
+  static std::mutex mu;
+  static std::map<std::string, std::unique_ptr<const NamePattern>, std::less<>> compiled;
+  std::lock_guard lock(mu);
+  auto it = compiled.find(pattern);
+  if (it == compiled.end()) it = compiled.emplace(pattern, std::make_unique<const NamePattern>(pattern)).first;
+  return *it->second;
+}
 
 }  // namespace base

@@ -111,7 +111,7 @@ void ValidateConfig(const SignerConfig& c) {
   }
   if (c.backdate > base::Seconds(3600)) Bad("backdate must be at most 1h");
   if (c.deadline.count() < 1 || c.input_timeout.count() < 1) Bad("timeouts must be at least 1s");
-  base::NamePattern checked(c.name_pattern);  // throws bad-config
+  base::CompiledNamePattern(c.name_pattern);  // throws bad-config; kept for CheckName
   if (c.lock_file.empty()) Bad("lock_file must not be empty");
   CheckSignerName(c.signer_name);
   if (c.approval == ApprovalMode::kNewKeys && c.approved_keys.empty()) {

@@ -116,7 +116,7 @@ void CheckName(const std::string& cn, const SignerConfig& config) {
   if (cn.size() > kMaxCommonNameLength) {
     Refuse("name-policy", "the common name is longer than 64 characters");
   }
-  if (!base::NamePattern(config.name_pattern).Matches(cn)) {
+  if (!base::CompiledNamePattern(config.name_pattern).Matches(cn)) {
     Refuse("name-policy", "the name " + Quoted(cn) + " does not match the master-name pattern " +
                               config.name_pattern);
   }

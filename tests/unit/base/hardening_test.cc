@@ -119,6 +119,16 @@ TEST(Utf8Prefix, NeverSplitsASequence) {
   EXPECT_EQ(base::Utf8Prefix("ab\xe2\x80\xae", 5), "ab\xe2\x80\xae");
 }
 
+// #30: validating the configuration and checking a name compile the pattern once per process.
+TEST(NamePattern, CompiledOncePerPatternAndInvalidOnesAreNotKept) {
+  const base::NamePattern& first = base::CompiledNamePattern("^kubemaster-[0-9]+$");
+  EXPECT_EQ(&base::CompiledNamePattern("^kubemaster-[0-9]+$"), &first);
+  EXPECT_NE(&base::CompiledNamePattern("^etcd-[0-9]+$"), &first);
+  EXPECT_TRUE(first.Matches("kubemaster-12"));
+  EXPECT_FALSE(first.Matches("etcd-12"));
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(Reason([] { base::CompiledNamePattern("(unclosed"); }), "bad-config");
+}
+
 TEST(NamePattern, MatchesWholeNamesInLinearTime) {
   base::NamePattern p("^kubemaster-[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$");
   EXPECT_TRUE(p.Matches("kubemaster-1"));
