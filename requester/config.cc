@@ -121,6 +121,7 @@ void LoadConfigFile(const std::string& path, RequesterConfig& c) {
     else if (key == "pin_env") c.pin.env_name = str(node, key);
     else if (key == "cert") c.cert = str(node, key);
     else if (key == "ca_bundle") c.ca_bundle = str(node, key);
+    else if (key == "crl_file") c.crl_file = str(node, key);
     else if (key == "lifetime") c.lifetime = dur(node, key);
     else if (key == "skew_tolerance") c.skew_tolerance = dur(node, key);
     else if (key == "connect_timeout") c.connect_timeout = dur(node, key);

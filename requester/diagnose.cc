@@ -13,7 +13,10 @@
 
 #include "base/failure.h"
 #include "base/fd.h"
+#include "base/files.h"
 #include "base/text.h"
+#include "pki/certificate_profile.h"
+#include "pki/crl.h"
 #include "pki/verify.h"
 #include "requester/exchange.h"
 #include "requester/key_store.h"
@@ -226,6 +229,41 @@ void CheckCaBundle(Diagnosis& d, const StoredCertificate& stored) {
   }
 }
 
+// etcd's view of what this master sends (#28): etcd refuses the handshake when the serial of the
+// leaf or of any certificate of the chain after it is in its --client-crl-file, whatever issued the
+// CRL (operator-guide.md §8). crl_file names that file; the comparison is etcd's: serials only.
+void CheckRevocation(Diagnosis& d) {
+  try {
+    pki::X509CrlPtr crl = pki::ParseCrlPem(base::ReadFileLimited(d.c.crl_file, 16 << 20), d.c.crl_file);
+    std::vector<pki::CrlEntry> entries = pki::CrlEntries(crl.get());
+    std::vector<pki::X509Ptr> sent = pki::ReadCertificateBundleFile(d.c.cert);  // leaf, then chain
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+      pki::SerialBytes serial = pki::ParseSerial(pki::SerialHex(sent[i].get()));
+      bool listed = std::any_of(entries.begin(), entries.end(), [&](const pki::CrlEntry& e) { return e.serial == serial; });
+      if (!listed) continue;
+      std::string text = pki::SerialText(serial);
+      if (i == 0) {
+        d.report.Line(false, "revocation",
+                      "the certificate's serial " + text + " is revoked in " + d.c.crl_file + ": etcd refuses this master",
+                      "a compromised master is rebuilt with a new key and its name allowed again (operator-guide.md "
+                      "§8); if only this certificate was revoked, 'etcd-requester renew --force' gets a new serial");
+      } else {
+        d.report.Line(false, "revocation",
+                      "the intermediate '" + pki::NameToString(X509_get_subject_name(sent[i].get())) + "' (serial " +
+                          text + ") sent with the certificate is revoked in " + d.c.crl_file + ": etcd refuses it",
+                      "take its signer host out of 'server' and run 'etcd-requester renew --force' (operator-guide.md §8)");
+      }
+      return;
+    }
+    d.report.Line(true, "revocation",
+                  "serial " + pki::SerialText(pki::ParseSerial(pki::SerialHex(sent.front().get()))) + " is not in " +
+                      d.c.crl_file + " (" + std::to_string(entries.size()) + " entries)");
+  } catch (const Failure& f) {
+    d.report.Line(false, "revocation", f.what() + std::string(" (etcd refuses every client with such a file)"),
+                  "crl_file must name the file etcd's --client-crl-file names: one PEM CRL (openssl crl -in FILE -noout)");
+  }
+}
+
 // --- The walk -----------------------------------------------------------------------------------
 
 void CheckMasterName(Diagnosis& d) {
@@ -269,6 +307,7 @@ void CheckCertificate(Diagnosis& d) {
                 "run 'etcd-requester renew --force' (an expired certificate is simply requested again)");
   if (d.keys) CheckKeyMatch(d);
   if (!d.c.ca_bundle.empty()) CheckCaBundle(d, stored);
+  if (!d.c.crl_file.empty()) CheckRevocation(d);
 }
 
 using Check = void (*)(Diagnosis&);

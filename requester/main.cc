@@ -75,6 +75,8 @@ struct Flags {
     }
     str("--cert", "Where the certificate is stored (atomically replaced)", &RequesterConfig::cert);
     str("--ca-bundle", "CA bundle to verify against (fetched from the signer if missing)", &RequesterConfig::ca_bundle);
+    str("--crl-file", "etcd's --client-crl-file: diagnose checks the certificate's serials against it",
+        &RequesterConfig::crl_file);
     dur("--lifetime", "Requested lifetime (default: the signer's)", &RequesterConfig::lifetime);
     dur("--skew-tolerance", "Clock skew tolerated when checking validity (default 5m)", &RequesterConfig::skew_tolerance);
     dur("--connect-timeout", "SSH connect timeout (default 10s)", &RequesterConfig::connect_timeout);

@@ -41,6 +41,7 @@ struct RequesterConfig {
   hsm::PinSource pin;
   std::string cert;             // where the certificate is stored
   std::string ca_bundle;        // trust anchors for verification (and where `ca` writes)
+  std::string crl_file;         // etcd's --client-crl-file, which `diagnose` checks the certificate against (#28)
   base::Seconds lifetime{0};    // 0 = the signer's default
   base::Seconds skew_tolerance{300};
   base::Seconds connect_timeout{10};

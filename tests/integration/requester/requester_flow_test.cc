@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "base/duration.h"
+#include "pki/crl.h"
+#include "pki/openssl.h"
 #include "software_tpm.h"
 #include "test_support.h"
 
@@ -556,6 +558,58 @@ TEST_F(Requester, DiagnoseShowsADeniedIdentityInRed) {
   for (size_t i = records; i < lines.size(); ++i) {
     EXPECT_EQ(nlohmann::json::parse(lines[i]).value("outcome", ""), "served") << lines[i];
   }
+}
+
+}  // namespace
+
+namespace {
+
+// A CRL listing `serials` (hex), as etcd reads it: etcd compares serials only, so any issuer does.
+void WriteCrl(const std::string& path, const std::string& issuer_pem, const std::vector<std::string>& serials) {
+  auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  pki::CrlFields fields;
+  for (const auto& s : serials) fields.entries.push_back({pki::ParseSerial(s), pki::RevocationReason::kKeyCompromise, now});
+  fields.number = 1;
+  fields.this_update = now;
+  fields.next_update = now + std::chrono::hours(24);
+  pki::X509Ptr issuer = pki::ReadCertificateFile(issuer_pem);
+  pki::X509CrlPtr crl = pki::BuildCrl(fields, issuer.get());
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  pki::SignCrl(crl.get(), key);
+  EVP_PKEY_free(key);
+  WriteFile(path, pki::ToPem(crl.get()));
+}
+
+// #28 item 7: with crl_file (etcd's --client-crl-file), diagnose compares the stored certificate's
+// serial with it, as etcd does: revoked is a red line with cause and fix, not all green.
+TEST_F(Requester, DiagnoseShowsARevokedCertificateInRed) {
+  ASSERT_EQ(Do(Args("request")).exit_code, 0);
+  std::string serial = SerialOf(dir_ / "client.pem");
+  serial = serial.substr(serial.find('=') + 1);
+  serial.erase(serial.find_last_not_of("\n") + 1);
+  auto args = Args("diagnose");
+  args.insert(args.end(), {"--crl-file", dir_ / "crl.pem"});
+
+  WriteCrl(dir_ / "crl.pem", ca_->ca_cert, {"0A1B"});
+  RunResult clean = Do(args);
+  EXPECT_EQ(clean.exit_code, 0) << clean.out << clean.err;
+  EXPECT_NE(clean.out.find("ok   revocation    serial " + serial + " is not in " + (dir_ / "crl.pem") + " (1 entries)"),
+            std::string::npos)
+      << clean.out;
+
+  WriteCrl(dir_ / "crl.pem", ca_->ca_cert, {"0A1B", serial});
+  RunResult revoked = Do(args);
+  EXPECT_EQ(revoked.exit_code, 69) << revoked.out << revoked.err;
+  EXPECT_NE(revoked.out.find("FAIL revocation    the certificate's serial " + serial + " is revoked in " +
+                             (dir_ / "crl.pem") + ": etcd refuses this master"),
+            std::string::npos)
+      << revoked.out;
+  EXPECT_NE(revoked.out.find("     fix: a compromised master is rebuilt"), std::string::npos) << revoked.out;
+
+  WriteFile(dir_ / "crl.pem", "# a comment breaks it for etcd\n");
+  RunResult broken = Do(args);
+  EXPECT_EQ(broken.exit_code, 69) << broken.out;
+  EXPECT_NE(broken.out.find("FAIL revocation"), std::string::npos) << broken.out;
 }
 
 }  // namespace
