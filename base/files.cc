@@ -244,24 +244,28 @@ constexpr std::string_view kHeadTag = "etcd-log-head size=";
 
 // The lock file holds one line "etcd-log-head size=<log size after the append> <head>\n". The
 // size ties the head to the log it describes: a head left behind by a crash before it was
-// updated, or a log grown by a torn fragment, no longer matches and is recovered from the log.
-std::string ReadStoredHead(int head_fd, off_t log_size) {
+// updated, or a log grown by a torn fragment, no longer matches and is recovered from the log;
+// a log that shrank is reported (LogHead::recorded) for the caller to refuse.
+struct RecordedHead {
+  std::string head;
+  long long size = 0;
+};
+RecordedHead ReadRecordedHead(int head_fd) {
   char buf[kMaxHeadBytes];
   ssize_t n = ::pread(head_fd, buf, sizeof buf, 0);
-  if (n <= 0) return "";
+  if (n <= 0) return {};
   std::string_view text(buf, static_cast<std::size_t>(n));
   auto newline = text.find('\n');
-  if (newline == std::string_view::npos || text.substr(0, kHeadTag.size()) != kHeadTag) return "";
+  if (newline == std::string_view::npos || text.substr(0, kHeadTag.size()) != kHeadTag) return {};
   text = text.substr(kHeadTag.size(), newline - kHeadTag.size());
   auto space = text.find(' ');
-  if (space == 0 || space == std::string_view::npos || space > 19) return "";
+  if (space == 0 || space == std::string_view::npos || space > 18) return {};
   long long size = 0;
   for (char c : text.substr(0, space)) {
-    if (c < '0' || c > '9') return "";
+    if (c < '0' || c > '9') return {};
     size = size * 10 + (c - '0');
   }
-  if (log_size != 0 && size != log_size) return "";
-  return std::string(text.substr(space + 1));
+  return {std::string(text.substr(space + 1)), size};
 }
 
 // The last line that ends in a newline (a torn fragment after it is skipped), read backwards.
@@ -311,7 +315,11 @@ void AppendUnderLock(const std::string& path,
   LogHead head;
   head.log_empty = st.st_size == 0;
   if (chained) {
-    head.stored = ReadStoredHead(head_fd.get(), st.st_size);
+    RecordedHead recorded = ReadRecordedHead(head_fd.get());
+    head.recorded = recorded.head;
+    head.recorded_size = recorded.size;
+    head.log_size = st.st_size;
+    if (head.log_empty || recorded.size == st.st_size) head.stored = recorded.head;
     if (head.stored.empty() && !head.log_empty)
       head.last_line = ReadLastCompleteLine(fd.get(), st.st_size);
   }

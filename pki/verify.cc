@@ -12,10 +12,61 @@ namespace {
   ERR_clear_error();
   throw base::Failure(base::ExitCode::kDataErr, reason, message);
 }
+// "" when `sent` is exactly path[1 .. n-1): the verified path without the leaf and its anchor.
+std::string ChainDifference(const std::vector<X509Ptr>& sent, const std::vector<X509Ptr>& path) {
+  const std::size_t between = path.size() >= 2 ? path.size() - 2 : 0;
+  if (sent.size() > between) {
+    return "the answer carries " + std::to_string(sent.size()) + " chain certificate(s) where the verified path has " +
+           std::to_string(between) + " intermediate(s): only the path to the trust anchor is accepted";
+  }
+  if (sent.size() < between) return "the answer lacks intermediates of the verified path";
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    if (X509_cmp(sent[i].get(), path[i + 1].get()) != 0) {
+      return "chain certificate " + std::to_string(i + 1) + " is not the next link of the verified path";
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
+std::string CertificateSha256(X509* cert) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (X509_digest(cert, EVP_sha256(), md, &n) != 1) {
+    ERR_clear_error();
+    throw base::Failure(base::ExitCode::kSoftware, "internal", "cannot hash a certificate");
+  }
+  static const char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned i = 0; i < n; ++i) {
+    hex += kHex[md[i] >> 4];
+    hex += kHex[md[i] & 15];
+  }
+  return hex;
+}
+
+std::optional<std::string> ParseSha256Fingerprint(std::string_view text) {
+  for (std::string_view prefix : {"sha256:", "SHA256:", "sha256 Fingerprint=", "SHA256 Fingerprint="}) {
+    if (text.substr(0, prefix.size()) == prefix) {
+      text.remove_prefix(prefix.size());
+      break;
+    }
+  }
+  std::string hex;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == ':' && i % 3 == 2 && i + 1 < text.size()) continue;  // openssl's "AB:CD:..." form
+    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return std::nullopt;
+    hex += c;
+  }
+  if (hex.size() != 64) return std::nullopt;
+  return hex;
+}
+
 std::string VerifyChain(X509* cert, const std::vector<X509*>& anchors, TimePoint now, X509Ptr* issuer,
-                        const std::vector<X509*>& untrusted, int purpose) {
+                        const std::vector<X509*>& untrusted, int purpose, std::vector<X509Ptr>* path) {
   X509StorePtr store(X509_STORE_new());
   for (X509* anchor : anchors) X509_STORE_add_cert(store.get(), anchor);
   X509StoreCtxPtr ctx(X509_STORE_CTX_new());
@@ -32,12 +83,20 @@ std::string VerifyChain(X509* cert, const std::vector<X509*>& anchors, TimePoint
   std::string error;
   if (ok != 1) {
     error = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
-  } else if (issuer != nullptr) {
+  } else {
     STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx.get());
-    if (sk_X509_num(chain) >= 2) {
+    if (issuer != nullptr && sk_X509_num(chain) >= 2) {
       X509* found = sk_X509_value(chain, 1);
       X509_up_ref(found);
       issuer->reset(found);
+    }
+    if (path != nullptr) {
+      path->clear();
+      for (int i = 0; i < sk_X509_num(chain); ++i) {
+        X509* link = sk_X509_value(chain, i);
+        X509_up_ref(link);
+        path->emplace_back(link);
+      }
     }
   }
   ERR_clear_error();
@@ -122,24 +181,25 @@ IssuedCertificate VerifyIssuedCertificate(const std::string& pem, const IssuedCe
   for (const auto& c : issued.chain) {
     if (std::string diff = ChainCaProfileDifference(c.get()); !diff.empty()) Reject("cert-profile", diff);
   }
-  X509Ptr issuer;
-  if (!want.trust_anchors.empty()) {
-    // Validate at a time inside the validity window so a small forward skew is tolerated.
-    TimePoint at = want.now < not_before ? not_before : want.now;
-    std::vector<X509*> untrusted;
-    for (const auto& c : issued.chain) untrusted.push_back(c.get());
-    std::string error = VerifyChain(cert, want.trust_anchors, at, &issuer, untrusted);
-    if (!error.empty()) {
-      Reject("cert-untrusted", "the certificate does not chain to the CA bundle: " + error);
-    }
-    // Every certificate sent must be on the verified path: nothing rides along unchecked.
-    if (!issued.chain.empty() && X509_cmp(issuer.get(), issued.chain.front().get()) != 0) {
-      Reject("cert-profile", "the chain's first certificate did not issue the certificate");
-    }
-  } else if (!issued.chain.empty()) {
-    issuer.reset(issued.chain.front().get());
-    X509_up_ref(issuer.get());
+  // Trust anchors are never absent (#24): an answer from any issuer would otherwise be stored.
+  if (want.trust_anchors.empty()) {
+    Reject("cert-untrusted", "no trust anchor is configured to verify the certificate against");
   }
+  // Validate at a time inside the validity window so a small forward skew is tolerated.
+  TimePoint at = want.now < not_before ? not_before : want.now;
+  std::vector<X509*> untrusted;
+  for (const auto& c : issued.chain) untrusted.push_back(c.get());
+  X509Ptr issuer;
+  std::vector<X509Ptr> path;
+  std::string error = VerifyChain(cert, want.trust_anchors, at, &issuer, untrusted, X509_PURPOSE_SSL_CLIENT, &path);
+  if (!error.empty()) {
+    Reject("cert-untrusted", "the certificate does not chain to the CA bundle: " + error);
+  }
+  // What is stored (and what the forwarder presents) is exactly the verified path: the leaf, then
+  // each intermediate up to, not including, the trust anchor it ends in (#24). Anything more or
+  // different (a certificate etcd might reject, e.g. one on its CRL) is the signer's choice of an
+  // outage, and is refused.
+  if (std::string diff = ChainDifference(issued.chain, path); !diff.empty()) Reject("cert-chain", diff);
   profile.issuer = issuer.get();
   if (std::string diff = ClientProfileDifference(cert, profile); !diff.empty()) {
     Reject("cert-profile", "the certificate is not profile etcd-client: " + diff);

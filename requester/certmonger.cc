@@ -50,9 +50,8 @@ void CheckConfig(const RequesterConfig& c) {
   }
   if (c.ca_bundle.empty()) {
     throw Failure(ExitCode::kConfig, "bad-config",
-                  "ca_bundle is required: the certificate is verified against it (fetched from the "
-                  "signer when "
-                  "the file does not exist yet)");
+                  "ca_bundle is required: the certificate is verified against the root the operator "
+                  "installed there (or fetched once and checked against ca_sha256)");
   }
   if (c.connect_timeout.count() < 1 || c.io_timeout.count() < 1) {
     throw Failure(ExitCode::kConfig, "bad-config", "timeouts must be at least 1s");
@@ -158,11 +157,20 @@ int Submit(const RequesterConfig& c, const CertmongerHelperIo& io, const Request
 }
 
 // FETCH-ROOTS: "nickname\nPEM" for the root; every further root after one blank line, nickname
-// first. No intermediates: the signer sends its own with each certificate.
+// first. No intermediates: the signer sends its own with each certificate. The roots are the
+// operator's (#24): the configured bundle; a signer's are taken only before it is installed, and
+// then only the one ca_sha256 pins.
 int FetchRoots(const RequesterConfig& c, const CertmongerHelperIo& io, const RequesterEnv& env,
                LastRefusal& last) {
   std::vector<pki::X509Ptr> roots;
-  WalkSigners(c, env, last, [&](SshClient& ssh) { roots = FetchBundle(ssh); });
+  if (::access(c.ca_bundle.c_str(), F_OK) == 0) {
+    roots = pki::ReadCertificateBundleFile(c.ca_bundle);
+  } else {
+    WalkSigners(c, env, last, [&](SshClient& ssh) {
+      std::string ignored;
+      roots = TrustAnchors(c, ssh, &ignored);
+    });
+  }
   std::string text;
   for (std::size_t i = 0; i < roots.size(); ++i) {
     std::string nickname = pki::CommonName(X509_get_subject_name(roots[i].get()));

@@ -11,6 +11,8 @@
 #include <toml++/toml.h>
 
 #include "base/failure.h"
+#include "base/text.h"
+#include "pki/verify.h"
 
 namespace requester {
 namespace {
@@ -23,6 +25,15 @@ using base::Failure;
 }
 
 }  // namespace
+
+std::string CaSha256(const std::string& text) {
+  std::optional<std::string> hex = pki::ParseSha256Fingerprint(text);
+  if (!hex) {
+    Bad("ca_sha256 must be the etcd root's SHA-256 fingerprint, 64 hex digits as `openssl x509 -noout "
+        "-fingerprint -sha256` prints them, not '" + base::Printable(text, 100) + "'");
+  }
+  return *hex;
+}
 
 int ParsePort(const std::string& text) {
   if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != std::string::npos) return -1;
@@ -122,6 +133,7 @@ void LoadConfigFile(const std::string& path, RequesterConfig& c) {
     else if (key == "cert") c.cert = str(node, key);
     else if (key == "ca_bundle") c.ca_bundle = str(node, key);
     else if (key == "crl_file") c.crl_file = str(node, key);
+    else if (key == "ca_sha256") c.ca_sha256 = CaSha256(str(node, key));
     else if (key == "lifetime") c.lifetime = dur(node, key);
     else if (key == "skew_tolerance") c.skew_tolerance = dur(node, key);
     else if (key == "connect_timeout") c.connect_timeout = dur(node, key);

@@ -178,13 +178,12 @@ int RunDaemon(RequesterConfig c, const std::function<RequesterConfig()>& reload,
         backoff.Reset();
         continue;
       } catch (const Failure& f) {
-        if (IsPinFailure(f)) {
-          // Never retry a refused PIN: TPMs and HSMs lock the user PIN after a few wrong logins, and
-          // the signer's token is shared by every master (N daemons retrying lock it in minutes).
-          auto* refusal = dynamic_cast<const SignerRefusal*>(&f);
-          std::string whose = refusal != nullptr ? "the signer's token refused its PIN" : "this host's token refused our PIN";
-          Log(env, f.reason() + ": " + f.what() + "; stopping: " + whose +
-                       ", and trying again would lock the token's user PIN; fix the PIN, then restart etcd-requester");
+        if (IsLocalPinFailure(f)) {
+          // Never retry a PIN our token refused: TPMs and HSMs lock the user PIN after a few wrong
+          // logins. A signer's PIN problem never stops us (#24): that signer rests (TrySigners)
+          // while the others are still asked.
+          Log(env, f.reason() + ": " + f.what() + "; stopping: this host's token refused our PIN, and trying "
+                       "again would lock the token's user PIN; fix the PIN, then restart etcd-requester");
           return static_cast<int>(f.code());
         }
         wait = backoff.Next();

@@ -3,7 +3,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <exception>
+#include <tuple>
+
 #include "base/files.h"
+#include "base/duration.h"
 #include "base/text.h"
 #include "requester/log_time.h"
 
@@ -58,15 +63,58 @@ std::vector<pki::X509Ptr> FetchBundle(SshClient& ssh) {
   return pki::ParseCertificatesPem(r.out, "the signer's CA bundle");
 }
 
-std::vector<pki::X509Ptr> TrustAnchors(const RequesterConfig& c, const RequesterEnv&, SshClient& ssh,
-                                       std::string* fetched) {
-  if (c.ca_bundle.empty()) return {};
-  if (Exists(c.ca_bundle)) return pki::ReadCertificateBundleFile(c.ca_bundle);
-  // First contact: take the bundle from the signer over the host-key-verified connection. It is
-  // stored only with an issued certificate (#15): a refused request leaves no bundle behind.
-  std::vector<pki::X509Ptr> anchors = FetchBundle(ssh);
+namespace {
+
+std::string Join(const std::vector<std::string>& items, const std::string& sep) {
+  std::string text;
+  for (const auto& item : items) text += (text.empty() ? "" : sep) + item;
+  return text;
+}
+
+std::string Fingerprints(const std::vector<pki::X509Ptr>& certs) {
+  std::string text;
+  for (const auto& c : certs) text += (text.empty() ? "" : ", ") + pki::CertificateSha256(c.get());
+  return text.empty() ? "none" : text;
+}
+
+}  // namespace
+
+std::vector<pki::X509Ptr> PinnedRoots(std::vector<pki::X509Ptr> fetched, const std::string& sha256,
+                                      const std::string& who) {
+  std::vector<pki::X509Ptr> pinned;
+  for (auto& c : fetched) {
+    if (pki::CertificateSha256(c.get()) == sha256) pinned.push_back(std::move(c));
+  }
+  if (pinned.empty()) {
+    throw Failure(ExitCode::kDataErr, "ca-mismatch",
+                  who + " sent no root with the pinned SHA-256 " + sha256 + " (it sent " + Fingerprints(fetched) +
+                      "); nothing was stored");
+  }
+  pinned.resize(1);
+  return pinned;
+}
+
+std::vector<pki::X509Ptr> TrustAnchors(const RequesterConfig& c, SshClient& ssh, std::string* fetched) {
   fetched->clear();
-  for (auto& a : anchors) *fetched += pki::ToPem(a.get());
+  if (c.ca_bundle.empty()) {
+    throw Failure(ExitCode::kConfig, "no-trust-anchor",
+                  "ca_bundle is required: the operator installs the etcd root there (or pins its SHA-256 in "
+                  "ca_sha256); no certificate is accepted without it");
+  }
+  if (Exists(c.ca_bundle)) {
+    // Installed, the operator's file rules: ca_sha256 only checks a first fetch, and a rotated
+    // root is installed with `etcd-requester ca --accept-sha256`.
+    return pki::ReadCertificateBundleFile(c.ca_bundle);
+  }
+  if (c.ca_sha256.empty()) {
+    throw Failure(ExitCode::kConfig, "no-trust-anchor",
+                  c.ca_bundle + " does not exist: install the etcd root there, or set ca_sha256 to its "
+                  "SHA-256 fingerprint so that the signer's copy can be checked on first contact");
+  }
+  // First contact with a pinned root: only the certificate with that fingerprint is taken, whatever
+  // else the signer sends. It is stored with the first issued certificate (a refusal stores nothing).
+  std::vector<pki::X509Ptr> anchors = PinnedRoots(FetchBundle(ssh), c.ca_sha256, "the signer");
+  *fetched = pki::ToPem(anchors.front().get());
   return anchors;
 }
 
@@ -74,7 +122,7 @@ pki::IssuedCertificate SignOver(SshClient& ssh, const RequesterConfig& c, const 
                                 const std::string& body, EVP_PKEY* public_key, const std::string& common_name,
                                 std::string* fetched_bundle) {
   std::string fetched;
-  std::vector<pki::X509Ptr> anchors = TrustAnchors(c, env, ssh, &fetched);
+  std::vector<pki::X509Ptr> anchors = TrustAnchors(c, ssh, &fetched);
   std::string command = "sign";
   if (c.lifetime.count() > 0) command += " --lifetime " + std::to_string(c.lifetime.count());
   ExecResult r = ssh.Exec(command, body);
@@ -90,42 +138,114 @@ pki::IssuedCertificate SignOver(SshClient& ssh, const RequesterConfig& c, const 
     *fetched_bundle = std::move(fetched);
   } else if (!fetched.empty()) {
     base::AtomicFileWriter(c.ca_bundle, 0644).Write(fetched);
-    Log(env, "stored the signer's CA bundle in " + c.ca_bundle);
+    Log(env, "stored the pinned root (SHA-256 " + c.ca_sha256 + ") in " + c.ca_bundle);
   }
   return issued;
 }
 
-// A policy answer (64, 65, 77 from the signer) is the same at every signer: report it. A PIN
-// problem must never be repeated. Everything else (unreachable, timed out, connection lost, a
-// signer whose token or CA is unavailable, 69, or busy, 75; a host key or SSH key that one signer
-// does not accept; an answer that fails verification) is that signer's problem.
-bool WorthTryingTheNextSigner(const Failure& f) {
-  if (IsPinFailure(f)) return false;
-  if (dynamic_cast<const SignerRefusal*>(&f) != nullptr) {
-    return f.code() != ExitCode::kUsage && f.code() != ExitCode::kDataErr && f.code() != ExitCode::kNoPerm;
-  }
-  return true;
+bool IsSignerPinFailure(const Failure& f) {
+  return dynamic_cast<const SignerRefusal*>(&f) != nullptr && IsPinFailure(f);
 }
+
+bool IsLocalPinFailure(const Failure& f) {
+  return dynamic_cast<const SignerRefusal*>(&f) == nullptr && IsPinFailure(f);
+}
+
+bool IsSignerRefusal(const Failure& f) {
+  if (dynamic_cast<const SignerRefusal*>(&f) == nullptr) return false;
+  return IsPinFailure(f) || f.code() == ExitCode::kUsage || f.code() == ExitCode::kDataErr ||
+         f.code() == ExitCode::kNoPerm;
+}
+
+std::optional<TimePoint> PinBackoffUntil(const RequesterState& state, const std::string& server) {
+  auto it = state.signer_pin_backoff.find(server);
+  if (it == state.signer_pin_backoff.end()) return std::nullopt;
+  try {
+    return base::ParseRfc3339(it->second.until);
+  } catch (const Failure&) {
+    return std::nullopt;  // a damaged entry must not keep a signer out for good
+  }
+}
+
+namespace {
+
+// A signer whose token refused its PIN is not asked again for an hour, then 2, 4, ... at most a
+// day: every request we send makes it try its PIN once more, and its token locks after a few.
+void StartPinBackoff(RequesterState& state, const std::string& server, TimePoint now) {
+  SignerPinBackoff& b = state.signer_pin_backoff[server];
+  b.count = std::min(b.count + 1, 16);
+  auto wait = std::min<std::chrono::hours>(std::chrono::hours(1) * (1 << std::min(b.count - 1, 5)), std::chrono::hours(24));
+  b.until = base::FormatRfc3339(now + wait);
+}
+
+}  // namespace
 
 std::string TrySigners(const RequesterConfig& c, const RequesterEnv& env, RequesterState& state,
                        const std::function<void(const std::string& server)>& attempt) {
   std::vector<std::string> order = ServerOrder(c);
+  if (order.empty()) throw Failure(ExitCode::kConfig, "no-server", "no signer is configured (set server)");
+  // A refusal speaks for the signer that made it (#24): one hostile or broken signer host must not
+  // stop a master that another host would serve. The walk ends early only for our own PIN problem
+  // (the same at every signer, and a retry would cost a try of our token's PIN).
+  std::exception_ptr refusal;   // the last refusal (64, 65, 77 or a PIN problem) from a reachable signer
+  std::string refused_by;
+  std::exception_ptr failure;   // the last failure of any other kind
+  std::string failed_at;
+  std::vector<std::string> resting;  // signers in PIN back-off, not asked
   for (std::size_t i = 0; i < order.size(); ++i) {
     const std::string& server = order[i];
+    if (auto until = PinBackoffUntil(state, server); until && env.now() < *until && !env.ignore_signer_backoff) {
+      resting.push_back(server + " (until " + base::FormatRfc3339(*until) + ")");
+      Log(env, "signer " + server + " is not asked until " + base::FormatRfc3339(*until) +
+                   ": its token refused its PIN (" + state.signer_errors[server] + ")");
+      continue;
+    }
     try {
       attempt(server);
       state.signer_errors.erase(server);
+      state.signer_pin_backoff.erase(server);
       return server;
     } catch (const Failure& f) {
       state.signer_errors[server] = f.reason() + ": " + f.what();
-      if (order.size() == 1 || !WorthTryingTheNextSigner(f)) throw;
-      if (i + 1 == order.size()) {
-        throw Failure(f.code(), f.reason(), "every signer failed; the last, " + server + ", with: " + f.what());
+      if (IsLocalPinFailure(f)) throw;
+      if (IsSignerPinFailure(f)) StartPinBackoff(state, server, env.now());
+      if (IsSignerRefusal(f)) {
+        refusal = std::current_exception();
+        refused_by = server;
+      } else {
+        failure = std::current_exception();
+        failed_at = server;
       }
-      Log(env, "signer " + server + " failed (" + f.reason() + ": " + f.what() + "); trying " + order[i + 1]);
+      if (i + 1 < order.size()) {
+        Log(env, "signer " + server + " failed (" + f.reason() + ": " + f.what() + "); trying " + order[i + 1]);
+      }
     }
   }
-  throw Failure(ExitCode::kConfig, "no-server", "no signer is configured (set server)");
+  if (order.size() == 1) {
+    if (refusal) std::rethrow_exception(refusal);
+    if (failure) std::rethrow_exception(failure);
+  }
+  // Every signer was asked (or is resting): a refusal is the answer when a reachable signer gave
+  // one; otherwise the last failure. Both keep their type: callers read the signer's reason.
+  auto every = [&](const std::string& what, const std::string& server, const Failure& f) -> std::string {
+    std::string text = "every signer " + what + "; the last, " + server + ", with: " + f.what();
+    if (!resting.empty()) text += "; in PIN back-off: " + Join(resting, ", ");
+    return text;
+  };
+  for (auto [ptr, server, what] : {std::tuple{refusal, refused_by, "refused or failed"},
+                                   std::tuple{failure, failed_at, "failed"}}) {
+    if (!ptr) continue;
+    try {
+      std::rethrow_exception(ptr);
+    } catch (const SignerRefusal& r) {
+      throw SignerRefusal(r.code(), r.signer_reason(), every(what, server, r));
+    } catch (const Failure& f) {
+      throw Failure(f.code(), f.reason(), every(what, server, f));
+    }
+  }
+  throw Failure(ExitCode::kUnavailable, "signer-pin-backoff",
+                "every signer is in back-off after its token refused its PIN: " + Join(resting, ", ") +
+                    "; fix the signer's PIN, then `etcd-requester renew --force` asks again at once");
 }
 
 std::string ParseSignerReason(std::string_view line) {

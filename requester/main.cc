@@ -74,7 +74,15 @@ struct Flags {
                          [&e](RequesterConfig& c) { c.pin.env_name = e; });
     }
     str("--cert", "Where the certificate is stored (atomically replaced)", &RequesterConfig::cert);
-    str("--ca-bundle", "CA bundle to verify against (fetched from the signer if missing)", &RequesterConfig::ca_bundle);
+    str("--ca-bundle", "The etcd root bundle the operator installed; answers are verified against it (required)",
+        &RequesterConfig::ca_bundle);
+    {
+      std::string& v = text.emplace_back();
+      apply.emplace_back(cmd->add_option("--ca-sha256", v,
+                                         "The root's SHA-256 fingerprint: a missing --ca-bundle is fetched once and "
+                                         "only this root stored"),
+                         [&v](RequesterConfig& c) { c.ca_sha256 = requester::CaSha256(v); });
+    }
     str("--crl-file", "etcd's --client-crl-file: diagnose checks the certificate's serials against it",
         &RequesterConfig::crl_file);
     dur("--lifetime", "Requested lifetime (default: the signer's)", &RequesterConfig::lifetime);
@@ -194,9 +202,13 @@ VerbRun DefineDiagnose(CLI::App& cmd) {
 }
 
 VerbRun DefineCa(CLI::App& cmd) {
-  return OneShotVerb(cmd, [](const RequesterConfig& config) {
+  auto accept = std::make_shared<std::string>();
+  cmd.add_option("--accept-sha256", *accept,
+                 "Install the signer's root of this SHA-256 fingerprint in --ca-bundle (a root rotation, checked "
+                 "out of band)");
+  return OneShotVerb(cmd, [accept](const RequesterConfig& config) {
     RequireSigner(config);
-    requester::FetchCa(config, requester::RequesterEnv{});
+    requester::FetchCa(config, requester::RequesterEnv{}, accept->empty() ? "" : requester::CaSha256(*accept));
     return 0;
   });
 }
@@ -305,7 +317,8 @@ const Command kCommands[] = {
     {"run", "Daemon: renew forever with jitter and backoff (SIGTERM stops, SIGHUP reloads)", DefineRun},
     {"status", "Show the certificate, its expiry and the last attempts", DefineStatus},
     {"diagnose", "Run the runbook's checks: network, SSH, name, signer, clock, key, certificate", DefineDiagnose},
-    {"ca", "Fetch the signer's CA bundle (to --ca-bundle, or stdout)", DefineCa},
+    {"ca", "Fetch the signer's CA bundle: print it, or compare it with --ca-bundle (replaced only with --accept-sha256)",
+     DefineCa},
     {"forward",
      "Serve etcd to local clients (kube-apiserver, etcdctl) with this master's certificate and the token key: "
      "plaintext on a unix socket or loopback port in, TLS with ALPN h2 to etcd out",

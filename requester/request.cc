@@ -49,7 +49,7 @@ RequestOutcome DoRequest(const RequesterConfig& c, const RequesterEnv& env, bool
   RequestOutcome outcome;
   std::unique_ptr<KeyStore> keys;
   std::string body;
-  std::string fetched_bundle;  // the signer's CA bundle on first contact, stored with the certificate
+  std::string fetched_bundle;  // the pinned root fetched on first contact, stored with the certificate
   bool stored = false;
   // A request that fails must not leave behind a key it made (#15): the next `request` would adopt
   // a key no certificate was ever issued for. Except when the signer holds that very key for an
@@ -101,11 +101,11 @@ RequestOutcome DoRequest(const RequesterConfig& c, const RequesterEnv& env, bool
     if (env.store_fault) writer.set_fault_hook(env.store_fault);
     writer.Write(issued->Pem());
     stored = true;
-    // The bundle the answer was verified against, fetched on first contact: only now, with the
-    // certificate it verified, so that a refused request leaves no bundle behind.
+    // The pinned root the answer was verified against, fetched on first contact: only now, with
+    // the certificate it verified, so that a refused request leaves no bundle behind.
     if (!fetched_bundle.empty()) {
       base::AtomicFileWriter(c.ca_bundle, 0644).Write(fetched_bundle);
-      Log(env, "stored the signer's CA bundle in " + c.ca_bundle);
+      Log(env, "stored the pinned root (SHA-256 " + c.ca_sha256 + ") in " + c.ca_bundle);
     }
   } catch (const Failure& f) {
     forget_new_key(f);
@@ -220,6 +220,11 @@ RequesterState LoadState(const std::string& path) {
         if (error.is_string()) state.signer_errors[server] = error.get<std::string>();
       }
     }
+    if (j.contains("signer_pin_backoff") && j["signer_pin_backoff"].is_object()) {
+      for (auto& [server, b] : j["signer_pin_backoff"].items()) {
+        if (b.is_object()) state.signer_pin_backoff[server] = {b.value("until", ""), b.value("count", 0)};
+      }
+    }
   } catch (const std::exception&) {
     // A damaged state file only loses counters; it must never stop a renewal.
   }
@@ -235,6 +240,9 @@ void SaveState(const std::string& path, const RequesterState& s) {
   j["last_signer_reason"] = s.last_signer_reason;
   j["served_by"] = s.served_by;
   j["signer_errors"] = s.signer_errors;
+  nlohmann::ordered_json backoff = nlohmann::ordered_json::object();
+  for (const auto& [server, b] : s.signer_pin_backoff) backoff[server] = {{"until", b.until}, {"count", b.count}};
+  j["signer_pin_backoff"] = backoff;
   base::AtomicFileWriter(path, 0644).Write(j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
@@ -253,23 +261,78 @@ RequestOutcome Renew(const RequesterConfig& c, const RequesterEnv& env, bool for
                       " (" + Ago(stored.renew_at, env.now()) + ")";
     return outcome;
   }
-  // Renewal reuses the key; only a first `request` creates one.
-  return Attempt(c, env, /*create_key=*/false);
+  // Renewal reuses the key; only a first `request` creates one. Forced, it is the operator asking
+  // now: signers resting after a PIN problem are asked too.
+  RequesterEnv now_env = env;
+  now_env.ignore_signer_backoff = force;
+  return Attempt(c, now_env, /*create_key=*/false);
 }
 
-void FetchCa(const RequesterConfig& c, const RequesterEnv& env) {
-  std::string pem;
+void FetchCa(const RequesterConfig& c, const RequesterEnv& env, const std::string& accept_sha256) {
+  std::vector<pki::X509Ptr> fetched;
   RequesterState ignored;
   TrySigners(c, env, ignored, [&](const std::string& server) {
     SshClient ssh(SshOptionsFor(c, server));
-    for (auto& a : FetchBundle(ssh)) pem += pki::ToPem(a.get());
+    fetched = FetchBundle(ssh);
   });
+  std::string pem;
+  for (auto& a : fetched) pem += pki::ToPem(a.get());
   if (c.ca_bundle.empty()) {
+    if (!accept_sha256.empty()) {
+      throw Failure(ExitCode::kUsage, "usage", "--accept-sha256 needs --ca-bundle: the file to store the root in");
+    }
     std::fwrite(pem.data(), 1, pem.size(), env.out);
     return;
   }
-  base::AtomicFileWriter(c.ca_bundle, 0644).Write(pem);
-  Log(env, "stored the CA bundle in " + c.ca_bundle);
+  // What a signer says never replaces the operator's roots by itself (#24): only a root that the
+  // operator names by its fingerprint is stored, alone.
+  const bool installed = Exists(c.ca_bundle);
+  std::string old_fingerprints = "none";
+  if (installed) {
+    std::vector<pki::X509Ptr> current = pki::ReadCertificateBundleFile(c.ca_bundle);
+    old_fingerprints.clear();
+    for (auto& a : current) old_fingerprints += (old_fingerprints.empty() ? "" : ", ") + pki::CertificateSha256(a.get());
+  }
+  std::string wanted = !accept_sha256.empty() ? accept_sha256 : installed ? "" : c.ca_sha256;
+  if (wanted.empty()) {
+    std::string new_fingerprints;
+    for (auto& a : fetched) new_fingerprints += (new_fingerprints.empty() ? "" : ", ") + pki::CertificateSha256(a.get());
+    if (!installed) {
+      throw Failure(ExitCode::kConfig, "no-trust-anchor",
+                    c.ca_bundle + " does not exist and no root is pinned: the signer offers " + new_fingerprints +
+                        "; check the root's fingerprint out of band, then run `etcd-requester ca --accept-sha256 "
+                        "SHA256` (or set ca_sha256)");
+    }
+    if (old_fingerprints == new_fingerprints) {
+      std::fprintf(env.out, "%s matches the signer's CA bundle (%s)\n", c.ca_bundle.c_str(), old_fingerprints.c_str());
+      return;
+    }
+    throw Failure(ExitCode::kDataErr, "ca-changed",
+                  "the signer's CA bundle differs from " + c.ca_bundle + ": installed " + old_fingerprints +
+                      ", the signer's " + new_fingerprints +
+                      "; nothing was changed. After checking the new root out of band, replace it with "
+                      "`etcd-requester ca --accept-sha256 SHA256`");
+  }
+  // The named root, then those installed roots that the signer still lists (a rotation's overlap:
+  // a signer not yet switched stays verifiable); a root the signer dropped is retired.
+  std::string fetched_fingerprints;
+  for (auto& a : fetched) fetched_fingerprints += pki::CertificateSha256(a.get()) + " ";
+  std::vector<pki::X509Ptr> root = PinnedRoots(std::move(fetched), wanted, "the signer");
+  std::string bundle = pki::ToPem(root.front().get());
+  std::string kept;
+  if (installed) {
+    for (auto& a : pki::ReadCertificateBundleFile(c.ca_bundle)) {
+      std::string fp = pki::CertificateSha256(a.get());
+      if (fp != wanted && fetched_fingerprints.find(fp) != std::string::npos) {
+        bundle += pki::ToPem(a.get());
+        kept += ", " + fp;
+      }
+    }
+  }
+  base::AtomicFileWriter(c.ca_bundle, 0644).Write(bundle);
+  std::fprintf(env.out, "%s: roots were %s; now %s%s\n", c.ca_bundle.c_str(), old_fingerprints.c_str(),
+               wanted.c_str(), kept.c_str());
+  Log(env, "stored the root " + wanted + kept + " in " + c.ca_bundle + " (was: " + old_fingerprints + ")");
 }
 
 }  // namespace requester

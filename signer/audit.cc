@@ -53,6 +53,21 @@ std::string ToJson(const AuditRecord& r) {
   return j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
 }
 
+AuditRecord ResyncRecord(const AuditRecord& request, const std::string& gap) {
+  AuditRecord r;
+  r.time = request.time;
+  r.outcome = "resync";
+  r.verb = request.verb;
+  r.reason = "audit-resync";
+  r.message = gap;
+  r.exit_code = static_cast<int>(base::ExitCode::kSoftware);
+  r.identity = request.identity;
+  r.user = request.user;
+  r.ssh_peer = request.ssh_peer;
+  r.ssh_key_sha256 = request.ssh_key_sha256;
+  return r;
+}
+
 void AuditLog::Syslog(const AuditRecord& record, const std::string& line) const {
   if (!syslog_) return;
   ::openlog("etcd-signer", LOG_PID | LOG_NDELAY, LOG_AUTH);
@@ -61,8 +76,10 @@ void AuditLog::Syslog(const AuditRecord& record, const std::string& line) const 
   ::closelog();
 }
 
-void AuditLog::Write(const AuditRecord& record) const {
+ChainHead AuditLog::Write(const AuditRecord& record) const {
   std::string line;
+  ChainHead written;
+  std::string gap;
   // The file first: syslog must never hold "issued" for a certificate whose record the file
   // refused (that certificate is not delivered).
   if (file_.empty()) {
@@ -72,19 +89,32 @@ void AuditLog::Write(const AuditRecord& record) const {
       base::AppendLineLocked(
           file_,
           [&](const base::LogHead& log) {
-            ChainHead head = ResumeHead(log);
-            AuditRecord chained = record;
-            chained.seq = head.seq + 1;
-            chained.prev = head.hash;
+            ChainResume resume = ResumeChain(log);
+            gap = resume.gap;
+            // A log shorter than its recorded head is never continued silently (#24): the record
+            // written is a resync that names the gap, and the request fails.
+            AuditRecord chained = gap.empty() ? record : ResyncRecord(record, gap);
+            chained.seq = resume.head.seq + 1;
+            chained.prev = resume.head.hash;
             line = ToJson(chained);
-            return base::ChainedLine{line, FormatHead(ChainHead{chained.seq, Sha256Hex(line)})};
+            written = ChainHead{chained.seq, Sha256Hex(line)};
+            return base::ChainedLine{line, FormatHead(written)};
           },
           lock_wait_);
     } catch (const base::Failure& f) {
       throw base::Failure(base::ExitCode::kUnavailable, "audit-failed", f.what());
     }
   }
+  if (!gap.empty()) {
+    AuditRecord resync = ResyncRecord(record, gap);
+    Syslog(resync, line);
+    throw base::Failure(base::ExitCode::kSoftware, "audit-resync",
+                        "the audit log " + file_ + " is not the one this signer wrote: " + gap +
+                            "; a resync record (seq " + std::to_string(written.seq) +
+                            ") now says so and this request was not served");
+  }
   Syslog(record, line);
+  return written;
 }
 
 void AuditLog::WriteEvenIfFileFails(const AuditRecord& record) const {

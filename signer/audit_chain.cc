@@ -144,6 +144,8 @@ std::optional<ChainFields> FastChainFields(std::string_view line) {
       has_prev = true;
     } else if (f.key == "time" && f.is_string) {
       out.time = std::string(f.value);
+    } else if (f.key == "outcome" && f.is_string) {
+      out.resync = f.value == "resync";
     }
   }
   if (!has_seq || !has_prev) return std::nullopt;
@@ -186,6 +188,8 @@ std::optional<ChainFields> ParseChainFields(std::string_view line, std::string* 
   fields.seq = seq->get<std::uint64_t>();
   fields.prev = prev->get<std::string>();
   if (time != j.end() && time->is_string()) fields.time = time->get<std::string>();
+  auto outcome = j.find("outcome");
+  fields.resync = outcome != j.end() && outcome->is_string() && *outcome == "resync";
   return fields;
 }
 
@@ -200,6 +204,33 @@ ChainHead ResumeHead(const base::LogHead& log) {
   // A line from before the chain (or one nobody can parse) anchors a new chain: seq 1 with that
   // line's hash as prev, which `audit verify` accepts only right after such a line.
   return head;
+}
+
+ChainResume ResumeChain(const base::LogHead& log) {
+  if (auto stored = ParseHead(log.stored)) return {*stored, ""};
+  ChainHead found = ResumeHead(log);
+  std::optional<ChainHead> recorded = ParseHead(log.recorded);
+  if (!recorded) return {found, ""};
+  // A head was recorded and the log has changed size since: only a line on disk whose head was
+  // not stored yet (a crash between the two fsyncs) may be recovered from.
+  std::string why;
+  bool legacy = false;
+  std::optional<ChainFields> last =
+      log.last_line.empty() ? std::nullopt : ParseChainFields(log.last_line, &why, &legacy);
+  const std::string was = "the recorded head is seq " + FormatHead(*recorded);
+  if (last) {
+    if (last->seq == recorded->seq && found.hash == recorded->hash) return {found, ""};
+    if (last->seq > recorded->seq && log.log_size > log.recorded_size) return {found, ""};
+    if (last->seq < recorded->seq) {
+      return {found, "the log ends at seq " + std::to_string(last->seq) + " but " + was + ": " +
+                         Range(last->seq + 1, recorded->seq) + " missing (the log was cut or replaced)"};
+    }
+    return {found, "the log's last record, seq " + std::to_string(last->seq) + ", is not the " + was +
+                       " (the log was rewritten)"};
+  }
+  found.seq = recorded->seq;
+  return {found, std::string(log.last_line.empty() ? "the log holds no complete record" : "the log's last line is not a chained record") +
+                     " but " + was + " (the log was replaced, or an unchained line appended)"};
 }
 
 void ChainVerifier::BeginFile(const std::string& name) {
@@ -269,6 +300,11 @@ bool ChainVerifier::Feed(std::string_view line, bool terminated) {
                    Previous() +
                    ": that line was changed after it was written, or this one was forged");
     }
+  }
+  if (fields->resync) {
+    return Break("seq " + std::to_string(fields->seq) +
+                 " is a resync record: the signer found this log shorter than the head it had recorded "
+                 "and continued from here; its message names the records that are missing");
   }
   if (expected_ && fields->seq == expected_->seq) {
     expected_seen_ = true;

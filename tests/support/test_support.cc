@@ -431,13 +431,23 @@ std::vector<std::string> SignerDeployment::RequesterArgs(const std::string& verb
   return {Binary("etcd-requester"), verb, "--name", name, "--server",
           ssh.user() + "@127.0.0.1:" + std::to_string(ssh.port()), "--ssh-key", ssh_key,
           "--known-hosts", ssh.known_hosts(), "--key-file", dir + "/" + name + ".key", "--cert",
-          dir + "/" + name + ".pem", "--ca-bundle", dir + "/ca-bundle.pem", "--connect-timeout", "5s"};
+          dir + "/" + name + ".pem", "--ca-bundle", dir + "/ca-bundle.pem", "--ca-sha256", RootSha256(ca.ca_cert),
+          "--connect-timeout", "5s"};
 }
 
 RunResult OpenSsl(const std::vector<std::string>& args, const std::string& input) {
   std::vector<std::string> argv{"/usr/bin/openssl"};
   argv.insert(argv.end(), args.begin(), args.end());
   return Run(argv, {.input = input});
+}
+
+std::string RootSha256(const std::string& pem_path) {
+  std::string out = OpenSsl({"x509", "-in", pem_path, "-noout", "-fingerprint", "-sha256"}).out;
+  auto eq = out.find('=');
+  if (eq == std::string::npos) return "";
+  out.erase(0, eq + 1);
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out;
 }
 
 }  // namespace testing_support

@@ -158,4 +158,8 @@ class SignerDeployment {
 // openssl CLI helpers (the reference implementation the tests compare against).
 RunResult OpenSsl(const std::vector<std::string>& args, const std::string& input = "");
 
+// The SHA-256 fingerprint of the (first) certificate in a PEM file as openssl prints it
+// ("AB:CD:..."): what an operator pins in ca_sha256.
+std::string RootSha256(const std::string& pem_path);
+
 }  // namespace testing_support

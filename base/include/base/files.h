@@ -90,6 +90,12 @@ struct LogHead {
   // Only when `stored` is "" and the log is not empty: the log's last complete line (without its
   // newline; a torn fragment after it is skipped), or "" if there is none within 64 KiB.
   std::string last_line;
+  // The head the previous append recorded, whether or not it still describes this log ("" if
+  // none was ever recorded), the log size it was recorded with, and the log's size now: a log
+  // shorter than its recorded head was cut, which the chain must not silently continue.
+  std::string recorded;
+  long long recorded_size = 0;
+  long long log_size = 0;
 };
 
 struct ChainedLine {

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pki/certificate_profile.h"
@@ -13,7 +15,7 @@ namespace pki {
 struct IssuedCertificateExpectations {
   EVP_PKEY* public_key = nullptr;     // our key: the certificate must carry exactly it
   std::string common_name;            // our master name
-  std::vector<X509*> trust_anchors;   // CA bundle; empty = chain not checked
+  std::vector<X509*> trust_anchors;   // the operator's CA bundle; required (empty = refused)
   TimePoint now;
   std::chrono::seconds skew_tolerance{300};
 };
@@ -40,16 +42,26 @@ struct IssuedCertificate {
 // (cert-wrong-name), [notBefore - skew, notAfter) covers now (cert-not-yet-valid, cert-expired),
 // exactly profile etcd-client (cert-profile, naming the first difference; see
 // ClientProfileDifference); each chain certificate passes ChainCaProfileDifference; the leaf
-// chains through them to one of the anchors when given (cert-untrusted), its first chain
-// certificate being its issuer. Throws Failure(kDataErr, reason).
+// chains through them to one of the anchors (cert-untrusted; no anchors is cert-untrusted too),
+// and the certificates after the leaf are exactly the verified path's intermediates, in order,
+// without the anchor (cert-chain): nothing rides along unchecked. Throws Failure(kDataErr, reason).
 IssuedCertificate VerifyIssuedCertificate(const std::string& pem, const IssuedCertificateExpectations& want);
 
 // Verifies `cert` against anchors with OpenSSL's path validation at time `now` (purpose: SSL
 // client, or `purpose`, e.g. X509_PURPOSE_ANY for a CA certificate), with `untrusted`
 // intermediates. Returns "" on success or OpenSSL's reason; on success `issuer` (when given)
-// receives the certificate that issued `cert`.
+// receives the certificate that issued `cert`, and `path` (when given) the verified path from
+// `cert` to its anchor.
 std::string VerifyChain(X509* cert, const std::vector<X509*>& anchors, TimePoint now,
                         X509Ptr* issuer = nullptr, const std::vector<X509*>& untrusted = {},
-                        int purpose = X509_PURPOSE_SSL_CLIENT);
+                        int purpose = X509_PURPOSE_SSL_CLIENT, std::vector<X509Ptr>* path = nullptr);
+
+// A certificate's SHA-256 fingerprint over its DER, 64 lowercase hex digits (what
+// `openssl x509 -noout -fingerprint -sha256` prints, without the colons).
+std::string CertificateSha256(X509* cert);
+
+// An operator's fingerprint as 64 lowercase hex digits: plain hex in either case, or openssl's
+// "AB:CD:..." form, optionally after "sha256:" or "SHA256 Fingerprint=". nullopt otherwise.
+std::optional<std::string> ParseSha256Fingerprint(std::string_view text);
 
 }  // namespace pki

@@ -40,7 +40,8 @@ struct RequesterConfig {
   std::string module;
   hsm::PinSource pin;
   std::string cert;             // where the certificate is stored
-  std::string ca_bundle;        // trust anchors for verification (and where `ca` writes)
+  std::string ca_bundle;        // the operator's trust anchors for verification (required)
+  std::string ca_sha256;        // the root's SHA-256, 64 lowercase hex: checks a first fetch (#24)
   std::string crl_file;         // etcd's --client-crl-file, which `diagnose` checks the certificate against (#28)
   base::Seconds lifetime{0};    // 0 = the signer's default
   base::Seconds skew_tolerance{300};
@@ -56,11 +57,15 @@ struct RequesterConfig {
 };
 
 // Keys as in the flags with '-' → '_' (name, server, ssh_key, known_hosts, accept_new_host_key,
-// key_file, key, module, pin_file, pin_env, cert, ca_bundle, lifetime, skew_tolerance,
+// key_file, key, module, pin_file, pin_env, cert, ca_bundle, ca_sha256, lifetime, skew_tolerance,
 // connect_timeout, io_timeout, post_renew_hook (array), state_file, prometheus_file), and for the
 // forwarder forward_listen, forward_endpoints (array), forward_ca, forward_listen_group,
 // forward_listen_mode (octal string "0660"), forward_max_connections.
 void LoadConfigFile(const std::string& path, RequesterConfig& config);
+
+// The root fingerprint of ca_sha256/--ca-sha256 as 64 lowercase hex digits (see
+// pki::ParseSha256Fingerprint). Failure(kConfig, "bad-config") otherwise.
+std::string CaSha256(const std::string& text);
 
 // A TCP port, "1".."65535" in decimal digits only; -1 for anything else (the empty string too).
 int ParsePort(const std::string& text);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,11 +32,18 @@ constexpr std::size_t kMaxSignerLine = 1024;
 // `ca`: the signer's trust bundle, parsed.
 std::vector<pki::X509Ptr> FetchBundle(SshClient& ssh);
 
-// The trust anchors for verifying an answer: config.ca_bundle; on first contact (the file does
-// not exist yet) the bundle is fetched over this host-key-verified connection and its PEM put in
-// *fetched (nothing is stored here). Empty when no bundle is configured.
-std::vector<pki::X509Ptr> TrustAnchors(const RequesterConfig& config, const RequesterEnv& env, SshClient& ssh,
-                                       std::string* fetched);
+// Of the certificates a signer sent, the one whose SHA-256 (pki::CertificateSha256) is `sha256`,
+// alone: whatever else it sent is not trusted. Failure(kDataErr, "ca-mismatch") naming what was
+// sent when none matches. `who` names the source in that message.
+std::vector<pki::X509Ptr> PinnedRoots(std::vector<pki::X509Ptr> fetched, const std::string& sha256,
+                                      const std::string& who);
+
+// The trust anchors for verifying an answer (#24: never taken on first use, never absent): the
+// operator's config.ca_bundle; when that file does not exist yet and config.ca_sha256 pins the
+// root, the signer's bundle is fetched over this connection and only the pinned root taken (its
+// PEM put in *fetched for storing with the first certificate). Failure(kConfig, "no-trust-anchor")
+// without either; an installed bundle that lacks the pinned root is "ca-mismatch".
+std::vector<pki::X509Ptr> TrustAnchors(const RequesterConfig& config, SshClient& ssh, std::string* fetched);
 
 // `sign [--lifetime S]` with the base64 CSR `body`; the answer verified (leaf profile, chain,
 // trust) for `public_key` and `common_name`. A bundle fetched on first contact goes to
@@ -45,14 +53,26 @@ pki::IssuedCertificate SignOver(SshClient& ssh, const RequesterConfig& config, c
                                 const std::string& body, EVP_PKEY* public_key, const std::string& common_name,
                                 std::string* fetched_bundle = nullptr);
 
-// Whether a failure met at one signer is worth trying the next one for: not a policy answer
-// (64, 65, 77 from the signer: the same everywhere) and never a PIN refusal.
-bool WorthTryingTheNextSigner(const base::Failure& failure);
+// The kinds of failure the walk over the signers tells apart (#24): a PIN refused by a signer's
+// token (that signer rests, see TrySigners), a PIN refused by our own token (the walk stops: it is
+// the same everywhere and must not be retried), and a refusal by a reachable signer (64, 65, 77,
+// or its PIN problem), which speaks for that signer only.
+bool IsSignerPinFailure(const base::Failure& failure);
+bool IsLocalPinFailure(const base::Failure& failure);
+bool IsSignerRefusal(const base::Failure& failure);
 
-// Calls `attempt(server)` for each signer in this master's order (ServerOrder) until one returns;
-// a failure worth it (above) moves on with one log line, any other is rethrown. Each signer's last
-// error goes into state.signer_errors (cleared when it serves). Returns the server that served.
-// When every signer failed, throws the last failure, its message saying so.
+// When the signer `server` may be asked again after its token refused its PIN; nullopt if it is
+// not resting.
+std::optional<TimePoint> PinBackoffUntil(const RequesterState& state, const std::string& server);
+
+// Calls `attempt(server)` for each signer in this master's order (ServerOrder) until one returns.
+// Every failure moves on to the next signer with one log line, a refusal included; only our own
+// PIN problem (IsLocalPinFailure) is rethrown at once. A signer that reported a PIN problem rests
+// (state.signer_pin_backoff: 1 h, doubling to 24 h) and is skipped until then unless
+// env.ignore_signer_backoff. Each signer's last error goes into state.signer_errors (cleared when
+// it serves). Returns the server that served. When none served: the last refusal of a reachable
+// signer if there was one, else the last failure (same type and reason, the message saying every
+// signer was asked), else Failure(kUnavailable, "signer-pin-backoff") when all were resting.
 std::string TrySigners(const RequesterConfig& config, const RequesterEnv& env, RequesterState& state,
                        const std::function<void(const std::string& server)>& attempt);
 

@@ -57,6 +57,8 @@ struct RequesterEnv {
   // login, one session; a second load of the module would finalize the first).
   KeyStore* shared_key = nullptr;
   std::mutex* key_gate = nullptr;
+  // `renew --force`: the operator asks now, signers resting after a PIN problem included.
+  bool ignore_signer_backoff = false;
 };
 
 // The stored certificate and what it means now.
@@ -72,6 +74,13 @@ struct StoredCertificate {
 StoredCertificate InspectCertificate(const RequesterConfig& config, TimePoint now,
                                      const RenewalSchedule& schedule = {});
 
+// A signer that reported a PIN problem is not asked until `until` (RFC 3339); `count` such
+// reports in a row set the length (TrySigners).
+struct SignerPinBackoff {
+  std::string until;
+  int count = 0;
+};
+
 // Persistent counters for `status` and monitoring (JSON next to the certificate).
 struct RequesterState {
   std::string last_attempt;  // RFC 3339
@@ -82,6 +91,7 @@ struct RequesterState {
                                                        // "pending-approval" (#14); empty otherwise
   std::string served_by;                               // the signer of the last success (#12)
   std::map<std::string, std::string> signer_errors;    // each signer's last error, until it serves
+  std::map<std::string, SignerPinBackoff> signer_pin_backoff;  // signers resting after a PIN problem
 };
 RequesterState LoadState(const std::string& path);
 void SaveState(const std::string& path, const RequesterState& state);
@@ -110,9 +120,13 @@ void RunHook(const RequesterConfig& config, const RequesterEnv& env);
 // renew: like request, but only when due (or `force`), and never creates a key.
 RequestOutcome Renew(const RequesterConfig& config, const RequesterEnv& env, bool force);
 
-// ca: fetches the signer's CA bundle, checks it parses, stores it at config.ca_bundle (or prints
-// it when that is empty).
-void FetchCa(const RequesterConfig& config, const RequesterEnv& env);
+// ca: fetches the signer's CA bundle. Without config.ca_bundle it is printed. An installed bundle
+// is never replaced by what a signer says (#24): it is compared, and a difference is reported with
+// the old and new fingerprints (Failure(kDataErr, "ca-changed")). The root is stored only when the
+// operator names its SHA-256: `accept_sha256` (the explicit rotation step, replacing the installed
+// bundle) or config.ca_sha256 (first installation, when the file does not exist); only that one
+// certificate is stored.
+void FetchCa(const RequesterConfig& config, const RequesterEnv& env, const std::string& accept_sha256 = "");
 
 // status: human text (aligned "key  value" rows; kHumanColour adds ANSI colours to the values that
 // need attention: the certificate's state, failures, a pending approval), JSON, or Prometheus
@@ -143,7 +157,8 @@ std::optional<base::Failure> WithRunningAs(const base::Failure& failure);
 bool Diagnose(const RequesterConfig& config, const RequesterEnv& env);
 
 // run: the renewal daemon. `reload` re-reads the configuration on SIGHUP. Returns the exit code
-// (0 on SIGTERM/SIGINT; the failure's code when it stops on a PIN failure, see IsPinFailure).
+// (0 on SIGTERM/SIGINT; the failure's code when it stops because our own token refused its PIN;
+// never because of one signer's answer, see TrySigners).
 int RunDaemon(RequesterConfig config, const std::function<RequesterConfig()>& reload,
               const RequesterEnv& env);
 

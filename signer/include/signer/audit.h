@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include "signer/audit_chain.h"
+
 namespace signer {
 
 struct AuditRecord {
@@ -35,6 +37,9 @@ struct AuditRecord {
   std::string prev;
 };
 
+// The record written instead of `request` when the log no longer holds its recorded head.
+AuditRecord ResyncRecord(const AuditRecord& request, const std::string& gap);
+
 // Serialises a record: one JSON line, pure ASCII (non-ASCII escaped), attacker-supplied fields
 // capped at 256 bytes each. It begins {"v":1,"seq":N,"prev":"<hex>", (seq/prev only when seq > 0).
 std::string ToJson(const AuditRecord& record);
@@ -49,7 +54,11 @@ class AuditLog {
   // carries the chain off the host. When the file cannot be written it throws
   // Failure(kUnavailable, "audit-failed") and nothing reaches syslog: a record that says "issued"
   // exists only if the file took it.
-  void Write(const AuditRecord& record) const;
+  // Returns the chain's head after this record (seq 0 without a file): what an answer may carry
+  // for masters to keep as a witness. A log that no longer ends in the head recorded with it
+  // (cut, replaced) is not continued: a `resync` record naming the gap is written instead and
+  // Failure(kSoftware, "audit-resync") thrown; the next record chains on from the resync.
+  ChainHead Write(const AuditRecord& record) const;
   // For failure records: like Write, but syslog gets the record even when the file refuses it.
   void WriteEvenIfFileFails(const AuditRecord& record) const;
 

@@ -43,12 +43,23 @@ std::optional<ChainHead> ParseHead(std::string_view text);
 // An empty log without a stored head starts at the genesis.
 ChainHead ResumeHead(const base::LogHead& log);
 
+// ResumeHead, refusing what would re-chain history silently (#24): when a head was recorded and
+// the log no longer ends in it (its tail was cut, it was replaced by a shorter one, or an
+// unchained line follows the chain), `gap` says so and `head` is where a `resync` record
+// continues from (the log's real last line). The record asked for must then not be written.
+struct ChainResume {
+  ChainHead head;
+  std::string gap;  // "" when the chain continues normally
+};
+ChainResume ResumeChain(const base::LogHead& log);
+
 // The chain fields of one line, parsed strictly; nullopt (and `why`) if it is not a chained
 // record. `legacy` is set for a valid etcd-signer record from before the chain existed.
 struct ChainFields {
   std::uint64_t seq = 0;
   std::string prev;
   std::string time;
+  bool resync = false;  // outcome "resync": the signer found its log cut and said so here
 };
 std::optional<ChainFields> ParseChainFields(std::string_view line, std::string* why, bool* legacy);
 

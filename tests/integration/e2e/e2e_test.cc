@@ -46,7 +46,7 @@ class EndToEnd : public ::testing::Test {
     return {Binary("etcd-requester"), verb, "--name", "kubemaster-1", "--server",
             ssh_->user() + "@127.0.0.1:" + std::to_string(ssh_->port()), "--ssh-key", ssh_key_,
             "--known-hosts", ssh_->known_hosts(), "--key-file", dir_ / "client.key", "--cert",
-            dir_ / "client.pem", "--ca-bundle", dir_ / "ca-bundle.pem"};
+            dir_ / "client.pem", "--ca-bundle", dir_ / "ca-bundle.pem", "--ca-sha256", RootSha256(token_->ca_cert)};
   }
 
   RunResult Requester(const std::string& verb, std::vector<std::string> extra = {}) {
@@ -211,11 +211,19 @@ TEST_F(EndToEnd, CaRotationWithOverlapThenRetirement) {
   WriteFile(dir_ / "old.pem", old_cert);
   ASSERT_EQ(Put(dir_ / "old.pem", dir_ / "client.key", "old CA").exit_code, 0);
 
-  // The signer switches to the new CA and serves the bundle; the requester refreshes its bundle
-  // and renews with the same key.
+  // The signer switches to the new CA and serves the bundle. What the signer says never replaces
+  // the requester's roots by itself (#24): `ca` shows the old and new fingerprints and changes
+  // nothing; the operator accepts the new root by its fingerprint.
   WriteSignerConfig(new_uri, dir_ / "ca2.pem", dir_ / "bundle.pem");
-  RunResult ca = Requester("ca");
+  const std::string installed = ReadFile(dir_ / "ca-bundle.pem");
+  RunResult changed = Requester("ca");
+  EXPECT_EQ(changed.exit_code, 65) << changed.err;
+  EXPECT_NE(changed.err.find("etcd-requester: ca-changed: "), std::string::npos) << changed.err;
+  EXPECT_EQ(ReadFile(dir_ / "ca-bundle.pem"), installed);
+  RunResult ca = Requester("ca", {"--accept-sha256", RootSha256(dir_ / "ca2.pem")});
   ASSERT_EQ(ca.exit_code, 0) << ca.err;
+  // The new root first, then the installed root the signer still lists (the overlap).
+  EXPECT_EQ(ReadFile(dir_ / "ca-bundle.pem"), ReadFile(dir_ / "ca2.pem") + installed);
   RunResult renewed = Requester("renew", {"--force"});
   ASSERT_EQ(renewed.exit_code, 0) << renewed.err;
   RunResult issuer = OpenSsl({"x509", "-in", dir_ / "client.pem", "-noout", "-issuer"});

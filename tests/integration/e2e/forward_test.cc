@@ -52,7 +52,8 @@ class Forward : public ::testing::Test {
     WriteFile(path, "name = \"kubemaster-1\"\nserver = \"" + signer_->ssh.user() + "@127.0.0.1:" +
                         std::to_string(signer_->ssh.port()) + "\"\nssh_key = \"" + ssh_key_ + "\"\nknown_hosts = \"" +
                         signer_->ssh.known_hosts() + "\"\ncert = \"" + Cert() + "\"\nca_bundle = \"" +
-                        (dir_ / "master/ca-bundle.pem") + "\"\nconnect_timeout = \"5s\"\n" + key_lines +
+                        (dir_ / "master/ca-bundle.pem") + "\"\nca_sha256 = \"" + RootSha256(signer_->ca.ca_cert) +
+                        "\"\nconnect_timeout = \"5s\"\n" + key_lines +
                         forward_lines);
     return path;
   }

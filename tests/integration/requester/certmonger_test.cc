@@ -25,7 +25,8 @@ class Certmonger : public ::testing::Test {
         dir_ / "requester.toml",
         "server = \"" + signer_.ssh.user() + "@127.0.0.1:" + std::to_string(signer_.ssh.port()) +
             "\"\nssh_key = \"" + ssh_key_ + "\"\nknown_hosts = \"" + signer_.ssh.known_hosts() +
-            "\"\nca_bundle = \"" + (dir_ / "ca-bundle.pem") + "\"\nconnect_timeout = \"5s\"\n" +
+            "\"\nca_bundle = \"" + (dir_ / "ca-bundle.pem") + "\"\nca_sha256 = \"" +
+            RootSha256(signer_.ca.ca_cert) + "\"\nconnect_timeout = \"5s\"\n" +
             // certmonger's key settings do not apply: certmonger owns the key; ignored here.
             "key_file = \"/nonexistent/never-read.key\"\n");
     // certmonger's state stays in this directory: requests, CAs, its local CA and its

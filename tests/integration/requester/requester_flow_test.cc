@@ -70,7 +70,8 @@ class Requester : public ::testing::Test {
     std::vector<std::string> a{Binary("etcd-requester"), verb, "--name", "kubemaster-1", "--server",
                                ssh_->user() + "@127.0.0.1:" + std::to_string(ssh_->port()), "--ssh-key", ssh_key_,
                                "--known-hosts", ssh_->known_hosts(), "--cert", dir_ / "client.pem",
-                               "--ca-bundle", dir_ / "ca-bundle.pem", "--connect-timeout", "5s"};
+                               "--ca-bundle", dir_ / "ca-bundle.pem", "--ca-sha256", RootSha256(ca_->ca_cert),
+                               "--connect-timeout", "5s"};
     a.insert(a.end(), key_flags.begin(), key_flags.end());
     return a;
   }

@@ -35,7 +35,7 @@ class SshTokenKey : public ::testing::Test {
             d_->ssh.user() + "@127.0.0.1:" + std::to_string(d_->ssh.port()), "--ssh-key", ssh_key_uri,
             "--known-hosts", d_->ssh.known_hosts(), "--key", "pkcs11:token=node;object=etcd-client", "--module",
             module, "--pin-file", pin, "--cert", Master("client.pem"), "--ca-bundle", Master("ca-bundle.pem"),
-            "--connect-timeout", "5s"};
+            "--ca-sha256", RootSha256(d_->ca.ca_cert), "--connect-timeout", "5s"};
   }
   static std::string Fingerprint(const std::string& pub_file) {
     std::string out = testing_support::Run({"/usr/bin/ssh-keygen", "-lf", pub_file}).out;
