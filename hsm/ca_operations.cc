@@ -100,6 +100,12 @@ std::string SignIntermediate(const KeyAccess& root, const std::string& root_cert
     bad("the CSR carries extensions or attributes: use one made by 'etcd-hsm ca csr'");
   }
   if (facts.subject.empty()) bad("the CSR has no subject");
+  // An intermediate named like its root makes every chain ambiguous (a verifier looks the issuer
+  // up by name): each signer host's intermediate needs a name of its own.
+  if (X509_NAME_cmp(X509_REQ_get_subject_name(req.get()), X509_get_subject_name(root_cert.get())) == 0) {
+    bad("the CSR's subject '" + pki::NameToString(X509_REQ_get_subject_name(req.get())) +
+        "' is the root's own: give each signer host's intermediate its own name (ca csr --subject)");
+  }
   pki::KeyDescription key = pki::DescribeKey(facts.public_key.get());
   bool strong = (key.kind == pki::KeyDescription::Kind::kEc && !key.ec_explicit_parameters &&
                  (key.curve == "P-256" || key.curve == "P-384")) ||

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // etcd-hsm's verbs on CA certificates: ca create, ca csr, ca sign-intermediate, ca bundle, check.
+#include <unistd.h>
+
 #include <cstdio>
 #include <memory>
 
@@ -26,6 +28,18 @@ struct CaRequestFlags {  // ca create, ca csr
   std::string subject = "CN=etcd-ca", out;
   int days = 3650, path_len = 0;
 };
+
+// `ca csr`'s default subject names this host: intermediates of different signer hosts must not
+// share a name, or no chain, CRL or operator can tell which host issued what (#24 point 11).
+std::string HostSubject() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') {
+    throw Failure(ExitCode::kUsage, "usage", "this host has no name: give the intermediate's --subject");
+  }
+  std::string name(host);
+  name = name.substr(0, name.find('.'));
+  return "CN=etcd-ca " + name;
+}
 
 void AddCaRequestOptions(CLI::App& cmd, CaRequestFlags& f) {
   cmd.add_option("--module", f.key.module, "PKCS#11 module path (or module-path= in the URI)");
@@ -85,8 +99,11 @@ VerbRun DefineCaCreate(CLI::App& cmd) {
 
 VerbRun DefineCaCsr(CLI::App& cmd) {
   auto f = std::make_shared<CaRequestFlags>();
+  f->subject.clear();
   AddCaRequestOptions(cmd, *f);
+  cmd.get_option("--subject")->description("Subject, e.g. 'CN=etcd client CA signer-a' (default: CN=etcd-ca HOSTNAME)");
   return [f](const Context&) {
+    if (f->subject.empty()) f->subject = HostSubject();
     Emit(hsm::CreateCaRequest(f->key.Access(), f->subject), f->out);
     return 0;
   };

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -32,7 +33,9 @@ sockaddr_un UnixAddress(const std::string& path) {
 }
 
 // Clears the way for our socket: a socket left by a forwarder that died is removed; anything else
-// there (a file, a socket that somebody still serves) is refused.
+// there (a file, a socket that somebody still serves) is refused. Only "nobody listens"
+// (ECONNREFUSED) makes a socket stale: a probe refused for any other reason (EACCES: someone
+// listens on a socket we may not use) leaves it alone.
 void RemoveStaleSocket(const std::string& path) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return;
@@ -44,7 +47,37 @@ void RemoveStaleSocket(const std::string& path) {
   if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
     throw Failure(ExitCode::kCantCreate, "listen-failed", "another process is listening on " + path);
   }
+  int err = errno;
+  if (err != ECONNREFUSED) {
+    throw Failure(ExitCode::kCantCreate, "listen-failed",
+                  path + " exists and cannot be probed (" + std::strerror(err) +
+                      "): it may still be served; not replacing it");
+  }
   ::unlink(path.c_str());
+}
+
+// The socket's directory: whoever else can write it can put their own socket at our path between
+// two runs (kube-apiserver would then talk to them as this master) or remove ours. So it must be
+// ours or root's and writable by nobody else; a sticky directory shared with others (/tmp) is
+// refused too, since anyone may create the name first.
+void CheckSocketDirectory(const std::string& path) {
+  std::string dir = path.substr(0, path.rfind('/'));
+  if (dir.empty()) dir = "/";
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) base::ThrowErrno("listen-failed", "cannot inspect the directory of", path, errno);
+  uid_t me = ::geteuid();
+  if (st.st_uid != me && st.st_uid != 0) {
+    throw Failure(ExitCode::kConfig, "listen-unsafe",
+                  "the socket's directory " + dir + " is owned by uid " + std::to_string(st.st_uid) +
+                      ", who could replace the socket: use this service's runtime directory (/run/etcd-requester-forward)");
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    throw Failure(ExitCode::kConfig, "listen-unsafe",
+                  "the socket's directory " + dir + " is writable by group or others (mode " + mode +
+                      "): another account could put its own socket there; use this service's runtime directory");
+  }
 }
 
 // The socket file is created with its final mode (never wider), not chmod'ed after.
@@ -110,6 +143,7 @@ Listener::OwnedSocketFile::~OwnedSocketFile() {
 
 Listener::Listener(const ListenAddress& address, const std::string& text, mode_t mode, const std::string& group) {
   if (address.unix_socket) {
+    CheckSocketDirectory(address.path);
     RemoveStaleSocket(address.path);
     fd_.reset(BindUnixSocket(address.path, mode));
     socket_file_.path = address.path;

@@ -87,6 +87,7 @@ void LoadConfigFile(const std::string& path, SignerConfig& c) {
     else if (key == "approved_keys") c.approved_keys = String(node, key);
     else if (key == "denied_keys") c.denied_keys = String(node, key);
     else if (key == "denied_identities") c.denied_identities = String(node, key);
+    else if (key == "list_admin") c.list_admin = String(node, key);
     else if (key == "approval") {
       std::string mode = String(node, key);
       if (mode != "none" && mode != "new-keys") Bad("approval must be \"none\" or \"new-keys\"");

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "base/failure.h"
+#include "base/path_trust.h"
 
 namespace signer {
 namespace {
@@ -150,17 +151,18 @@ bool ApprovalList::Contains(std::string_view name, std::string_view key_sha256) 
 }
 
 bool ListContains(const std::string& path, ListKind kind, std::string_view name,
-                  std::string_view key_sha256) {
+                  std::string_view key_sha256, const std::vector<uid_t>& owners) {
   if (kind == ListKind::kNames) key_sha256 = {};
   OpenList file(path);
   const int fd = file.fd;
   const struct stat& st = file.st;
-  // Like sshd's StrictModes for authorized_keys: a list that others can write is one they can
-  // approve themselves into.
-  if ((st.st_mode & 022) != 0) {
-    BadConfig(path +
-              " is writable by group or others: chmod go-w it (whoever can write it decides who "
-              "gets certificates)");
+  // Like sshd's StrictModes for authorized_keys: a list that others can change, or whose directory
+  // they can swap, is one they can approve themselves into.
+  if (auto problem = base::OthersCanChange(path, st, owners)) {
+    throw Failure(ExitCode::kConfig, "list-unsafe",
+                  path + " cannot be trusted: " + *problem +
+                      " (whoever can change it decides who gets certificates; keep lists root's, or list_admin's, "
+                      "in directories only they can write)");
   }
   // One small buffer, reused: a fresh process pays for every page it touches the first time, and
   // a list of 10,000 keys is a megabyte (PERFORMANCE.md).

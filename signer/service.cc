@@ -110,7 +110,7 @@ std::string InfoJson(const SignerConfig& c, pki::TimePoint now) {
     // red instead of all green. Answering issues nothing; the request is audited as `info`.
     if (!c.denied_identities.empty()) {
       try {
-        j["identity_denied"] = ListContains(c.denied_identities, ListKind::kNames, c.identity);
+        j["identity_denied"] = ListContains(c.denied_identities, ListKind::kNames, c.identity, {}, ListOwners(c));
       } catch (const Failure& f) {
         j["identity_denied_error"] = f.reason();  // `sign` refuses every name then (bad-config)
       }

@@ -10,8 +10,10 @@
 
 #include "base/duration.h"
 #include "base/failure.h"
+#include "base/text.h"
 #include "signer/approval.h"
 #include "signer/list_edit.h"
+#include "signer/policy.h"
 #include "signerctl/verbs.h"
 
 namespace signerctl {
@@ -54,6 +56,21 @@ std::optional<signer::ApprovalList> LoadIfPresent(const std::string& path, signe
   return signer::ApprovalList::Load(path, kind);
 }
 
+// NAME as the signer's name rules see it: a name no request can carry (`kubemaster-1,`, empty,
+// over 64 characters, outside name_pattern) would make an entry that matches nothing, and a deny
+// of it would protect nothing. A usage error instead of a silent no-op.
+void RequirePolicyName(const Context& ctx, const std::string& name) {
+  signer::SignerConfig rules = ctx.config;
+  rules.identity.clear();  // the list is for every identity; the forced command's binding is not ours
+  try {
+    signer::CheckName(name, rules);
+  } catch (const Failure& f) {
+    throw Failure(ExitCode::kUsage, "usage",
+                  "'" + base::Printable(name, 80) + "' can never be a certificate's name here (" +
+                      f.what() + "): an entry for it would match no request");
+  }
+}
+
 struct PendingFlags {
   std::vector<std::string> files;
   bool all = false;
@@ -81,6 +98,7 @@ struct KeyFlags {
 };
 
 int Approve(const Context& ctx, const KeyFlags& flags) {
+  RequirePolicyName(ctx, flags.name);
   const signer::SignerConfig& config = ctx.config;
   const std::string& approved = ListPath(ctx, config.approved_keys, "approved_keys");
   // Restrictive first: a crash between the two edits leaves the key neither denied nor approved
@@ -101,6 +119,7 @@ int Approve(const Context& ctx, const KeyFlags& flags) {
 }
 
 int Deny(const Context& ctx, const KeyFlags& flags) {
+  RequirePolicyName(ctx, flags.name);
   const signer::SignerConfig& config = ctx.config;
   const std::string& denied = ListPath(ctx, config.denied_keys, "denied_keys");
   signer::ListEdit edit = signer::AddKey(denied, flags.name, flags.key, "denied " + Stamp(ctx), false);
@@ -116,6 +135,7 @@ int Deny(const Context& ctx, const KeyFlags& flags) {
 }
 
 int DenyIdentity(const Context& ctx, const std::string& name) {
+  RequirePolicyName(ctx, name);
   const std::string& path = ListPath(ctx, ctx.config.denied_identities, "denied_identities");
   signer::ListEdit edit = signer::AddName(path, name, "denied " + Stamp(ctx));
   ReportEdit(edit.added ? "denied identity " + name + " in " + path : name + " was already denied in " + path);
@@ -123,6 +143,7 @@ int DenyIdentity(const Context& ctx, const std::string& name) {
 }
 
 int AllowIdentity(const Context& ctx, const std::string& name) {
+  RequirePolicyName(ctx, name);
   const std::string& path = ListPath(ctx, ctx.config.denied_identities, "denied_identities");
   signer::ListEdit edit = signer::RemoveName(path, name);
   ReportEdit(edit.removed > 0 ? "allowed identity " + name + " again (removed from " + path + ")"

@@ -22,10 +22,14 @@ namespace signer {
 // approval verbs only), and the path the pending-approval command leaves out.
 constexpr const char* kDefaultConfigFile = "/etc/etcd-signer/signer.toml";
 
+// The accounts besides root whose lists the signer trusts: list_admin's uid, if set
+// (Failure(kConfig, "bad-config") when no such account exists).
+std::vector<uid_t> ListOwners(const SignerConfig& config);
+
 // The checks of one request: each configured list is read once, when its check runs.
 class ApprovalGate {
  public:
-  explicit ApprovalGate(const SignerConfig& config) : config_(config) {}
+  explicit ApprovalGate(const SignerConfig& config) : config_(config), owners_(ListOwners(config)) {}
   // Failure(kNoPerm, "identity-denied") if `name` is in denied_identities.
   void CheckIdentity(std::string_view name);
   // Failure(kNoPerm, "key-denied") if (name, key) is in denied_keys; with approval = "new-keys",
@@ -35,6 +39,7 @@ class ApprovalGate {
 
  private:
   const SignerConfig& config_;
+  std::vector<uid_t> owners_;
 };
 
 // "etcd-signerctl [--config FILE] approve NAME SHA256": what an operator runs on the signer host.

@@ -47,13 +47,14 @@ struct SignerConfig {
   std::string approved_keys;      // NAME SHA256 [comment] per line
   std::string denied_keys;        // NAME SHA256 [comment] per line
   std::string denied_identities;  // NAME [comment] per line
+  std::string list_admin;         // an account besides root that may own the lists (and their directories)
   std::string config_file;        // the TOML file read, if any
 };
 
 // Reads a TOML config file over `config` (keys: module, key, pin_file, pin_env, ca_cert,
 // ca_bundle, ca_chain, identity, name_pattern, signer_name, lifetime_default, lifetime_min, lifetime_max, backdate,
 // audit_log, lock_file, syslog, deadline, input_timeout, approval, approved_keys, denied_keys,
-// denied_identities; durations as strings like "24h" or integers in seconds). Unknown keys are errors (Failure kConfig "bad-config").
+// denied_identities, list_admin; durations as strings like "24h" or integers in seconds). Unknown keys are errors (Failure kConfig "bad-config").
 void LoadConfigFile(const std::string& path, SignerConfig& config);
 
 // Returns `value` for the identity binding; an empty value is Failure(kConfig, "bad-config").

@@ -6,6 +6,8 @@
 // closed.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -62,7 +64,11 @@ class ApprovalList {
 // pass through a small reused buffer and nothing kept: the signer asks each list one question per
 // process, and building a set of a megabyte of lines costs a fresh process more than scanning
 // them (PERFORMANCE.md).
+//
+// A list is trusted only when nobody but root and `owners` (list_admin) can change it: the file,
+// and every directory above it, as OpenSSH's StrictModes (base/path_trust.h). Otherwise
+// Failure(kConfig, "list-unsafe"): the signer account must not be able to approve itself.
 bool ListContains(const std::string& path, ListKind kind, std::string_view name,
-                  std::string_view key_sha256 = {});
+                  std::string_view key_sha256 = {}, const std::vector<uid_t>& owners = {});
 
 }  // namespace signer

@@ -310,6 +310,14 @@ TEST_F(TwoTier, TheRootCeremonyRefusesWhatItMustNot) {
   r = sign(good, root_cert_, "400");
   EXPECT_EQ(r.exit_code, 64) << r.err;
   EXPECT_NE(r.err.find("past the root"), std::string::npos) << r.err;
+  // An intermediate named like its root (#24 point 11): no chain could tell them apart.
+  std::string rootlike = dir_ / "rootlike.csr";
+  ASSERT_EQ(OpenSsl({"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                     "/dev/null", "-subj", "/CN=etcd client root", "-out", rootlike})
+                .exit_code, 0);
+  r = sign(rootlike, root_cert_, "30");
+  EXPECT_EQ(r.exit_code, 65) << r.err;
+  EXPECT_NE(r.err.find("bad-csr: the CSR's subject 'CN=etcd client root' is the root's own"), std::string::npos) << r.err;
   r = sign(good, root_->ca_cert, "30");  // the fixture's single-tier CA (pathlen 0)
   EXPECT_EQ(r.exit_code, 65) << r.err;
   EXPECT_NE(r.err.find("root-path-length"), std::string::npos) << r.err;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // etcd-hsm and the hsm library against a real SoftHSM2 token (one token directory per test).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <sstream>
@@ -150,6 +151,14 @@ TEST_F(Token, LookupByLabelSerialAndUri) {
   ASSERT_EQ(by_uri.exit_code, 0) << by_uri.err;
   RunResult verify = OpenSsl({"req", "-verify", "-noout"}, by_uri.out);
   EXPECT_EQ(verify.exit_code, 0) << verify.err;
+  // #24 point 11: without --subject the request names this host, never a subject every signer host
+  // would share (the old default CN=etcd-ca).
+  char host[256] = {};
+  ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
+  std::string short_host(host);
+  short_host = short_host.substr(0, short_host.find('.'));
+  RunResult subject = OpenSsl({"req", "-noout", "-subject", "-nameopt", "RFC2253"}, by_uri.out);
+  EXPECT_EQ(subject.out, "subject=CN=etcd-ca " + short_host + "\n");
   RunResult wrong_serial = Hsm(Concat({"ca", "csr"}, KeyFlags("pkcs11:serial=ffff;object=ca-key")));
   EXPECT_EQ(wrong_serial.exit_code, 69);
   EXPECT_NE(wrong_serial.err.find("token-not-found"), std::string::npos);

@@ -7,6 +7,7 @@
 // ctest runs each TEST in its own process, so each TEST is one scenario (a handful of requests)
 // on the suite's deployment; run directly, the binary shares it between them.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -47,14 +48,15 @@ class Approval : public ::testing::Test {
                                    (*dir_ / "approved_keys") + "\"\ndenied_keys = \"" +
                                    (*dir_ / "denied_keys") + "\"\ndenied_identities = \"" +
                                    (*dir_ / "denied_identities") + "\"\n");
-    // Configuration management puts the (empty) files in place with approval switched on.
-    for (const char* name : {"approved_keys", "denied_keys", "denied_identities"}) {
-      WriteFile(*dir_ / name, "# managed by etcd-signerctl\n", 0644);
-    }
     ssh_keys_ = new std::map<std::string, std::string>;
     for (const char* name : {"kubemaster-1", "kubemaster-2"})
       (*ssh_keys_)[name] = deployment_->AddMaster(name);
-    deployment_->Start();
+    deployment_->Start();  // hands what is in the directory so far to the signer account
+    // Configuration management puts the (empty) files in place with approval switched on: root's,
+    // as the signer trusts no list its own account could change (#24 point 7).
+    for (const char* name : {"approved_keys", "denied_keys", "denied_identities"}) {
+      WriteFile(*dir_ / name, "# managed by etcd-signerctl\n", 0644);
+    }
   }
   static void TearDownTestSuite() {
     delete ssh_keys_;
@@ -286,6 +288,51 @@ TEST_F(Approval, ADeniedIdentityGetsNothingFromAnyIssuingVerbUntilAllowedAndItsS
   EXPECT_EQ(later.exit_code, 0) << later.err;
   EXPECT_EQ(later.out, "");
   EXPECT_EQ(Ctl({"serials", "--identity", "kubemaster-9"}).out, "");
+}
+
+// #24 point 7: a list is trusted only when nobody but root can change it, the file or any directory
+// above it (OpenSSH's StrictModes). The signer account owning the lists' directory could approve
+// its own requests by rename; the signer then refuses to issue (78 list-unsafe) rather than trust
+// the list, and so for a group-writable list, and for list_admin naming the signer's own account.
+TEST_F(Approval, AListTheSignerAccountCouldChangeIsNotTrusted) {
+  Csr csr = NewCsr("kubemaster-1", "unsafe");
+  std::string owned = *dir_ / "signer-owned";
+  ASSERT_EQ(::mkdir(owned.c_str(), 0755), 0);
+  WriteFile(owned + "/approved_keys", "kubemaster-1 " + csr.key_sha256 + " approved\n", 0644);
+  GiveToSigner(owned);
+  ASSERT_EQ(::chown((owned + "/approved_keys").c_str(), 0, 0), 0);  // the file root's, its directory not
+  auto refused = [&](const std::string& config, const std::string& why) {
+    deployment_->WriteSignerConfig(config);
+    RunResult r = Sign("kubemaster-1", csr);
+    EXPECT_EQ(r.exit_code, 78) << why << ": " << r.err;
+    EXPECT_TRUE(r.out.empty()) << why;
+    EXPECT_EQ(SignerLine(r.err).rfind("etcd-signer: list-unsafe: ", 0), 0u) << why << ": " << r.err;
+    EXPECT_EQ(LastRecord()["reason"], "list-unsafe") << why;
+  };
+  refused("approval = \"new-keys\"\napproved_keys = \"" + owned + "/approved_keys\"\n",
+          "a list in a directory the signer account owns");
+  EXPECT_NE(Sign("kubemaster-1", csr).err.find("its directory " + owned + " is owned by uid"), std::string::npos);
+
+  std::string group_writable = *dir_ / "group-writable-denied";
+  WriteFile(group_writable, "# none\n", 0644);
+  ASSERT_EQ(::chmod(group_writable.c_str(), 0664), 0);
+  refused("denied_identities = \"" + group_writable + "\"\n", "a group-writable list");
+
+  std::string root_owned = *dir_ / "root-approved";
+  WriteFile(root_owned, "kubemaster-1 " + csr.key_sha256 + " approved\n", 0644);
+  deployment_->WriteSignerConfig("approval = \"new-keys\"\napproved_keys = \"" + root_owned +
+                                 "\"\nlist_admin = \"" + SignerUser() + "\"\n");
+  RunResult self = Sign("kubemaster-1", csr);
+  EXPECT_EQ(self.exit_code, 78) << self.err;
+  EXPECT_NE(self.err.find("is the account the signer runs as"), std::string::npos) << self.err;
+
+  // The same approval, root's in a root directory: issued.
+  deployment_->WriteSignerConfig("approval = \"new-keys\"\napproved_keys = \"" + root_owned + "\"\n");
+  RunResult ok = Sign("kubemaster-1", csr);
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  deployment_->WriteSignerConfig("approval = \"new-keys\"\napproved_keys = \"" + (*dir_ / "approved_keys") +
+                                 "\"\ndenied_keys = \"" + (*dir_ / "denied_keys") + "\"\ndenied_identities = \"" +
+                                 (*dir_ / "denied_identities") + "\"\n");
 }
 
 }  // namespace

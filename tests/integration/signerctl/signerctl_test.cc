@@ -459,4 +459,33 @@ TEST_F(Signerctl, MetricsAreWrittenAtomicallyForNodeExporter) {
   EXPECT_EQ(value("etcd_signer_audit_chain_head_seq"), 2) << text;
 }
 
+// #24 point 8: a NAME no request can carry would make a list entry that matches nothing (a deny
+// of `kubemaster-1,` protects kubemaster-1 not at all). Each such name is a usage error, and the
+// files stay exactly as they were.
+TEST_F(Signerctl, ListVerbsRefuseNamesThatCanNeverMatchARequest) {
+  std::string config = work_ / "signer.toml";
+  WriteFile(config, ConfigFor(work_ / "audit.log") + "approved_keys = \"" + (work_ / "approved") +
+                        "\"\ndenied_keys = \"" + (work_ / "denied") + "\"\ndenied_identities = \"" +
+                        (work_ / "identities") + "\"\n");
+  for (const char* f : {"approved", "denied", "identities"}) WriteFile(work_ / f, "# lists\n", 0644);
+  const std::string key(64, 'a');
+  for (const std::string& bad : {std::string("kubemaster-1,"), std::string(""), std::string("kubemaster-") + std::string(60, '1'),
+                                 std::string("kubemaster-1\x1b[2J"), std::string("KubeMaster-1"), std::string("etcd")}) {
+    for (const std::vector<std::string>& verb :
+         {std::vector<std::string>{"deny-identity", bad}, {"allow-identity", bad}, {"approve", bad, key}, {"deny", bad, key}}) {
+      std::vector<std::string> args{"--config", config};
+      args.insert(args.end(), verb.begin(), verb.end());
+      RunResult r = Ctl(args);
+      EXPECT_EQ(r.exit_code, 64) << verb[0] << " '" << bad << "': " << r.out << r.err;
+      EXPECT_EQ(Lines(r.err).size(), 1u) << r.err;
+      EXPECT_EQ(r.err.rfind("etcd-signerctl: usage: ", 0), 0u) << r.err;
+    }
+  }
+  for (const char* f : {"approved", "denied", "identities"}) EXPECT_EQ(ReadFile(work_ / f), "# lists\n") << f;
+  // A name the policy can issue to is still written.
+  RunResult ok = Ctl({"--config", config, "deny-identity", "kubemaster-12"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_NE(ReadFile(work_ / "identities").find("\nkubemaster-12"), std::string::npos) << ReadFile(work_ / "identities");
+}
+
 }  // namespace

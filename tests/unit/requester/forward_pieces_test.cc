@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -79,6 +80,66 @@ TEST(Listener, ReplacesAStaleSocketButNeverAFileOrALiveSocket) {
 
   requester::Listener live(UnixAt(path), "unix:" + path, 0660, "");
   EXPECT_NE(ListenFailure(path).find("another process is listening"), std::string::npos);
+}
+
+// #24 point 9: a socket in a directory that another account can write is one they can replace
+// between two runs (kube-apiserver would then talk to them as this master). /tmp is refused, and so
+// is a directory owned by another account; nothing is created in either.
+TEST(Listener, RefusesADirectoryAnotherAccountCanWrite) {
+  auto unsafe = [](const std::string& path) {
+    try {
+      requester::Listener listener(UnixAt(path), "unix:" + path, 0660, "");
+    } catch (const base::Failure& f) {
+      EXPECT_EQ(f.code(), base::ExitCode::kConfig) << f.what();
+      EXPECT_EQ(f.reason(), "listen-unsafe") << f.what();
+      return std::string(f.what());
+    }
+    return std::string("listened");
+  };
+  std::string in_tmp = "/tmp/etcd-forward-test-" + std::to_string(::getpid()) + ".sock";
+  EXPECT_NE(unsafe(in_tmp).find("/tmp is writable by group or others (mode 1777)"), std::string::npos);
+  EXPECT_NE(::access(in_tmp.c_str(), F_OK), 0);
+  TempDir dir;
+  ASSERT_EQ(::chown(dir.path().c_str(), 65534, 65534), 0);
+  EXPECT_NE(unsafe(dir / "etcd.sock").find("is owned by uid 65534"), std::string::npos);
+  ASSERT_EQ(::chown(dir.path().c_str(), 0, 0), 0);
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0775), 0);
+  EXPECT_NE(unsafe(dir / "etcd.sock").find("writable by group or others (mode 0775)"), std::string::npos);
+}
+
+// #24 point 9: only "nobody listens" makes a socket stale. A forwarder that may not connect to a
+// live socket (EACCES: root's 0600 socket, probed by another account) must not remove it.
+TEST(Listener, AProbeThatIsRefusedAccessNeverRemovesTheSocket) {
+  TempDir dir;
+  ASSERT_EQ(::chown(dir.path().c_str(), 65534, 65534), 0);  // the prober's own directory
+  std::string path = dir / "etcd.sock";
+  // A live socket of root's, 0600, served (bound and listening) by this process.
+  int live = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, path.c_str(), path.size());
+  ASSERT_EQ(::bind(live, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+  ASSERT_EQ(::listen(live, 1), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(2);
+    try {
+      requester::Listener taken(UnixAt(path), "unix:" + path, 0660, "");
+      ::_exit(3);  // it replaced a live socket
+    } catch (const base::Failure& f) {
+      ::_exit(std::string(f.what()).find("cannot be probed (Permission denied)") != std::string::npos ? 0 : 4);
+    }
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "3: the live socket was replaced; 4: another error";
+  struct stat st {};
+  ASSERT_EQ(::lstat(path.c_str(), &st), 0) << "the live socket is gone";
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  ::close(live);
 }
 
 TEST(Listener, AGroupThatDoesNotExistIsAConfigurationErrorAndLeavesNoSocket) {

@@ -280,7 +280,7 @@ TEST(ApprovalGate, AListOthersCanWriteIsAConfigurationError) {
   ::chmod((l.dir / "names").c_str(), 0664);
   ApprovalGate gate(l.config);
   std::string message;
-  EXPECT_EQ(Caught([&] { gate.CheckIdentity("kubemaster-1"); }, &message).second, "bad-config");
+  EXPECT_EQ(Caught([&] { gate.CheckIdentity("kubemaster-1"); }, &message).second, "list-unsafe");
   EXPECT_NE(message.find("writable by group or others"), std::string::npos) << message;
   ::chmod((l.dir / "names").c_str(), 0640);
   EXPECT_EQ(Caught([&] { gate.CheckIdentity("kubemaster-1"); }).first, ExitCode::kOk);

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: Apache-2.0
+// Who can change what a path names. A file that decides something (who gets certificates, what
+// the audit chain says) is only as trustworthy as every account that can write it, replace it, or
+// swap a directory on its way: OpenSSH's StrictModes, for our files.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/fd.h"
+
+namespace base {
+
+// Opens `path` read-only without following a symbolic link in its last component and without
+// blocking on a FIFO, and returns it only when it is a regular file; `st` receives its fstat.
+// Throws Failure(reason): with the errno's exit code when it cannot be opened (a missing file is
+// 66), and 66 for a symbolic link, a FIFO, a device or a directory.
+UniqueFd OpenRegularFile(const std::string& path, const std::string& reason, struct stat& st);
+
+// When an account other than `trusted` (root is always trusted) can change what `path` names —
+// the file `opened` (its fstat), or any directory on the path's resolved way from `/` — returns
+// one sentence naming the first such place and how; otherwise nothing. A directory writable by
+// group or others is accepted only with the sticky bit (then nobody but an entry's owner can
+// replace it, and the entry's owner is checked next), and the file must not be writable by group
+// or others at all. The path is resolved with realpath(3), and the file found there must be the
+// one `opened` (a swap in between is reported).
+std::optional<std::string> OthersCanChange(const std::string& path, const struct stat& opened,
+                                           const std::vector<uid_t>& trusted);
+
+}  // namespace base

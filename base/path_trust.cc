@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "base/path_trust.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "base/failure.h"
+
+namespace base {
+namespace {
+
+std::string Mode(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
+bool Trusted(uid_t uid, const std::vector<uid_t>& trusted) {
+  return uid == 0 || std::find(trusted.begin(), trusted.end(), uid) != trusted.end();
+}
+
+// One directory on the way: owned by a trusted account, and writable by nobody else unless sticky.
+std::optional<std::string> DirectoryProblem(const std::string& dir, const std::vector<uid_t>& trusted) {
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) return "cannot inspect " + dir + ": " + std::strerror(errno);
+  if (!Trusted(st.st_uid, trusted)) {
+    return "its directory " + dir + " is owned by uid " + std::to_string(st.st_uid) + ", who can replace what is in it";
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
+    return "its directory " + dir + " is writable by group or others (mode " + Mode(st.st_mode) + ")";
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+UniqueFd OpenRegularFile(const std::string& path, const std::string& reason, struct stat& st) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
+  if (fd.get() < 0) {
+    int err = errno;
+    if (err == ELOOP) throw Failure(ExitCode::kNoInput, reason, path + " is a symbolic link; not following it");
+    ThrowErrno(reason, "cannot open", path, err);
+  }
+  if (::fstat(fd.get(), &st) != 0) ThrowErrno(reason, "cannot inspect", path, errno);
+  if (!S_ISREG(st.st_mode)) throw Failure(ExitCode::kNoInput, reason, path + " is not a regular file");
+  int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags >= 0) ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
+  return fd;
+}
+
+std::optional<std::string> OthersCanChange(const std::string& path, const struct stat& opened,
+                                           const std::vector<uid_t>& trusted) {
+  if (!Trusted(opened.st_uid, trusted)) {
+    return "it is owned by uid " + std::to_string(opened.st_uid) + ", who can rewrite it";
+  }
+  if ((opened.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return "it is writable by group or others (mode " + Mode(opened.st_mode) + ")";
+  }
+  char resolved_buf[PATH_MAX];
+  if (::realpath(path.c_str(), resolved_buf) == nullptr) return "cannot resolve " + path + ": " + std::strerror(errno);
+  std::string resolved(resolved_buf);
+  struct stat now {};
+  if (::lstat(resolved.c_str(), &now) != 0 || now.st_dev != opened.st_dev || now.st_ino != opened.st_ino) {
+    return path + " was replaced while it was read";
+  }
+  // Every directory from the file's own up to `/`, on the resolved path and on the path as given
+  // (a symbolic link on the way is only as safe as the directory it lives in).
+  std::string given = path;
+  if (given.empty() || given[0] != '/') {
+    char cwd[PATH_MAX];
+    if (::getcwd(cwd, sizeof cwd) == nullptr) return std::string("cannot resolve the working directory");
+    given = std::string(cwd) + "/" + given;
+  }
+  for (const std::string& way : {resolved, given}) {
+    for (std::size_t slash = way.rfind('/'); slash != std::string::npos;
+         slash = slash == 0 ? std::string::npos : way.rfind('/', slash - 1)) {
+      std::string dir = slash == 0 ? "/" : way.substr(0, slash);
+      struct stat st {};
+      if (::lstat(dir.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) continue;  // its directory is next
+      if (auto problem = DirectoryProblem(dir, trusted)) return problem;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace base
