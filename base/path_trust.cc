@@ -55,6 +55,26 @@ UniqueFd OpenRegularFile(const std::string& path, const std::string& reason, str
   return fd;
 }
 
+std::optional<std::string> UnexpectedOwner(const std::string& path, const struct stat& opened) {
+  std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
+  if (dir.empty()) dir = "/";
+  struct stat ds {};
+  if (::stat(dir.c_str(), &ds) != 0) return "cannot inspect the directory of " + path + ": " + std::strerror(errno);
+  // Only root can put anything into a directory of root's that nobody else may write.
+  if (ds.st_uid == 0 && (ds.st_mode & (S_IWGRP | S_IWOTH)) == 0) return std::nullopt;
+  // Otherwise the file is one the directory's owner (or we) made, and not a second name of
+  // another file: a hard link to /etc/shadow there is root's, a planted file another account's.
+  if (opened.st_uid != ds.st_uid && opened.st_uid != ::geteuid()) {
+    return path + " is owned by uid " + std::to_string(opened.st_uid) + ", not by " + dir + "'s owner (uid " +
+           std::to_string(ds.st_uid) + ") who writes there";
+  }
+  if (opened.st_nlink != 1) {
+    return path + " has " + std::to_string(opened.st_nlink) + " names (hard links) in a directory uid " +
+           std::to_string(ds.st_uid) + " can write";
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> OthersCanChange(const std::string& path, const struct stat& opened,
                                            const std::vector<uid_t>& trusted) {
   if (!Trusted(opened.st_uid, trusted)) {

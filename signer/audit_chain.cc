@@ -2,6 +2,7 @@
 #include "signer/audit_chain.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <openssl/evp.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/failure.h"
+#include "base/path_trust.h"
 #include "pki/openssl.h"
 
 namespace signer {
@@ -344,13 +346,18 @@ bool ChainVerifier::Finish() {
   return true;
 }
 
+base::UniqueFd OpenAuditFile(const std::string& path) {
+  struct stat st {};
+  base::UniqueFd fd = base::OpenRegularFile(path, "read-failed", st);
+  if (auto problem = base::UnexpectedOwner(path, st)) {
+    throw base::Failure(base::ExitCode::kNoInput, "audit-file-unsafe", *problem + ": not reading it as an audit log");
+  }
+  return fd;
+}
+
 void ForEachLine(const std::string& path, const std::function<bool(std::string_view, bool)>& each) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) base::ThrowErrno("read-failed", "cannot open", path, errno);
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+  base::UniqueFd file = OpenAuditFile(path);
+  const int fd = file.get();
   std::string buffer;
   std::string carry;      // a line that spans reads
   bool skipping = false;  // the rest of an over-long line

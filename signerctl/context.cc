@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "signerctl/context.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
+#include <cerrno>
 #include <thread>
 
 #include "base/duration.h"
@@ -40,8 +41,18 @@ void AddAuditFilesOption(CLI::App& cmd, std::vector<std::string>& files) {
   cmd.add_option("files", files, "Audit log files, oldest first (default: audit_log.1 audit_log)");
 }
 
+// Every file is checked before anything is printed: a listing that stops half-way at an unsafe
+// file would look like the whole log.
+std::vector<std::string> Checked(std::vector<std::string> files) {
+  struct stat st {};
+  for (const auto& file : files) {
+    if (::lstat(file.c_str(), &st) == 0) signer::OpenAuditFile(file);  // a missing one: as each verb says
+  }
+  return files;
+}
+
 std::vector<std::string> AuditFiles(const Context& ctx, const std::vector<std::string>& given) {
-  if (!given.empty()) return given;
+  if (!given.empty()) return Checked(given);
   if (ctx.config.audit_log.empty()) {
     throw Failure(ExitCode::kUsage, "usage", "give audit log files, or --config with audit_log set");
   }
@@ -49,7 +60,7 @@ std::vector<std::string> AuditFiles(const Context& ctx, const std::vector<std::s
   std::string rotated = ctx.config.audit_log + ".1";
   if (::access(rotated.c_str(), F_OK) == 0) files.push_back(rotated);
   files.push_back(ctx.config.audit_log);
-  return files;
+  return Checked(files);
 }
 
 TimePoint WindowStart(const Context& ctx, const std::string& text, const std::string& fallback) {
@@ -73,13 +84,18 @@ void ForEachEntry(const std::vector<std::string>& files,
 }
 
 std::optional<std::string> TerminatedLineAt(const std::string& path, std::uint64_t offset) {
-  std::ifstream in(path, std::ios::binary);
-  in.seekg(static_cast<std::streamoff>(offset));
+  base::UniqueFd fd = signer::OpenAuditFile(path);
   std::string line;
-  char c;
-  while (line.size() < (1u << 20) && in.get(c)) {
-    if (c == '\n') return line;
-    line.push_back(c);
+  char chunk[4096];
+  for (off_t at = static_cast<off_t>(offset); line.size() < (1u << 20);) {
+    ssize_t n = ::pread(fd.get(), chunk, sizeof chunk, at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return std::nullopt;
+    std::string_view got(chunk, static_cast<std::size_t>(n));
+    auto nl = got.find('\n');
+    line.append(got.substr(0, nl));
+    if (nl != std::string_view::npos) return line;
+    at += n;
   }
   return std::nullopt;
 }

@@ -21,6 +21,13 @@ namespace base {
 // 66), and 66 for a symbolic link, a FIFO, a device or a directory.
 UniqueFd OpenRegularFile(const std::string& path, const std::string& reason, struct stat& st);
 
+// Whether the file `opened` (its fstat) at `path` is the one its directory's owner keeps there.
+// In a directory of root's that nobody else may write, any file is (only root put it there).
+// Elsewhere the file must be owned by the directory's owner (or this process's account) and have
+// one name: a hard link to /etc/shadow (root's) or a file a third account planted is not an audit
+// log. Returns one sentence saying what is wrong, or nothing.
+std::optional<std::string> UnexpectedOwner(const std::string& path, const struct stat& opened);
+
 // When an account other than `trusted` (root is always trusted) can change what `path` names —
 // the file `opened` (its fstat), or any directory on the path's resolved way from `/` — returns
 // one sentence naming the first such place and how; otherwise nothing. A directory writable by

@@ -6,6 +6,8 @@
 // of the last line) kept elsewhere, e.g. the copy syslog carries off the host.
 #pragma once
 
+#include "base/fd.h"
+
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -128,5 +130,11 @@ class ChainVerifier {
 // and calls `each(line, terminated)`; stops early when it returns false. Throws Failure
 // (kNoInput "read-failed") if the file cannot be opened or read.
 void ForEachLine(const std::string& path, const std::function<bool(std::string_view, bool)>& each);
+
+// Opens an audit file for reading, as every reader does (etcd-signerctl runs as root, on files in
+// the signer account's directory): never through a symbolic link, never a FIFO or device
+// (Failure(kNoInput, "read-failed")), and only a file owned by root, this account or its
+// directory's owner (Failure(kNoInput, "audit-file-unsafe")).
+base::UniqueFd OpenAuditFile(const std::string& path);
 
 }  // namespace signer

@@ -488,4 +488,43 @@ TEST_F(Signerctl, ListVerbsRefuseNamesThatCanNeverMatchARequest) {
   EXPECT_NE(ReadFile(work_ / "identities").find("\nkubemaster-12"), std::string::npos) << ReadFile(work_ / "identities");
 }
 
+// #24 point 10: etcd-signerctl runs as root on files in the signer account's directory. It never
+// follows a link there (to /etc/shadow, say), never blocks on a FIFO, and never reads a second name
+// of a root file (a hard link) or a file a third account planted in that directory.
+TEST_F(Signerctl, AuditFilesAreNeverReadThroughALinkAFifoOrFromAPlantedFile) {
+  std::string log = Put("audit.log", Log());
+  std::string account_dir = work_ / "signer-dir";  // the signer account's, as /var/log/etcd-signer
+  ASSERT_EQ(::mkdir(account_dir.c_str(), 0750), 0);
+  ASSERT_EQ(::chown(account_dir.c_str(), 65534, 65534), 0);
+  std::string link = account_dir + "/link.log";
+  ASSERT_EQ(::symlink(log.c_str(), link.c_str()), 0);
+  std::string fifo = account_dir + "/fifo.log";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::string hard = account_dir + "/hard.log";  // a second name of a root file
+  ASSERT_EQ(::link(log.c_str(), hard.c_str()), 0);
+  std::string planted = account_dir + "/planted.log";
+  WriteFile(planted, ReadFile(log), 0644);
+  ASSERT_EQ(::chown(planted.c_str(), 65533, 65533), 0);
+  for (const auto& [file, why] : std::vector<std::pair<std::string, std::string>>{
+           {link, "is a symbolic link"},
+           {fifo, "is not a regular file"},
+           {hard, "audit-file-unsafe: " + hard + " has 2 names (hard links) in a directory uid 65534 can write"},
+           {planted, "audit-file-unsafe: " + planted + " is owned by uid 65533"}}) {
+    for (const std::vector<std::string>& verb : {std::vector<std::string>{"audit", "verify", file},
+                                                 {"audit", "list", file}, {"audit", "report", file}}) {
+      RunResult r = Ctl(verb);
+      EXPECT_EQ(r.exit_code, 66) << verb[1] << " " << file << ": " << r.out << r.err;
+      EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
+      EXPECT_TRUE(r.out.empty()) << r.out;
+    }
+  }
+  // The account's own file there, and root's own in root's directory: read.
+  std::string own = account_dir + "/audit.log";
+  WriteFile(own, ReadFile(log), 0640);
+  ASSERT_EQ(::chown(own.c_str(), 65534, 65534), 0);
+  EXPECT_EQ(Ctl({"audit", "verify", own}).exit_code, 0);
+  ::unlink(hard.c_str());
+  EXPECT_EQ(Ctl({"audit", "verify", log}).exit_code, 0);
+}
+
 }  // namespace
