@@ -220,19 +220,20 @@ ChainResume ResumeChain(const base::LogHead& log) {
   std::optional<ChainFields> last =
       log.last_line.empty() ? std::nullopt : ParseChainFields(log.last_line, &why, &legacy);
   const std::string was = "the recorded head is seq " + FormatHead(*recorded);
+  // A resync record chains on from the recorded head, not from what is left: its seq is past every
+  // seq ever written (and syslogged), and `verify` finds the gap right before it.
   if (last) {
     if (last->seq == recorded->seq && found.hash == recorded->hash) return {found, ""};
     if (last->seq > recorded->seq && log.log_size > log.recorded_size) return {found, ""};
     if (last->seq < recorded->seq) {
-      return {found, "the log ends at seq " + std::to_string(last->seq) + " but " + was + ": " +
-                         Range(last->seq + 1, recorded->seq) + " missing (the log was cut or replaced)"};
+      return {*recorded, "the log ends at seq " + std::to_string(last->seq) + " but " + was + ": " +
+                             Range(last->seq + 1, recorded->seq) + " missing (the log was cut or replaced)"};
     }
-    return {found, "the log's last record, seq " + std::to_string(last->seq) + ", is not the " + was +
-                       " (the log was rewritten)"};
+    return {*recorded, "the log's last record, seq " + std::to_string(last->seq) + ", does not hash to " +
+                           "the recorded head " + FormatHead(*recorded) + " (the log was rewritten)"};
   }
-  found.seq = recorded->seq;
-  return {found, std::string(log.last_line.empty() ? "the log holds no complete record" : "the log's last line is not a chained record") +
-                     " but " + was + " (the log was replaced, or an unchained line appended)"};
+  return {*recorded, std::string(log.last_line.empty() ? "the log holds no complete record" : "the log's last line is not a chained record") +
+                         " but " + was + " (the log was replaced, or an unchained line appended)"};
 }
 
 void ChainVerifier::BeginFile(const std::string& name) {
@@ -277,6 +278,13 @@ bool ChainVerifier::Feed(std::string_view line, bool terminated) {
     return Break(why + (records_ > 0 ? " after " + Previous() : std::string()) +
                  ": a fragment left by a writer killed mid-write, or an inserted line");
   }
+  // First: whatever else is wrong around it, the signer's own finding is the news.
+  if (fields->resync) {
+    return Break("seq " + std::to_string(fields->seq) +
+                 " is a resync record: the signer found this log no longer ending in the head it had "
+                 "recorded (cut, replaced or rewritten) and wrote this instead of serving a request; "
+                 "its message names what is missing");
+  }
   if (records_ == 0) {
     first_seq_ = fields->seq;
     first_time_ = fields->time;
@@ -302,11 +310,6 @@ bool ChainVerifier::Feed(std::string_view line, bool terminated) {
                    Previous() +
                    ": that line was changed after it was written, or this one was forged");
     }
-  }
-  if (fields->resync) {
-    return Break("seq " + std::to_string(fields->seq) +
-                 " is a resync record: the signer found this log shorter than the head it had recorded "
-                 "and continued from here; its message names the records that are missing");
   }
   if (expected_ && fields->seq == expected_->seq) {
     expected_seen_ = true;

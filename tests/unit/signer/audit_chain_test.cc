@@ -182,6 +182,62 @@ TEST(AuditChain, UnchainedRecordsFromBeforeTheUpgradeAnchorTheFirstRecord) {
   EXPECT_EQ(v.broken()->line, 5u) << Message(v);
 }
 
+// #24 point 5: a log that no longer ends in the head the signer recorded (cut, emptied, rewritten)
+// is never continued silently. The next append writes a `resync` record naming the gap and fails
+// (70 audit-resync); verify breaks at that record; the append after it chains on from it.
+std::pair<std::string, std::vector<std::string>> AppendAfterTampering(const std::string& log) {
+  std::string reason;
+  try {
+    WriteRecords(log, 1);
+  } catch (const base::Failure& f) {
+    reason = f.reason();
+  }
+  return {reason, Lines(ReadFile(log))};
+}
+
+TEST(AuditChain, ACutLogGetsAResyncRecordNamingTheGapAndTheRequestFails) {
+  TempDir dir;
+  auto lines = WriteRecords(dir / "audit.log", 5);
+  WriteFile(dir / "audit.log", lines[0] + "\n" + lines[1] + "\n", 0640);  // records 3..5 cut
+  auto [reason, after] = AppendAfterTampering(dir / "audit.log");
+  EXPECT_EQ(reason, "audit-resync");
+  ASSERT_EQ(after.size(), 3u);
+  nlohmann::json resync = nlohmann::json::parse(after[2]);
+  EXPECT_EQ(resync["outcome"], "resync");
+  EXPECT_EQ(resync["reason"], "audit-resync");
+  EXPECT_EQ(resync["seq"], 6);  // past the recorded head: seq numbers are never reused
+  EXPECT_NE(resync["message"].get<std::string>().find("the log ends at seq 2 but the recorded head is seq 5:"),
+            std::string::npos)
+      << resync.dump();
+  EXPECT_NE(resync["message"].get<std::string>().find("records 3..5 missing"), std::string::npos) << resync.dump();
+  ChainVerifier v = VerifyLines(after);
+  ASSERT_TRUE(v.broken());
+  EXPECT_EQ(v.broken()->line, 3u);
+  EXPECT_NE(Message(v).find("is a resync record"), std::string::npos) << Message(v);
+  // The next request is served again, chained on the resync record.
+  auto next = WriteRecords(dir / "audit.log", 1);
+  ASSERT_EQ(next.size(), 4u);
+  EXPECT_EQ(nlohmann::json::parse(next[3])["prev"], signer::Sha256Hex(next[2]));
+}
+
+TEST(AuditChain, ARewrittenLastRecordGetsAResyncRecord) {
+  TempDir dir;
+  auto original = WriteRecords(dir / "audit.log", 3);
+  // The last record replaced by another of the same seq (a rewritten history).
+  std::string forged = original[2];
+  forged.replace(forged.find("issued"), 6, "refused");
+  WriteFile(dir / "audit.log", original[0] + "\n" + original[1] + "\n" + forged + "\n", 0640);
+  auto [reason, after] = AppendAfterTampering(dir / "audit.log");
+  EXPECT_EQ(reason, "audit-resync");
+  ASSERT_EQ(after.size(), 4u);
+  EXPECT_NE(after[3].find("the log's last record, seq 3, does not hash to the recorded head 3:"), std::string::npos)
+      << after[3];
+  EXPECT_EQ(nlohmann::json::parse(after[3])["prev"], signer::Sha256Hex(original[2]));  // the true head
+}
+
+// An emptied log looks like a rotated one to an append (logrotate's `create` leaves an empty file
+// and the chain continues there); `audit verify` and `metrics`, which read the recorded head, tell
+// them apart (tests/integration/signerctl).
 class Tampered : public ::testing::Test {
  protected:
   void SetUp() override { lines_ = WriteRecords(dir_ / "audit.log", 10); }
