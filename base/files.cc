@@ -367,4 +367,11 @@ void Scrub(std::string& secret) noexcept {
   secret.clear();
 }
 
+std::string ReadStoredHead(const std::string& lock_path) {
+  UniqueFd fd(::open(lock_path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  struct stat st {};
+  if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return "";
+  return ReadRecordedHead(fd.get()).head;
+}
+
 }  // namespace base

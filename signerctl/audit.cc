@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // `audit verify` and `audit list`: the audit log's hash chain, and one line per request.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "base/failure.h"
 #include "signerctl/verbs.h"
@@ -15,6 +17,7 @@ using base::Failure;
 struct VerifyFlags {
   std::vector<std::string> files;
   std::string head;
+  bool no_recorded_head = false;
 };
 
 std::optional<signer::ChainHead> TrustedHead(const std::string& text) {
@@ -38,10 +41,23 @@ std::string VerifiedSummary(const signer::ChainVerifier& v) {
   return summary;
 }
 
+// The head to verify against: --head, else the one the signer recorded next to the newest file
+// (unless --no-recorded-head), and what the summary says about it.
+std::pair<std::optional<signer::ChainHead>, std::string> HeadFor(const VerifyFlags& flags) {
+  if (!flags.head.empty()) return {TrustedHead(flags.head), "the chain ends in the head given"};
+  if (flags.no_recorded_head) return {std::nullopt, ""};
+  if (auto recorded = RecordedHeadOf(flags.files)) {
+    return {recorded->head, "the chain ends in the head the signer recorded in " + recorded->source};
+  }
+  return {std::nullopt, "no recorded head (" + flags.files.back() +
+                            ".lock): a cut tail would not show; give --head (from syslog or a master's witness)"};
+}
+
 int AuditVerify(const VerifyFlags& flags) {
-  signer::ChainVerifier v = VerifyChain(flags.files, TrustedHead(flags.head));
+  auto [head, said] = HeadFor(flags);
+  signer::ChainVerifier v = VerifyChain(flags.files, head);
   if (v.broken()) throw Failure(ExitCode::kDataErr, "chain-broken", v.broken()->message);
-  Print(VerifiedSummary(v) + "\n");
+  Print(VerifiedSummary(v) + "\n" + (said.empty() ? "" : said + "\n"));
   return 0;
 }
 
@@ -50,6 +66,20 @@ struct ListFlags {
   std::string since, identity, outcome;
   bool json = false;
 };
+
+// A record as JSON for a terminal: the signer writes pure ASCII (ensure_ascii), so its lines pass
+// as they are; a line with any other byte (a C1 control such as U+009B as UTF-8, a bidi override)
+// was not written by it and is printed re-encoded, every non-ASCII character as \uXXXX (#24).
+std::string PrintableJson(std::string_view line) {
+  bool ascii = std::all_of(line.begin(), line.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u >= 0x20 && u < 0x7f;
+  });
+  if (ascii) return std::string(line);
+  nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+  if (j.is_discarded()) return "";
+  return j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+}
 
 int AuditList(const Context& ctx, const ListFlags& flags) {
   std::vector<std::string> files = AuditFiles(ctx, flags.files);
@@ -62,7 +92,7 @@ int AuditList(const Context& ctx, const ListFlags& flags) {
     signer::ForEachLine(file, [&](std::string_view line, bool) {
       auto e = signer::ParseAuditEntry(line);
       if (!e || !filter.Matches(*e)) return true;
-      Print(flags.json ? std::string(line) + "\n" : signer::ListRow(*e, ctx.now));
+      Print(flags.json ? PrintableJson(line) + "\n" : signer::ListRow(*e, ctx.now));
       return true;
     });
   }
@@ -75,7 +105,11 @@ VerbRun DefineAuditVerify(CLI::App& cmd) {
   auto flags = std::make_shared<VerifyFlags>();
   cmd.add_option("files", flags->files, "Audit log files, oldest first (e.g. audit.log.2 audit.log.1 audit.log)")
       ->required();
-  cmd.add_option("--head", flags->head, "SEQ:HASH of a trusted head (from syslog): catches a cut tail");
+  cmd.add_option("--head", flags->head,
+                 "SEQ:HASH of a trusted head (from syslog, a master's witness); default: the head the signer "
+                 "recorded in the newest file's .lock");
+  cmd.add_flag("--no-recorded-head", flags->no_recorded_head,
+               "Check the files' own chain only (files copied away from their .lock)");
   return [flags](const Context&) { return AuditVerify(*flags); };
 }
 

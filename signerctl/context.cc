@@ -12,6 +12,7 @@
 
 #include "base/duration.h"
 #include "base/failure.h"
+#include "base/files.h"
 
 namespace signerctl {
 
@@ -81,6 +82,14 @@ void ForEachEntry(const std::vector<std::string>& files,
       return true;
     });
   }
+}
+
+std::optional<RecordedHead> RecordedHeadOf(const std::vector<std::string>& files) {
+  if (files.empty()) return std::nullopt;
+  std::string source = files.back() + ".lock";
+  auto head = signer::ParseHead(base::ReadStoredHead(source));
+  if (!head) return std::nullopt;
+  return RecordedHead{*head, source};
 }
 
 std::optional<std::string> TerminatedLineAt(const std::string& path, std::uint64_t offset) {

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <ctime>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "base/failure.h"
 #include "base/files.h"
@@ -25,13 +26,29 @@ struct ReportFlags {
   bool json = false;
 };
 
+// The files' chain, against the head the signer recorded: a log cut, emptied or replaced under
+// the report is the first thing it says (#24).
+signer::ChainVerifier CheckedChain(const std::vector<std::string>& files) {
+  auto recorded = RecordedHeadOf(files);
+  return VerifyChain(files, recorded ? std::optional(recorded->head) : std::nullopt);
+}
+
 int AuditReport(const Context& ctx, const ReportFlags& flags) {
   std::vector<std::string> files = AuditFiles(ctx, flags.files);
+  signer::ChainVerifier chain = CheckedChain(files);
   TimePoint from = WindowStart(ctx, flags.since, "7d");
   signer::AuditSummary summary(from, ctx.now);
   ForEachEntry(files, [&](const signer::AuditEntry& e) { summary.Add(e); });
-  Print(flags.json ? signer::FormatReportJson(summary.Identities(), from, ctx.now)
-                   : signer::FormatReport(summary.Identities(), ctx.now));
+  if (flags.json) {
+    nlohmann::json doc = nlohmann::json::parse(signer::FormatReportJson(summary.Identities(), from, ctx.now));
+    doc["chain"] = {{"ok", !chain.broken()}, {"head", signer::FormatHead(chain.head())}};
+    if (chain.broken()) doc["chain"]["broken"] = chain.broken()->message;
+    Print(doc.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace) + "\n");
+  } else {
+    if (chain.broken()) Print("ALARM: the audit chain is broken: " + chain.broken()->message + "\n");
+    Print(signer::FormatReport(summary.Identities(), ctx.now));
+  }
+  if (chain.broken()) throw Failure(ExitCode::kDataErr, "chain-broken", chain.broken()->message);
   return 0;
 }
 
@@ -64,7 +81,7 @@ signer::MetricsInput MetricsOf(const Context& ctx, const std::vector<std::string
 
 int Metrics(const Context& ctx, const MetricsFlags& flags) {
   std::vector<std::string> files = AuditFiles(ctx, flags.files);
-  signer::ChainVerifier chain = VerifyChain(files, std::nullopt);
+  signer::ChainVerifier chain = CheckedChain(files);
   std::string text = signer::FormatPrometheus(MetricsOf(ctx, files, chain), ctx.now);
   try {
     base::AtomicFileWriter(flags.prometheus, 0644).Write(text);

@@ -109,6 +109,11 @@ struct ChainedLine {
 // stale head. The head is written only after the line is on disk: a line cut back or torn by a
 // killed writer never advances it. A failure to store the head is not an error of the append (the
 // line is on file); the next append sees the head as stale and recovers it from the log.
+// The head the last chained append of a log stored in its lock file `lock_path` (the log's path
+// + ".lock"), as ChainedLine::head; "" when there is none, or the file is missing, unreadable,
+// a link or not a regular file. For readers of the log: what the signer says its log ends in.
+std::string ReadStoredHead(const std::string& lock_path);
+
 void AppendLineLocked(const std::string& path,
                       const std::function<ChainedLine(const LogHead&)>& build,
                       std::chrono::milliseconds wait = std::chrono::seconds(2));

@@ -53,6 +53,16 @@ void ForEachEntry(const std::vector<std::string>& files,
 signer::ChainVerifier VerifyChain(const std::vector<std::string>& files,
                                   const std::optional<signer::ChainHead>& head);
 
+// The head the signer recorded next to the newest of `files` (its `.lock` file, where each append
+// keeps the chain's head): what the log must end in. Nothing when that file is not there (files
+// copied elsewhere, rotated files alone). Read before the files, so that a record appended while
+// they are read is never "missing".
+struct RecordedHead {
+  signer::ChainHead head;
+  std::string source;  // the lock file it was read from
+};
+std::optional<RecordedHead> RecordedHeadOf(const std::vector<std::string>& files);
+
 // The line that starts at `offset` of `path`, if it ends in a newline (at most 1 MiB is read).
 std::optional<std::string> TerminatedLineAt(const std::string& path, std::uint64_t offset);
 

@@ -527,4 +527,63 @@ TEST_F(Signerctl, AuditFilesAreNeverReadThroughALinkAFifoOrFromAPlantedFile) {
   EXPECT_EQ(Ctl({"audit", "verify", log}).exit_code, 0);
 }
 
+// #24 point 5: the readers check the log against the head the signer recorded next to it (the
+// .lock), by default. A rotated log (renamed, then a new one) still verifies; one emptied or cut
+// in place is an alarm in verify, report and metrics, which a chain alone cannot show.
+TEST_F(Signerctl, AnEmptiedOrCutLogIsAnAlarmAgainstTheRecordedHead) {
+  std::string log = work_ / "audit.log";
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Sign(log, "kubemaster-1", "m1a").exit_code, 0);
+  WriteFile(work_ / "signer.toml", ConfigFor(log));
+  auto ctl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"--config", work_ / "signer.toml"});
+    return Ctl(args);
+  };
+  RunResult ok = Ctl({"audit", "verify", log});
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("the chain ends in the head the signer recorded in " + log + ".lock"), std::string::npos)
+      << ok.out;
+
+  // Rotated: renamed away, the next record in a new file. Both files together verify.
+  ASSERT_EQ(::rename(log.c_str(), (log + ".1").c_str()), 0);
+  ASSERT_EQ(Sign(log, "kubemaster-1", "m1a").exit_code, 0);
+  EXPECT_EQ(ctl({"audit", "verify", log + ".1", log}).exit_code, 0);
+  EXPECT_EQ(ctl({"audit", "report"}).exit_code, 0);
+
+  // Emptied in place (no rotation): the files end at seq 3, the signer recorded seq 4.
+  WriteFile(log, "", 0640);
+  RunResult verify = Ctl({"audit", "verify", log + ".1", log});
+  EXPECT_EQ(verify.exit_code, 65) << verify.out;
+  EXPECT_NE(verify.err.find("chain-broken: "), std::string::npos) << verify.err;
+  EXPECT_NE(verify.err.find("4"), std::string::npos) << verify.err;
+  // --no-recorded-head: the files alone are a consistent chain.
+  EXPECT_EQ(Ctl({"audit", "verify", log + ".1", log, "--no-recorded-head"}).exit_code, 0);
+  RunResult report = ctl({"audit", "report"});
+  EXPECT_EQ(report.exit_code, 65);
+  EXPECT_EQ(report.out.rfind("ALARM: the audit chain is broken: ", 0), 0u) << report.out;
+  RunResult json = ctl({"audit", "report", "--json"});
+  EXPECT_EQ(nlohmann::json::parse(json.out)["chain"]["ok"], false) << json.out;
+  std::string prom = work_ / "etcd_signer.prom";
+  EXPECT_EQ(ctl({"metrics", "--prometheus", prom}).exit_code, 65);
+  EXPECT_NE(ReadFile(prom).find("\netcd_signer_audit_chain_ok 0\n"), std::string::npos) << ReadFile(prom);
+}
+
+// #24 point 5: `audit list --json` never hands a terminal raw bytes the signer did not write. A
+// record with a raw C1 control (U+009B, CSI, as UTF-8) and a bidi override, as a forged line would
+// carry them, is printed with every non-ASCII character escaped; the signer's own lines unchanged.
+TEST_F(Signerctl, ListJsonEscapesWhatTheSignerWouldHaveEscaped) {
+  auto record = nlohmann::json::parse(Log()[0]);
+  record["identity"] = "kubemaster-1\xc2\x9b" "2J\xe2\x80\xae";
+  std::string raw = record.dump();  // not ensure_ascii: the raw UTF-8 bytes
+  ASSERT_NE(raw.find("\xc2\x9b"), std::string::npos);
+  std::string log = Put("audit.log", {Log()[1], raw});
+  RunResult r = Ctl({"audit", "list", log, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto rows = Lines(r.out);
+  ASSERT_EQ(rows.size(), 2u) << r.out;
+  EXPECT_EQ(rows[0], Log()[1]);
+  for (char c : r.out) EXPECT_TRUE(c == '\n' || (c >= 0x20 && c < 0x7f)) << "a raw byte " << int(static_cast<unsigned char>(c));
+  EXPECT_NE(rows[1].find("kubemaster-1\\u009b2J\\u202e"), std::string::npos) << rows[1];
+  EXPECT_EQ(nlohmann::json::parse(rows[1])["identity"], record["identity"]);
+}
+
 }  // namespace
