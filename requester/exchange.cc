@@ -118,9 +118,50 @@ std::vector<pki::X509Ptr> TrustAnchors(const RequesterConfig& c, SshClient& ssh,
   return anchors;
 }
 
+std::string AuditHeadIn(const std::string& signer_stderr) {
+  static constexpr std::string_view kTag = "etcd-signer: audit-head ";
+  std::size_t at = 0;
+  while (at < signer_stderr.size()) {
+    std::size_t end = signer_stderr.find('\n', at);
+    std::string_view line = std::string_view(signer_stderr).substr(at, end == std::string::npos ? std::string::npos : end - at);
+    at = end == std::string::npos ? signer_stderr.size() : end + 1;
+    if (line.substr(0, kTag.size()) != kTag) continue;
+    std::string_view head = line.substr(kTag.size());
+    std::size_t colon = head.find(':');
+    if (colon == 0 || colon == std::string_view::npos || colon > 19 || head.size() != colon + 65) return "";
+    bool ok = std::all_of(head.begin(), head.begin() + static_cast<long>(colon), [](char ch) { return ch >= '0' && ch <= '9'; }) &&
+              std::all_of(head.begin() + static_cast<long>(colon) + 1, head.end(),
+                          [](char ch) { return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'); });
+    return ok ? std::string(head) : "";
+  }
+  return "";
+}
+
+std::string KeepWitness(RequesterState& state, const std::string& server, const std::string& head,
+                        const std::string& now) {
+  if (head.empty()) return "";
+  auto seq = [](const std::string& h) { return std::stoull(h.substr(0, h.find(':'))); };
+  auto it = state.signer_witness.find(server);
+  if (it != state.signer_witness.end() && !it->second.head.empty()) {
+    try {
+      if (seq(head) <= seq(it->second.head)) {
+        it->second.warning = "at " + now + " its audit head went back to " + head + " from " + it->second.head +
+                             " (received " + it->second.time + "): its log was cut or replaced";
+        return "signer " + server + ": " + it->second.warning;
+      }
+    } catch (const std::exception&) {
+      // A damaged witness is replaced.
+    }
+  }
+  SignerWitness& w = state.signer_witness[server];
+  w.head = head;
+  w.time = now;
+  return "";
+}
+
 pki::IssuedCertificate SignOver(SshClient& ssh, const RequesterConfig& c, const RequesterEnv& env,
                                 const std::string& body, EVP_PKEY* public_key, const std::string& common_name,
-                                std::string* fetched_bundle) {
+                                std::string* fetched_bundle, std::string* audit_head) {
   std::string fetched;
   std::vector<pki::X509Ptr> anchors = TrustAnchors(c, ssh, &fetched);
   std::string command = "sign";
@@ -134,6 +175,7 @@ pki::IssuedCertificate SignOver(SshClient& ssh, const RequesterConfig& c, const 
   want.now = env.now();
   want.skew_tolerance = c.skew_tolerance;
   pki::IssuedCertificate issued = pki::VerifyIssuedCertificate(r.out, want);
+  if (audit_head != nullptr) *audit_head = AuditHeadIn(r.err);
   if (fetched_bundle != nullptr) {
     *fetched_bundle = std::move(fetched);
   } else if (!fetched.empty()) {

@@ -50,6 +50,7 @@ RequestOutcome DoRequest(const RequesterConfig& c, const RequesterEnv& env, bool
   std::unique_ptr<KeyStore> keys;
   std::string body;
   std::string fetched_bundle;  // the pinned root fetched on first contact, stored with the certificate
+  std::string audit_head;      // the serving signer's audit head after its record of this answer
   bool stored = false;
   // A request that fails must not leave behind a key it made (#15): the next `request` would adopt
   // a key no certificate was ever issued for. Except when the signer holds that very key for an
@@ -92,9 +93,14 @@ RequestOutcome DoRequest(const RequesterConfig& c, const RequesterEnv& env, bool
       SshClient ssh(SshOptionsFor(c, server));
       if (!keys) open_keys();
       fetched_bundle.clear();
-      issued = SignOver(ssh, c, env, body, keys->public_key(), c.name, &fetched_bundle);
+      audit_head.clear();
+      issued = SignOver(ssh, c, env, body, keys->public_key(), c.name, &fetched_bundle, &audit_head);
     });
     state.served_by = served_by;
+    if (std::string warning = KeepWitness(state, served_by, audit_head, base::FormatRfc3339(env.now()));
+        !warning.empty()) {
+      Log(env, "WARNING: " + warning);
+    }
 
     // Leaf and chain: what kube-apiserver and etcdctl present to etcd.
     base::AtomicFileWriter writer(c.cert, 0644);
@@ -225,6 +231,11 @@ RequesterState LoadState(const std::string& path) {
         if (b.is_object()) state.signer_pin_backoff[server] = {b.value("until", ""), b.value("count", 0)};
       }
     }
+    if (j.contains("signer_witness") && j["signer_witness"].is_object()) {
+      for (auto& [server, w] : j["signer_witness"].items()) {
+        if (w.is_object()) state.signer_witness[server] = {w.value("head", ""), w.value("time", ""), w.value("warning", "")};
+      }
+    }
   } catch (const std::exception&) {
     // A damaged state file only loses counters; it must never stop a renewal.
   }
@@ -243,6 +254,12 @@ void SaveState(const std::string& path, const RequesterState& s) {
   nlohmann::ordered_json backoff = nlohmann::ordered_json::object();
   for (const auto& [server, b] : s.signer_pin_backoff) backoff[server] = {{"until", b.until}, {"count", b.count}};
   j["signer_pin_backoff"] = backoff;
+  nlohmann::ordered_json witness = nlohmann::ordered_json::object();
+  for (const auto& [server, w] : s.signer_witness) {
+    witness[server] = {{"head", w.head}, {"time", w.time}};
+    if (!w.warning.empty()) witness[server]["warning"] = w.warning;
+  }
+  j["signer_witness"] = witness;
   base::AtomicFileWriter(path, 0644).Write(j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 

@@ -74,6 +74,13 @@ std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat f
     j["pending_approval"] = pending;
     j["served_by"] = state.served_by;
     j["signer_errors"] = state.signer_errors;
+    // What an operator compares with each signer host's audit log (etcd-signerctl audit verify --head).
+    nlohmann::ordered_json witness = nlohmann::ordered_json::object();
+    for (const auto& [server, w] : state.signer_witness) {
+      witness[server] = {{"head", w.head}, {"time", w.time}};
+      if (!w.warning.empty()) witness[server]["warning"] = w.warning;
+    }
+    j["audit_witness"] = witness;
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   }
   if (format == StatusFormat::kPrometheus) {
@@ -130,6 +137,12 @@ std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat f
   }
   if (!state.served_by.empty() && c.servers.size() > 1) row("served by", state.served_by);
   for (const auto& [server, error] : state.signer_errors) row("signer failed", server + ": " + error);
+  // Each signer's audit head as this master saw it: `etcd-signerctl audit verify --head SEQ:HASH`
+  // on that host proves its log still holds what it answered (#24).
+  for (const auto& [server, w] : state.signer_witness) {
+    row("audit witness", server + ": " + w.head + " (" + w.time + ")");
+    if (!w.warning.empty()) row("audit warning", Paint(server + ": " + w.warning, Tone::kBad, colour));
+  }
   return out;
 }
 

@@ -311,11 +311,11 @@ bool ChainVerifier::Feed(std::string_view line, bool terminated) {
                    ": that line was changed after it was written, or this one was forged");
     }
   }
-  if (expected_ && fields->seq == expected_->seq) {
-    expected_seen_ = true;
-    if (hash != expected_->hash) {
-      return Break("seq " + std::to_string(fields->seq) + " hashes to " + hash +
-                   ", not to the head " + FormatHead(*expected_) +
+  auto [from, to] = expected_.equal_range(fields->seq);
+  for (auto it = from; it != to; ++it) {
+    if (hash != it->second) {
+      return Break("seq " + std::to_string(fields->seq) + " hashes to " + hash + ", not to the head " +
+                   FormatHead(ChainHead{it->first, it->second}) +
                    ": the record was changed after the head was taken");
     }
   }
@@ -330,20 +330,21 @@ bool ChainVerifier::Feed(std::string_view line, bool terminated) {
 
 bool ChainVerifier::Finish() {
   if (broken_) return false;
-  if (expected_ && !expected_seen_) {
-    std::string where = prev_location_.empty() ? file_ : prev_location_;
-    if (head_.seq < expected_->seq) {
-      broken_ =
-          ChainBreak{file_, line_,
-                     where + ": the chain ends at seq " + std::to_string(head_.seq) +
-                         " but the head is seq " + std::to_string(expected_->seq) + ": " +
-                         Range(head_.seq + 1, expected_->seq) + " missing (the log was cut short)"};
-    } else {
-      broken_ = ChainBreak{file_, line_,
-                           where + ": the head's seq " + std::to_string(expected_->seq) +
-                               " is before the first record given (seq " +
-                               std::to_string(first_seq_) + "): give the older files too"};
-    }
+  // The heads the files did not reach: past their end (cut), or before their first record.
+  std::string where = prev_location_.empty() ? file_ : prev_location_;
+  if (!expected_.empty() && expected_.rbegin()->first > head_.seq) {
+    std::uint64_t seq = expected_.rbegin()->first;
+    broken_ = ChainBreak{file_, line_,
+                         where + ": the chain ends at seq " + std::to_string(head_.seq) + " but the head is seq " +
+                             std::to_string(seq) + ": " + Range(head_.seq + 1, seq) +
+                             " missing (the log was cut short)"};
+    return false;
+  }
+  if (!expected_.empty() && (records_ == 0 || expected_.begin()->first < first_seq_)) {
+    broken_ = ChainBreak{file_, line_,
+                         where + ": the head's seq " + std::to_string(expected_.begin()->first) +
+                             " is before the first record given (seq " + std::to_string(first_seq_) +
+                             "): give the older files too"};
     return false;
   }
   return true;

@@ -251,12 +251,15 @@ class RequestRecord {
     Finish(outcome, 0, "", "");
     if (fill) fill(record_);
     try {
-      audit_.Write(record_);
+      committed_head_ = audit_.Write(record_);
     } catch (const Failure& f) {
       // Not on file, so not delivered: FileFailure records that (with the serial that was withheld).
       throw Failure(f.code(), f.reason(), std::string(f.what()) + "; the answer was withheld");
     }
   }
+
+  // The chain's head after the committed answer's record (seq 0 without an audit file).
+  const ChainHead& committed_head() const { return committed_head_; }
 
  private:
   enum class Decider { kNone, kMain, kWatchdog };
@@ -280,6 +283,7 @@ class RequestRecord {
   std::mutex mu_;
   Decider decided_ = Decider::kNone;
   AuditRecord record_;
+  ChainHead committed_head_;
 };
 
 // What one request has learnt so far, handed from step to step. Each value is derived once, by
@@ -378,6 +382,17 @@ std::string EncodeAnswer(const RequestContext& rq, X509* cert, const std::string
   return EncodeK8sIssued(*rq.k8s_object, pem, "etcd-client", message, rq.now);
 }
 
+// The chain's head after this answer's record, for the master to keep as a witness (#24): a log
+// later cut or rewritten on this host no longer ends in a head some master holds. One stderr line,
+// `etcd-signer: audit-head SEQ:HASH` (protocol.md §2); not with --format k8s, whose client reads
+// one object and nothing else.
+void WitnessHead(const RequestContext& rq) {
+  const ChainHead& head = rq.record.committed_head();
+  if (rq.k8s() || head.seq == 0) return;
+  std::string line = "etcd-signer: audit-head " + FormatHead(head) + "\n";
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
 // The audit record of the issued certificate, on file before the certificate leaves.
 void CommitIssued(RequestContext& rq, X509* cert) {
   rq.record.CommitAnswer("issued", [&](AuditRecord& r) {
@@ -416,6 +431,7 @@ int ServeSign(RequestContext& rq, const base::Deadline& deadline) {
   CommitIssued(rq, cert.get());
   rq.AtStage("committed");
   WriteAll(rq.env.output, answer);
+  WitnessHead(rq);
   return 0;
 }
 

@@ -16,15 +16,14 @@ using base::Failure;
 
 struct VerifyFlags {
   std::vector<std::string> files;
-  std::string head;
+  std::vector<std::string> heads;
   bool no_recorded_head = false;
 };
 
-std::optional<signer::ChainHead> TrustedHead(const std::string& text) {
-  if (text.empty()) return std::nullopt;
+signer::ChainHead TrustedHead(const std::string& text) {
   auto head = signer::ParseHead(text);
   if (!head) throw Failure(ExitCode::kUsage, "usage", "--head must be SEQ:HASH (64 lowercase hex digits)");
-  return head;
+  return *head;
 }
 
 // "ok: N records, seq A..B, FIRST .. LAST, head SEQ:HASH" and what the files did not cover.
@@ -41,21 +40,27 @@ std::string VerifiedSummary(const signer::ChainVerifier& v) {
   return summary;
 }
 
-// The head to verify against: --head, else the one the signer recorded next to the newest file
-// (unless --no-recorded-head), and what the summary says about it.
-std::pair<std::optional<signer::ChainHead>, std::string> HeadFor(const VerifyFlags& flags) {
-  if (!flags.head.empty()) return {TrustedHead(flags.head), "the chain ends in the head given"};
-  if (flags.no_recorded_head) return {std::nullopt, ""};
+// The heads to verify against: every --head (syslog's, masters' witnesses) and the one the signer
+// recorded next to the newest file (unless --no-recorded-head), and what the summary says of them.
+std::pair<std::vector<signer::ChainHead>, std::string> HeadsFor(const VerifyFlags& flags) {
+  std::vector<signer::ChainHead> heads;
+  for (const auto& text : flags.heads) heads.push_back(TrustedHead(text));
+  std::string said;
+  if (!heads.empty()) said = "the chain holds the " + std::to_string(heads.size()) + " head(s) given";
+  if (flags.no_recorded_head) return {heads, said};
   if (auto recorded = RecordedHeadOf(flags.files)) {
-    return {recorded->head, "the chain ends in the head the signer recorded in " + recorded->source};
+    heads.push_back(recorded->head);
+    return {heads, (said.empty() ? "the chain" : said + " and") + " ends in the head the signer recorded in " +
+                       recorded->source};
   }
-  return {std::nullopt, "no recorded head (" + flags.files.back() +
-                            ".lock): a cut tail would not show; give --head (from syslog or a master's witness)"};
+  if (!said.empty()) return {heads, said};
+  return {heads, "no recorded head (" + flags.files.back() +
+                     ".lock): a cut tail would not show; give --head (from syslog or a master's witness)"};
 }
 
 int AuditVerify(const VerifyFlags& flags) {
-  auto [head, said] = HeadFor(flags);
-  signer::ChainVerifier v = VerifyChain(flags.files, head);
+  auto [heads, said] = HeadsFor(flags);
+  signer::ChainVerifier v = VerifyChain(flags.files, heads);
   if (v.broken()) throw Failure(ExitCode::kDataErr, "chain-broken", v.broken()->message);
   Print(VerifiedSummary(v) + "\n" + (said.empty() ? "" : said + "\n"));
   return 0;
@@ -105,9 +110,9 @@ VerbRun DefineAuditVerify(CLI::App& cmd) {
   auto flags = std::make_shared<VerifyFlags>();
   cmd.add_option("files", flags->files, "Audit log files, oldest first (e.g. audit.log.2 audit.log.1 audit.log)")
       ->required();
-  cmd.add_option("--head", flags->head,
-                 "SEQ:HASH of a trusted head (from syslog, a master's witness); default: the head the signer "
-                 "recorded in the newest file's .lock");
+  cmd.add_option("--head", flags->heads,
+                 "SEQ:HASH of a trusted head (from syslog, or a master's audit witness in `etcd-requester "
+                 "status`); repeatable; the head the signer recorded in the newest file's .lock is checked too");
   cmd.add_flag("--no-recorded-head", flags->no_recorded_head,
                "Check the files' own chain only (files copied away from their .lock)");
   return [flags](const Context&) { return AuditVerify(*flags); };

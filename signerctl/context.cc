@@ -109,9 +109,8 @@ std::optional<std::string> TerminatedLineAt(const std::string& path, std::uint64
   return std::nullopt;
 }
 
-signer::ChainVerifier VerifyChain(const std::vector<std::string>& files,
-                                  const std::optional<signer::ChainHead>& head) {
-  signer::ChainVerifier verifier(head);
+signer::ChainVerifier VerifyChain(const std::vector<std::string>& files, const std::vector<signer::ChainHead>& heads) {
+  signer::ChainVerifier verifier(heads);
   for (std::size_t i = 0; i < files.size(); ++i) {
     const std::string& file = files[i];
     verifier.BeginFile(file);

@@ -30,7 +30,8 @@ struct ReportFlags {
 // the report is the first thing it says (#24).
 signer::ChainVerifier CheckedChain(const std::vector<std::string>& files) {
   auto recorded = RecordedHeadOf(files);
-  return VerifyChain(files, recorded ? std::optional(recorded->head) : std::nullopt);
+  if (recorded) return VerifyChain(files, {recorded->head});
+  return VerifyChain(files, {});
 }
 
 int AuditReport(const Context& ctx, const ReportFlags& flags) {

@@ -49,9 +49,23 @@ std::vector<pki::X509Ptr> TrustAnchors(const RequesterConfig& config, SshClient&
 // trust) for `public_key` and `common_name`. A bundle fetched on first contact goes to
 // *fetched_bundle for the caller to store with the certificate; with nullptr it is stored at
 // config.ca_bundle here, once the answer has been verified. A refusal never stores it.
+// The signer's audit head after its record of this answer (`etcd-signer: audit-head SEQ:HASH` on
+// its stderr, #24) goes to *audit_head when given: "" when it sent none or one not of that shape.
 pki::IssuedCertificate SignOver(SshClient& ssh, const RequesterConfig& config, const RequesterEnv& env,
                                 const std::string& body, EVP_PKEY* public_key, const std::string& common_name,
-                                std::string* fetched_bundle = nullptr);
+                                std::string* fetched_bundle = nullptr, std::string* audit_head = nullptr);
+
+// The `SEQ:HASH` of a line `etcd-signer: audit-head SEQ:HASH` in a signer's stderr (SEQ 1 to 19
+// digits, HASH 64 lowercase hex digits), or "".
+std::string AuditHeadIn(const std::string& signer_stderr);
+
+// Keeps `head` as this master's witness of `server`'s audit log (#24): an operator compares the
+// witnesses of all masters with the signer host's log (etcd-signerctl audit verify --head). A
+// head not after the one kept before from the same server means that server's log went back
+// (cut, replaced): the witness keeps the older head, says so, and the caller logs it.
+// Returns the warning, or "".
+std::string KeepWitness(RequesterState& state, const std::string& server, const std::string& head,
+                        const std::string& now);
 
 // The kinds of failure the walk over the signers tells apart (#24): a PIN refused by a signer's
 // token (that signer rests, see TrySigners), a PIN refused by our own token (the walk stops: it is

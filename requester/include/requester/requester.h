@@ -81,6 +81,13 @@ struct SignerPinBackoff {
   int count = 0;
 };
 
+// A signer's audit head as this master last saw it in an answer (#24).
+struct SignerWitness {
+  std::string head;     // SEQ:HASH
+  std::string time;     // RFC 3339, when it was received
+  std::string warning;  // set when a later answer's head went back (the log was cut or replaced)
+};
+
 // Persistent counters for `status` and monitoring (JSON next to the certificate).
 struct RequesterState {
   std::string last_attempt;  // RFC 3339
@@ -92,6 +99,7 @@ struct RequesterState {
   std::string served_by;                               // the signer of the last success (#12)
   std::map<std::string, std::string> signer_errors;    // each signer's last error, until it serves
   std::map<std::string, SignerPinBackoff> signer_pin_backoff;  // signers resting after a PIN problem
+  std::map<std::string, SignerWitness> signer_witness;         // each signer's last audit head
 };
 RequesterState LoadState(const std::string& path);
 void SaveState(const std::string& path, const RequesterState& state);

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -88,8 +89,14 @@ struct ChainBreak {
 class ChainVerifier {
  public:
   // `expected_head`: the record with that seq must exist and hash to it (catches a cut tail).
-  explicit ChainVerifier(std::optional<ChainHead> expected_head = std::nullopt)
-      : expected_(std::move(expected_head)) {}
+  explicit ChainVerifier(std::optional<ChainHead> expected_head = std::nullopt) {
+    if (expected_head) expected_.emplace(expected_head->seq, expected_head->hash);
+  }
+  // Every head in `heads` (the recorded one, masters' witnesses) likewise; two that name one seq
+  // with different hashes cannot both hold, and the one the log does not hold is reported.
+  explicit ChainVerifier(const std::vector<ChainHead>& heads) {
+    for (const auto& h : heads) expected_.emplace(h.seq, h.hash);
+  }
 
   void BeginFile(const std::string& name);
   // One line without its newline; `terminated` is false for a last line with no newline.
@@ -112,8 +119,7 @@ class ChainVerifier {
   std::string Here() const;
   std::string Previous() const;
 
-  std::optional<ChainHead> expected_;
-  bool expected_seen_ = false;
+  std::multimap<std::uint64_t, std::string> expected_;  // seq -> hash of each head to check
   std::optional<ChainBreak> broken_;
   std::string file_;
   std::uint64_t line_ = 0;

@@ -50,8 +50,7 @@ void ForEachEntry(const std::vector<std::string>& files,
 
 // Verifies the hash chain across `files` (oldest first) from `head` if given. A last line without
 // its newline in the newest file is looked at again shortly before it is called torn.
-signer::ChainVerifier VerifyChain(const std::vector<std::string>& files,
-                                  const std::optional<signer::ChainHead>& head);
+signer::ChainVerifier VerifyChain(const std::vector<std::string>& files, const std::vector<signer::ChainHead>& heads);
 
 // The head the signer recorded next to the newest of `files` (its `.lock` file, where each append
 // keeps the chain's head): what the log must end in. Nothing when that file is not there (files

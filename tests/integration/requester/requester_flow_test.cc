@@ -613,4 +613,52 @@ TEST_F(Requester, DiagnoseShowsARevokedCertificateInRed) {
   EXPECT_NE(broken.out.find("FAIL revocation"), std::string::npos) << broken.out;
 }
 
+// #24 point 6: each answer carries the signer's audit head after its record, and the master keeps
+// it as a witness of that signer's log. The signer account can rewrite its log and the head it
+// records next to it consistently (a recorded head cannot see that); a master's witness can, and
+// the master itself notices when a later answer's head goes back.
+TEST_F(Requester, KeepsEachSignersAuditHeadAsAWitnessThatCatchesARewrittenLog) {
+  ASSERT_EQ(Do(Args("request")).exit_code, 0);
+  auto lines = Lines(ReadFile(dir_ / "audit.log"));
+  ASSERT_FALSE(lines.empty());
+  auto sha = [](const std::string& line) { return OpenSsl({"dgst", "-sha256", "-r"}, line).out.substr(0, 64); };
+  std::string head = std::to_string(lines.size()) + ":" + sha(lines.back());
+  const std::string server = ssh_->user() + "@127.0.0.1:" + std::to_string(ssh_->port());
+  RunResult status = Do(Args("status", {"--key-file", Key(), "--json"}));
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  auto j = nlohmann::json::parse(status.out);
+  EXPECT_EQ(j["audit_witness"][server]["head"], head) << status.out;
+  RunResult human = Do(Args("status"));
+  EXPECT_NE(human.out.find("audit witness   " + server + ": " + head), std::string::npos) << human.out;
+  std::string ctl = Binary("etcd-signerctl");
+  RunResult verified = Do({ctl, "audit", "verify", dir_ / "audit.log", "--head", j["audit_witness"][server]["head"]});
+  EXPECT_EQ(verified.exit_code, 0) << verified.err;
+
+  // The signer account drops its last record and records the shorter log's end as its head.
+  std::string kept;
+  for (std::size_t i = 0; i + 1 < lines.size(); ++i) kept += lines[i] + "\n";
+  WriteFile(dir_ / "audit.log", kept, 0640);
+  WriteFile(dir_ / "audit.log.lock",
+            "etcd-log-head size=" + std::to_string(kept.size()) + " " + std::to_string(lines.size() - 1) + ":" +
+                sha(lines[lines.size() - 2]) + "\n",
+            0600);
+  GiveToSigner(dir_ / "audit.log");
+  GiveToSigner(dir_ / "audit.log.lock");
+  EXPECT_EQ(Do({ctl, "audit", "verify", dir_ / "audit.log"}).exit_code, 0) << "consistent with its own head";
+  RunResult caught = Do({ctl, "audit", "verify", dir_ / "audit.log", "--head", head});
+  EXPECT_EQ(caught.exit_code, 65) << caught.out;
+  EXPECT_NE(caught.err.find("but the head is seq " + std::to_string(lines.size())), std::string::npos) << caught.err;
+
+  // The next answer's head reuses that seq: the master says its witness went back, and keeps it.
+  RunResult again = Do(Args("request"));
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("WARNING: signer " + server + ": at "), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("its audit head went back to " + std::to_string(lines.size()) + ":"), std::string::npos)
+      << again.err;
+  auto after = nlohmann::json::parse(Do(Args("status", {"--key-file", Key(), "--json"})).out);
+  EXPECT_EQ(after["audit_witness"][server]["head"], head);
+  EXPECT_NE(after["audit_witness"][server]["warning"].get<std::string>().find("its log was cut or replaced"),
+            std::string::npos);
+}
+
 }  // namespace
