@@ -227,14 +227,22 @@ ExecResult SshClient::Exec(const std::string& command, const std::string& input)
   };
   if (!channel || ssh_channel_open_session(channel.get()) != SSH_OK) throw lost("opening a channel");
   if (ssh_channel_request_exec(channel.get(), command.c_str()) != SSH_OK) throw lost("starting the request");
+  // A signer may answer and exit before it has read the request (a refusal at the request line,
+  // or a forced command that is not etcd-signer): the write then fails, but its answer and exit
+  // status are already on their way. Read them; only a channel that said nothing is "lost".
+  std::string send_error;
   std::size_t sent = 0;
-  while (sent < input.size()) {
+  while (send_error.empty() && sent < input.size()) {
     int n = ssh_channel_write(channel.get(), input.data() + sent,
                               static_cast<uint32_t>(std::min<std::size_t>(input.size() - sent, 32768)));
-    if (n == SSH_ERROR) throw lost("sending the request");
-    sent += static_cast<std::size_t>(n);
+    if (n == SSH_ERROR) send_error = SshError(s);
+    else sent += static_cast<std::size_t>(n);
   }
-  if (ssh_channel_send_eof(channel.get()) != SSH_OK) throw lost("sending the request");
+  if (send_error.empty() && ssh_channel_send_eof(channel.get()) != SSH_OK) send_error = SshError(s);
+  auto lost_sending = [&] {
+    return Failure(ExitCode::kUnavailable, "connection-lost",
+                   "the connection to the signer " + Where(o) + " failed while sending the request: " + send_error);
+  };
 
   ExecResult result;
   auto deadline = std::chrono::steady_clock::now() + o.io_timeout;
@@ -264,10 +272,10 @@ ExecResult SshClient::Exec(const std::string& command, const std::string& input)
       append(result.err, buf, m, kMaxError, "stderr");
       err_data = true;
     }
-    if (m == SSH_ERROR) throw lost("reading the answer");
+    if (m == SSH_ERROR) throw send_error.empty() ? lost("reading the answer") : lost_sending();
     int n = ssh_channel_read_timeout(channel.get(), buf, sizeof buf, 0,
                                      static_cast<int>(std::min<long long>(left.count(), 50)));
-    if (n == SSH_ERROR) throw lost("reading the answer");
+    if (n == SSH_ERROR) throw send_error.empty() ? lost("reading the answer") : lost_sending();
     if (n > 0) append(result.out, buf, n, kMaxOutput, "answer");
     if (n <= 0 && !err_data && (ssh_channel_is_eof(channel.get()) || ssh_channel_is_closed(channel.get()))) {
       // One last drain: data may have arrived with the EOF.
@@ -278,6 +286,7 @@ ExecResult SshClient::Exec(const std::string& command, const std::string& input)
     }
   }
   result.exit_status = ssh_channel_get_exit_status(channel.get());
+  if (!send_error.empty() && result.exit_status < 0 && result.out.empty() && result.err.empty()) throw lost_sending();
   ssh_channel_close(channel.get());
   return result;
 }

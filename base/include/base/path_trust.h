@@ -33,8 +33,7 @@ std::optional<std::string> UnexpectedOwner(const std::string& path, const struct
 // one sentence naming the first such place and how; otherwise nothing. A directory writable by
 // group or others is accepted only with the sticky bit (then nobody but an entry's owner can
 // replace it, and the entry's owner is checked next), and the file must not be writable by group
-// or others at all. The path is resolved with realpath(3), and the file found there must be the
-// one `opened` (a swap in between is reported).
+// or others at all. The directories are those of the path as given and as resolved by realpath(3).
 std::optional<std::string> OthersCanChange(const std::string& path, const struct stat& opened,
                                            const std::vector<uid_t>& trusted);
 

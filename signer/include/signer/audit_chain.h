@@ -139,8 +139,8 @@ void ForEachLine(const std::string& path, const std::function<bool(std::string_v
 
 // Opens an audit file for reading, as every reader does (etcd-signerctl runs as root, on files in
 // the signer account's directory): never through a symbolic link, never a FIFO or device
-// (Failure(kNoInput, "read-failed")), and only a file owned by root, this account or its
-// directory's owner (Failure(kNoInput, "audit-file-unsafe")).
+// (Failure(kNoInput, "read-failed")), and only the file its directory's owner keeps there
+// (base::UnexpectedOwner: not a planted file, not a hard link; Failure(kNoInput, "audit-file-unsafe")).
 base::UniqueFd OpenAuditFile(const std::string& path);
 
 }  // namespace signer
