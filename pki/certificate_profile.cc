@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "pki/certificate_profile.h"
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
+#include <openssl/x509v3.h>
 #include <sys/random.h>
 
 #include <cerrno>
@@ -45,6 +47,16 @@ void AddExtension(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
   }
 }
 
+// IP text in its one printed form (inet_ntop of its bytes), or "" when it is not an address.
+std::string CanonicalIp(std::string_view text) {
+  std::string s(text);
+  unsigned char bytes[16];
+  char out[INET6_ADDRSTRLEN] = {0};
+  if (inet_pton(AF_INET, s.c_str(), bytes) == 1) return inet_ntop(AF_INET, bytes, out, sizeof out);
+  if (inet_pton(AF_INET6, s.c_str(), bytes) == 1) return inet_ntop(AF_INET6, bytes, out, sizeof out);
+  return "";
+}
+
 }  // namespace
 
 Serial RandomSerial() {
@@ -61,6 +73,69 @@ Serial RandomSerial() {
   serial[0] &= 0x7f;
   serial[0] |= 0x01 << 6;  // keep 16 significant bytes: never zero, never shortened
   return serial;
+}
+
+const char* ProfileName(LeafProfile profile) {
+  switch (profile) {
+    case LeafProfile::kServer: return "etcd-server";
+    case LeafProfile::kPeer: return "etcd-peer";
+    case LeafProfile::kClient: break;
+  }
+  return "etcd-client";
+}
+
+std::optional<LeafProfile> ParseProfile(std::string_view name) {
+  for (LeafProfile p : {LeafProfile::kClient, LeafProfile::kServer, LeafProfile::kPeer}) {
+    if (name == ProfileName(p)) return p;
+  }
+  return std::nullopt;
+}
+
+bool IsMemberProfile(LeafProfile profile) { return profile != LeafProfile::kClient; }
+
+int ProfilePurpose(LeafProfile profile) {
+  return IsMemberProfile(profile) ? X509_PURPOSE_SSL_SERVER : X509_PURPOSE_SSL_CLIENT;
+}
+
+bool IsDnsName(std::string_view name) {
+  if (name.empty() || name.size() > 253) return false;
+  std::size_t start = 0;
+  for (;;) {
+    std::size_t end = name.find('.', start);
+    std::string_view label = name.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    for (char c : label) {
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+    }
+    if (end == std::string_view::npos) return true;
+    start = end + 1;
+  }
+}
+
+bool IsIpAddress(std::string_view text) { return text.size() < INET6_ADDRSTRLEN && !CanonicalIp(text).empty(); }
+
+std::optional<SubjectAltNames> CarriedSubjectAltNames(X509* cert) {
+  int critical = 0;
+  GENERAL_NAMES* raw = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, &critical, nullptr));
+  if (raw == nullptr) return std::nullopt;
+  std::optional<SubjectAltNames> names(std::in_place);
+  for (int i = 0; names && i < sk_GENERAL_NAME_num(raw); ++i) {
+    const GENERAL_NAME* g = sk_GENERAL_NAME_value(raw, i);
+    if (g->type == GEN_DNS) {
+      const ASN1_IA5STRING* s = g->d.dNSName;
+      names->dns.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                              static_cast<std::size_t>(ASN1_STRING_length(s)));
+    } else if (g->type == GEN_IPADD && (ASN1_STRING_length(g->d.iPAddress) == 4 || ASN1_STRING_length(g->d.iPAddress) == 16)) {
+      char out[INET6_ADDRSTRLEN] = {0};
+      int family = ASN1_STRING_length(g->d.iPAddress) == 4 ? AF_INET : AF_INET6;
+      inet_ntop(family, ASN1_STRING_get0_data(g->d.iPAddress), out, sizeof out);
+      names->ip.emplace_back(out);
+    } else {
+      names.reset();
+    }
+  }
+  GENERAL_NAMES_free(raw);
+  return names;
 }
 
 X509NamePtr ParseSubject(const std::string& subject) {
@@ -98,33 +173,79 @@ X509NamePtr ParseSubject(const std::string& subject) {
 
 namespace {
 
-// Profile etcd-client's extensions, in the order the signer adds them.
+// The leaf profiles' extensions, in the order the signer adds them; subjectAltName only for members.
 struct ProfileExtension {
   int nid;
   bool critical;
 };
-constexpr ProfileExtension kClientExtensions[] = {
+constexpr ProfileExtension kLeafExtensions[] = {
     {NID_basic_constraints, true},
     {NID_key_usage, true},
     {NID_ext_key_usage, false},
     {NID_subject_key_identifier, false},
     {NID_authority_key_identifier, false},
+    {NID_subject_alt_name, false},  // the subject is not empty (RFC 5280 §4.2.1.6)
 };
 
 bool IsRsa(const CanonicalKey& key) { return key.kind == KeyDescription::Kind::kRsa; }
 
-const char* ClientKeyUsage(const CanonicalKey& key) {
+bool Carries(LeafProfile profile, int nid) { return nid != NID_subject_alt_name || IsMemberProfile(profile); }
+
+const char* LeafKeyUsage(const CanonicalKey& key) {
   return IsRsa(key) ? "critical,digitalSignature,keyEncipherment" : "critical,digitalSignature";
 }
 
-std::string ExtensionValue(int nid, const CanonicalKey& key) {
+// The profile's extended key usages, in the order written.
+std::vector<int> ProfileKeyPurposes(LeafProfile profile) {
+  if (IsMemberProfile(profile)) return {NID_server_auth, NID_client_auth};
+  return {NID_client_auth};
+}
+
+std::string KeyPurposesText(LeafProfile profile) {
+  std::string text;
+  for (int nid : ProfileKeyPurposes(profile)) text += (text.empty() ? "" : ",") + std::string(OBJ_nid2sn(nid));
+  return text;
+}
+
+std::string SubjectAltNameValue(const SubjectAltNames& names) {
+  std::string value;
+  for (const std::string& d : names.dns) value += (value.empty() ? "DNS:" : ",DNS:") + d;
+  for (const std::string& i : names.ip) value += (value.empty() ? "IP:" : ",IP:") + i;
+  return value;
+}
+
+std::string ExtensionValue(int nid, const CanonicalKey& key, const LeafCertificateFields& fields) {
   switch (nid) {
     case NID_basic_constraints: return "critical,CA:FALSE";
-    case NID_key_usage: return ClientKeyUsage(key);
-    case NID_ext_key_usage: return "clientAuth";
+    case NID_key_usage: return LeafKeyUsage(key);
+    case NID_ext_key_usage: return KeyPurposesText(fields.profile);
     case NID_subject_key_identifier: return "hash";
+    case NID_subject_alt_name: return SubjectAltNameValue(fields.names);
     default: return "keyid:always";
   }
+}
+
+std::string NamesText(const SubjectAltNames& names) {
+  std::string value = SubjectAltNameValue(names);
+  return value.empty() ? "none" : value;
+}
+
+std::string SubjectAltNameDifference(X509* cert, const LeafProfileExpectations& want) {
+  std::optional<SubjectAltNames> carried = CarriedSubjectAltNames(cert);
+  if (!carried) return "subjectAltName holds something other than DNS names and IP addresses";
+  if (want.names) {
+    SubjectAltNames expected = *want.names;
+    for (std::string& ip : expected.ip) ip = CanonicalIp(ip);
+    if (*carried != expected) {
+      return "subjectAltName is " + base::Printable(NamesText(*carried), 200) + ", not " + NamesText(expected);
+    }
+    return "";
+  }
+  if (carried->empty()) return "subjectAltName is empty";
+  for (const std::string& d : carried->dns) {
+    if (!IsDnsName(d)) return "subjectAltName carries " + base::Printable(d, 80) + ", which is not a DNS name";
+  }
+  return "";
 }
 
 // SHA-1 of the subjectPublicKey BIT STRING (RFC 5280 §4.2.1.2 method 1), as the builder's "hash".
@@ -190,15 +311,15 @@ std::string KeyDifference(X509* cert, const CanonicalKey& ours) {
   return "the certificate is not for our key";
 }
 
-std::string ExtensionsDifference(X509* cert, const ClientProfileExpectations& want, const CanonicalKey& key) {
+std::string ExtensionsDifference(X509* cert, const LeafProfileExpectations& want, const CanonicalKey& key) {
   int count = X509_get_ext_count(cert);
-  bool seen[std::size(kClientExtensions)] = {};
+  bool seen[std::size(kLeafExtensions)] = {};
   for (int i = 0; i < count; ++i) {
     X509_EXTENSION* ext = X509_get_ext(cert, i);
     int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
     std::size_t k = 0;
-    while (k < std::size(kClientExtensions) && kClientExtensions[k].nid != nid) ++k;
-    if (k == std::size(kClientExtensions)) {
+    while (k < std::size(kLeafExtensions) && kLeafExtensions[k].nid != nid) ++k;
+    if (k == std::size(kLeafExtensions) || !Carries(want.profile, nid)) {
       char oid[80] = {0};
       OBJ_obj2txt(oid, sizeof oid, X509_EXTENSION_get_object(ext), 1);
       std::string name = nid != NID_undef ? std::string(OBJ_nid2sn(nid)) + " (" + oid + ")" : std::string(oid);
@@ -206,13 +327,15 @@ std::string ExtensionsDifference(X509* cert, const ClientProfileExpectations& wa
     }
     if (seen[k]) return std::string("the extension ") + OBJ_nid2sn(nid) + " appears twice";
     seen[k] = true;
-    if ((X509_EXTENSION_get_critical(ext) != 0) != kClientExtensions[k].critical) {
-      return std::string("the extension ") + OBJ_nid2sn(nid) + (kClientExtensions[k].critical ? " is not" : " is") +
+    if ((X509_EXTENSION_get_critical(ext) != 0) != kLeafExtensions[k].critical) {
+      return std::string("the extension ") + OBJ_nid2sn(nid) + (kLeafExtensions[k].critical ? " is not" : " is") +
              " critical";
     }
   }
-  for (std::size_t k = 0; k < std::size(kClientExtensions); ++k) {
-    if (!seen[k]) return std::string("the extension ") + OBJ_nid2sn(kClientExtensions[k].nid) + " is missing";
+  for (std::size_t k = 0; k < std::size(kLeafExtensions); ++k) {
+    if (!seen[k] && Carries(want.profile, kLeafExtensions[k].nid)) {
+      return std::string("the extension ") + OBJ_nid2sn(kLeafExtensions[k].nid) + " is missing";
+    }
   }
   BasicConstraintsPtr bc(static_cast<BASIC_CONSTRAINTS*>(X509_get_ext_d2i(cert, NID_basic_constraints, nullptr, nullptr)));
   if (!bc || bc->ca != 0 || bc->pathlen != nullptr) return "basicConstraints is not CA:FALSE";
@@ -227,8 +350,12 @@ std::string ExtensionsDifference(X509* cert, const ClientProfileExpectations& wa
   }
   if (ASN1_STRING_length(ku.get()) > 2) return "keyUsage carries bits the profile does not set";
   ExtendedKeyUsagePtr eku(static_cast<EXTENDED_KEY_USAGE*>(X509_get_ext_d2i(cert, NID_ext_key_usage, nullptr, nullptr)));
-  if (!eku || sk_ASN1_OBJECT_num(eku.get()) != 1 || OBJ_obj2nid(sk_ASN1_OBJECT_value(eku.get(), 0)) != NID_client_auth) {
-    return "extendedKeyUsage is not exactly clientAuth";
+  std::vector<int> purposes;
+  for (int i = 0; eku && i < sk_ASN1_OBJECT_num(eku.get()); ++i) purposes.push_back(OBJ_obj2nid(sk_ASN1_OBJECT_value(eku.get(), i)));
+  if (!eku || purposes != ProfileKeyPurposes(want.profile)) {
+    std::string text = KeyPurposesText(want.profile);
+    for (std::size_t at = text.find(','); at != std::string::npos; at = text.find(',', at)) text.replace(at, 1, ", ");
+    return "extendedKeyUsage is not exactly " + text;
   }
   if (Bytes(X509_get0_subject_key_id(cert)) != KeyIdOf(cert)) return "subjectKeyIdentifier is not the key's SHA-1";
   AUTHORITY_KEYID* aki = static_cast<AUTHORITY_KEYID*>(X509_get_ext_d2i(cert, NID_authority_key_identifier, nullptr, nullptr));
@@ -236,12 +363,13 @@ std::string ExtensionsDifference(X509* cert, const ClientProfileExpectations& wa
                 (want.issuer == nullptr || Bytes(aki->keyid) == Bytes(X509_get0_subject_key_id(want.issuer)));
   AUTHORITY_KEYID_free(aki);
   if (!aki_ok) return "authorityKeyIdentifier is not the issuer's key identifier alone";
+  if (IsMemberProfile(want.profile)) return SubjectAltNameDifference(cert, want);
   return "";
 }
 
 }  // namespace
 
-X509Ptr BuildClientCertificate(const ClientCertificateFields& fields, X509* ca_cert) {
+X509Ptr BuildLeafCertificate(const LeafCertificateFields& fields, X509* ca_cert) {
   X509Ptr cert(X509_new());
   if (!cert || X509_set_version(cert.get(), X509_VERSION_3) != 1) BuildFailed("version");
   SetSerial(cert.get(), fields.serial);
@@ -264,14 +392,16 @@ X509Ptr BuildClientCertificate(const ClientCertificateFields& fields, X509* ca_c
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, ca_cert, cert.get(), nullptr, nullptr, 0);
-  for (const ProfileExtension& e : kClientExtensions) {
-    std::string value = ExtensionValue(e.nid, key);
+  if (IsMemberProfile(fields.profile) && fields.names.empty()) BuildFailed("a member certificate without names");
+  for (const ProfileExtension& e : kLeafExtensions) {
+    if (!Carries(fields.profile, e.nid)) continue;
+    std::string value = ExtensionValue(e.nid, key, fields);
     AddExtension(cert.get(), &ctx, e.nid, value.c_str());
   }
   return cert;
 }
 
-std::string ClientProfileDifference(X509* cert, const ClientProfileExpectations& want) {
+std::string LeafProfileDifference(X509* cert, const LeafProfileExpectations& want) {
   if (X509_get_version(cert) != X509_VERSION_3) return "the certificate is not version 3";
   BignumPtr serial(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr));
   if (!serial || BN_is_negative(serial.get()) || BN_is_zero(serial.get()) || BN_num_bytes(serial.get()) > 20) {
@@ -347,13 +477,13 @@ X509Ptr BuildIntermediateCertificate(const IntermediateCertificateFields& fields
   X509V3_set_ctx(&ctx, issuer, cert.get(), nullptr, nullptr, 0);
   AddExtension(cert.get(), &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0");
   AddExtension(cert.get(), &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
-  AddExtension(cert.get(), &ctx, NID_ext_key_usage, "clientAuth");
+  AddExtension(cert.get(), &ctx, NID_ext_key_usage, "serverAuth,clientAuth");
   AddExtension(cert.get(), &ctx, NID_subject_key_identifier, "hash");
   AddExtension(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always");
   return cert;
 }
 
-std::string ChainCaProfileDifference(X509* cert) {
+std::string ChainCaProfileDifference(X509* cert, LeafProfile profile) {
   if (X509_get_version(cert) != X509_VERSION_3) return "a chain certificate is not version 3";
   int critical = 0;
   BasicConstraintsPtr bc(
@@ -369,11 +499,13 @@ std::string ChainCaProfileDifference(X509* cert) {
   int eku_index = X509_get_ext_by_NID(cert, NID_ext_key_usage, -1);
   if (eku_index >= 0) {
     ExtendedKeyUsagePtr eku(static_cast<EXTENDED_KEY_USAGE*>(X509_get_ext_d2i(cert, NID_ext_key_usage, nullptr, nullptr)));
-    bool client_auth = false;
-    for (int i = 0; eku && i < sk_ASN1_OBJECT_num(eku.get()); ++i) {
-      client_auth = client_auth || OBJ_obj2nid(sk_ASN1_OBJECT_value(eku.get(), i)) == NID_client_auth;
+    for (int wanted : ProfileKeyPurposes(profile)) {
+      bool found = false;
+      for (int i = 0; eku && i < sk_ASN1_OBJECT_num(eku.get()); ++i) {
+        found = found || OBJ_obj2nid(sk_ASN1_OBJECT_value(eku.get(), i)) == wanted;
+      }
+      if (!found) return std::string("a chain certificate's extendedKeyUsage excludes ") + OBJ_nid2sn(wanted);
     }
-    if (!client_auth) return "a chain certificate's extendedKeyUsage excludes clientAuth";
   }
   return "";
 }

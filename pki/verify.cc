@@ -174,12 +174,12 @@ IssuedCertificate VerifyIssuedCertificate(const std::string& pem, const IssuedCe
   if (want.now >= not_after) Reject("cert-expired", "the certificate has already expired");
   // The profile first (its sentence names the difference better than OpenSSL's chain errors, e.g.
   // for a duplicate extension), then the chain, then what only the issuer can tell.
-  ClientProfileExpectations profile{want.common_name, want.public_key, nullptr};
-  if (std::string diff = ClientProfileDifference(cert, profile); !diff.empty()) {
-    Reject("cert-profile", "the certificate is not profile etcd-client: " + diff);
-  }
+  LeafProfileExpectations profile{want.common_name, want.public_key, nullptr};
+  profile.profile = want.profile;
+  const std::string not_profile = std::string("the certificate is not profile ") + ProfileName(want.profile) + ": ";
+  if (std::string diff = LeafProfileDifference(cert, profile); !diff.empty()) Reject("cert-profile", not_profile + diff);
   for (const auto& c : issued.chain) {
-    if (std::string diff = ChainCaProfileDifference(c.get()); !diff.empty()) Reject("cert-profile", diff);
+    if (std::string diff = ChainCaProfileDifference(c.get(), want.profile); !diff.empty()) Reject("cert-profile", diff);
   }
   // Trust anchors are never absent (#24): an answer from any issuer would otherwise be stored.
   if (want.trust_anchors.empty()) {
@@ -191,7 +191,7 @@ IssuedCertificate VerifyIssuedCertificate(const std::string& pem, const IssuedCe
   for (const auto& c : issued.chain) untrusted.push_back(c.get());
   X509Ptr issuer;
   std::vector<X509Ptr> path;
-  std::string error = VerifyChain(cert, want.trust_anchors, at, &issuer, untrusted, X509_PURPOSE_SSL_CLIENT, &path);
+  std::string error = VerifyChain(cert, want.trust_anchors, at, &issuer, untrusted, ProfilePurpose(want.profile), &path);
   if (!error.empty()) {
     Reject("cert-untrusted", "the certificate does not chain to the CA bundle: " + error);
   }
@@ -201,9 +201,7 @@ IssuedCertificate VerifyIssuedCertificate(const std::string& pem, const IssuedCe
   // outage, and is refused.
   if (std::string diff = ChainDifference(issued.chain, path); !diff.empty()) Reject("cert-chain", diff);
   profile.issuer = issuer.get();
-  if (std::string diff = ClientProfileDifference(cert, profile); !diff.empty()) {
-    Reject("cert-profile", "the certificate is not profile etcd-client: " + diff);
-  }
+  if (std::string diff = LeafProfileDifference(cert, profile); !diff.empty()) Reject("cert-profile", not_profile + diff);
   return issued;
 }
 

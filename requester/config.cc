@@ -7,6 +7,7 @@
 #include <cstring>
 #include <unistd.h>
 
+#include <optional>
 #include <regex>
 #include <toml++/toml.h>
 
@@ -131,6 +132,7 @@ void LoadConfigFile(const std::string& path, RequesterConfig& c) {
     else if (key == "pin_file") c.pin.file = str(node, key);
     else if (key == "pin_env") c.pin.env_name = str(node, key);
     else if (key == "cert") c.cert = str(node, key);
+    else if (key == "profile") c.profile = ParseProfileSetting(str(node, key));
     else if (key == "ca_bundle") c.ca_bundle = str(node, key);
     else if (key == "crl_file") c.crl_file = str(node, key);
     else if (key == "ca_sha256") c.ca_sha256 = CaSha256(str(node, key));
@@ -164,8 +166,25 @@ void LoadConfigFile(const std::string& path, RequesterConfig& c) {
   }
 }
 
+pki::LeafProfile ParseProfileSetting(const std::string& text) {
+  std::optional<pki::LeafProfile> profile = pki::ParseProfile(text);
+  if (!profile) {
+    throw Failure(ExitCode::kUsage, "bad-profile",
+                  "profile '" + text.substr(0, 32) + "' is not one of etcd-client, etcd-server, etcd-peer");
+  }
+  return *profile;
+}
+
 void CheckName(const RequesterConfig& c) {
   if (c.name.empty()) throw Failure(ExitCode::kUsage, "bad-name", "--name is required (e.g. kubemaster-1)");
+  if (pki::IsMemberProfile(c.profile)) {
+    // A member's name, as the signer's [members.NAME] tables allow it.
+    if (c.name.size() > 63 || !pki::IsDnsName(c.name)) {
+      throw Failure(ExitCode::kUsage, "bad-name",
+                    "'" + c.name + "' is not a valid etcd member name (lower-case letters, digits, '-' and '.')");
+    }
+    return;
+  }
   if (c.name.size() > 64 || !std::regex_match(c.name, std::regex(c.name_pattern))) {
     throw Failure(ExitCode::kUsage, "bad-name",
                   "'" + c.name + "' is not a valid master name: it must look like kubemaster-<id> "

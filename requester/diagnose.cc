@@ -221,7 +221,8 @@ void CheckCaBundle(Diagnosis& d, const StoredCertificate& stored) {
     for (std::size_t i = 1; i < stored_certs.size(); ++i) chain.push_back(stored_certs[i].get());
     // Trust only: validity and clock have their own lines, so check at a time inside it.
     TimePoint when = std::clamp(d.env.now(), stored.not_before, stored.not_after - seconds(1));
-    std::string error = pki::VerifyChain(stored_certs.front().get(), raw, when, nullptr, chain);
+    std::string error = pki::VerifyChain(stored_certs.front().get(), raw, when, nullptr, chain,
+                                         pki::ProfilePurpose(d.c.profile));
     d.report.Line(error.empty(), "ca-bundle", error.empty() ? "the certificate chains to " + d.c.ca_bundle : error,
                   "run 'etcd-requester ca' to refresh the bundle after a CA rotation");
   } catch (const Failure& f) {

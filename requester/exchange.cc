@@ -166,11 +166,14 @@ pki::IssuedCertificate SignOver(SshClient& ssh, const RequesterConfig& c, const 
   std::vector<pki::X509Ptr> anchors = TrustAnchors(c, ssh, &fetched);
   std::string command = "sign";
   if (c.lifetime.count() > 0) command += " --lifetime " + std::to_string(c.lifetime.count());
+  // No --profile for etcd-client: masters and signers before #26 speak the same request.
+  if (c.profile != pki::LeafProfile::kClient) command += std::string(" --profile ") + pki::ProfileName(c.profile);
   ExecResult r = ssh.Exec(command, body);
   if (r.exit_status != 0) SignerFailed(r);
   pki::IssuedCertificateExpectations want;
   want.public_key = public_key;
   want.common_name = common_name;
+  want.profile = c.profile;
   for (auto& a : anchors) want.trust_anchors.push_back(a.get());
   want.now = env.now();
   want.skew_tolerance = c.skew_tolerance;

@@ -51,7 +51,14 @@ struct Flags {
         }
       });
     };
-    str("--name", "This master's name, kubemaster-<id> (the certificate's CN)", &RequesterConfig::name);
+    str("--name", "This master's name, kubemaster-<id>, or an etcd member's (the certificate's CN)",
+        &RequesterConfig::name);
+    {
+      std::string& v = text.emplace_back();
+      apply.emplace_back(cmd->add_option("--profile", v,
+                                         "The certificate kept: etcd-client (default), etcd-server or etcd-peer"),
+                         [&v](RequesterConfig& c) { c.profile = requester::ParseProfileSetting(v); });
+    }
     {
       auto& servers = lists.emplace_back();
       apply.emplace_back(cmd->add_option("--server", servers,

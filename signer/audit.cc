@@ -33,6 +33,7 @@ std::string ToJson(const AuditRecord& r) {
   j["program"] = "etcd-signer";
   j["outcome"] = r.outcome;
   j["verb"] = r.verb;
+  if (!r.profile.empty()) j["profile"] = r.profile;
   j["exit_code"] = r.exit_code;
   if (!r.reason.empty()) j["reason"] = r.reason;
   if (!r.message.empty()) j["message"] = Capped(r.message);

@@ -48,7 +48,52 @@ void CheckSignerName(const std::string& name) {
   if (!ok) Bad("signer_name must look like 'example.com/etcd-client' (lower-case domain/path)");
 }
 
+std::vector<std::string> Strings(const toml::node& node, const std::string& key) {
+  const toml::array* array = node.as_array();
+  if (array == nullptr) Bad(key + " must be an array of strings");
+  std::vector<std::string> out;
+  for (const toml::node& item : *array) out.push_back(String(item, key));
+  return out;
+}
+
+// [members.NAME] dns = [...] ip = [...]: checked here, so that a request never meets a name the
+// certificate could not carry.
+void LoadMembers(const toml::node& node, Members& members) {
+  const toml::table* table = node.as_table();
+  if (table == nullptr) Bad("members must be tables: [members.etcd-1] with dns = [...] and ip = [...]");
+  for (auto&& [k, member] : *table) {
+    std::string name(k.str());
+    if (!IsMemberName(name)) Bad("member name '" + name.substr(0, 64) + "' must be lower-case letters, digits, '-' and '.'");
+    const toml::table* fields = member.as_table();
+    if (fields == nullptr) Bad("[members." + name + "] must be a table with dns and ip arrays");
+    pki::SubjectAltNames names;
+    for (auto&& [fk, value] : *fields) {
+      std::string field(fk.str());
+      std::string where = "members." + name + "." + field;
+      if (field == "dns") {
+        names.dns = Strings(value, where);
+        for (const std::string& d : names.dns) {
+          if (!pki::IsDnsName(d)) Bad(where + ": '" + d.substr(0, 64) + "' is not a lower-case DNS name");
+        }
+      } else if (field == "ip") {
+        names.ip = Strings(value, where);
+        for (const std::string& i : names.ip) {
+          if (!pki::IsIpAddress(i)) Bad(where + ": '" + i.substr(0, 64) + "' is not an IP address");
+        }
+      } else {
+        Bad("unknown key '" + where + "' (dns and ip only)");
+      }
+    }
+    if (names.empty()) Bad("[members." + name + "] needs at least one dns name or ip address");
+    members[name] = std::move(names);
+  }
+}
+
 }  // namespace
+
+bool IsMemberName(const std::string& name) {
+  return name.size() <= 63 && pki::IsDnsName(name);
+}
 
 std::string Identity(const std::string& value) {
   // An empty binding would read as "no binding" and let this SSH key ask for any name.
@@ -88,6 +133,7 @@ void LoadConfigFile(const std::string& path, SignerConfig& c) {
     else if (key == "denied_keys") c.denied_keys = String(node, key);
     else if (key == "denied_identities") c.denied_identities = String(node, key);
     else if (key == "list_admin") c.list_admin = String(node, key);
+    else if (key == "members") LoadMembers(node, c.members);
     else if (key == "approval") {
       std::string mode = String(node, key);
       if (mode != "none" && mode != "new-keys") Bad("approval must be \"none\" or \"new-keys\"");
@@ -115,6 +161,11 @@ void ValidateConfig(const SignerConfig& c) {
   base::CompiledNamePattern(c.name_pattern);  // throws bad-config; kept for CheckName
   if (c.lock_file.empty()) Bad("lock_file must not be empty");
   CheckSignerName(c.signer_name);
+  // Roles never overlap: a member name that the master pattern admits could get either profile.
+  const base::NamePattern& masters = base::CompiledNamePattern(c.name_pattern);
+  for (const auto& [name, names] : c.members) {
+    if (masters.Matches(name)) Bad("member name '" + name + "' matches the master name_pattern; give members other names");
+  }
   if (c.approval == ApprovalMode::kNewKeys && c.approved_keys.empty()) {
     Bad("approval = \"new-keys\" needs approved_keys (a file of NAME SHA256 lines)");
   }

@@ -30,14 +30,16 @@ Validity ComputeValidity(X509* ca_cert, pki::TimePoint now, base::Seconds lifeti
 
 pki::X509Ptr BuildCertificate(const Approval& approval, const pki::CanonicalKey& key, X509* ca_cert,
                               const Validity& validity, const pki::Serial& serial) {
-  pki::ClientCertificateFields fields;
+  pki::LeafCertificateFields fields;
   fields.common_name = approval.common_name;
   fields.subject_key = approval.public_key.get();
   fields.canonical_key = &key;
   fields.serial = serial;
   fields.not_before = validity.not_before;
   fields.not_after = validity.not_after;
-  return pki::BuildClientCertificate(fields, ca_cert);
+  fields.profile = approval.profile;
+  fields.names = approval.names;
+  return pki::BuildLeafCertificate(fields, ca_cert);
 }
 
 void SelfCheck(X509* cert, const Approval& approval, const pki::CanonicalKey& key, X509* ca_cert) {
@@ -48,10 +50,12 @@ void SelfCheck(X509* cert, const Approval& approval, const pki::CanonicalKey& ke
                         "the token's signature does not verify with the CA certificate");
   }
   // The same check the requester makes on the answer: nothing leaves that it would refuse.
-  pki::ClientProfileExpectations profile{approval.common_name, approval.public_key.get(), ca_cert, &key};
-  if (std::string diff = pki::ClientProfileDifference(cert, profile); !diff.empty()) {
+  pki::LeafProfileExpectations profile{approval.common_name, approval.public_key.get(), ca_cert, &key};
+  profile.profile = approval.profile;
+  if (pki::IsMemberProfile(approval.profile)) profile.names = approval.names;
+  if (std::string diff = pki::LeafProfileDifference(cert, profile); !diff.empty()) {
     throw base::Failure(base::ExitCode::kSoftware, "self-check-failed",
-                        "the certificate is not profile etcd-client: " + diff);
+                        std::string("the certificate is not profile ") + pki::ProfileName(approval.profile) + ": " + diff);
   }
 }
 

@@ -29,6 +29,18 @@ std::string Quoted(const std::string& s) { return "'" + base::Printable(s, 80) +
 constexpr int kDigitalSignatureBit = 0;
 constexpr int kKeyEnciphermentBit = 2;
 constexpr const char* kClientAuthOid = "1.3.6.1.5.5.7.3.2";
+constexpr const char* kServerAuthOid = "1.3.6.1.5.5.7.3.1";
+
+// The key purposes a CSR may ask for under `profile`: the ones the certificate carries anyway.
+bool PurposesWithin(const std::vector<std::string>& asked, pki::LeafProfile profile) {
+  std::set<std::string> allowed{kClientAuthOid};
+  if (pki::IsMemberProfile(profile)) allowed.insert(kServerAuthOid);
+  std::set<std::string> seen;
+  for (const std::string& oid : asked) {
+    if (!allowed.count(oid) || !seen.insert(oid).second) return false;
+  }
+  return !asked.empty();
+}
 
 [[noreturn]] void RefuseExtensions(const std::string& what) {
   Refuse("extensions-requested",
@@ -43,7 +55,7 @@ constexpr const char* kClientAuthOid = "1.3.6.1.5.5.7.3.2";
 // that asked for a SAN or CA:TRUE is told no rather than handed a certificate without it.
 // certmonger always asks for a critical CA:FALSE and the key's SKI. Nothing is copied from it:
 // the builder writes its own extensions.
-void CheckRequestedExtensions(const pki::CsrFacts& csr) {
+void CheckRequestedExtensions(const pki::CsrFacts& csr, pki::LeafProfile profile) {
   if (!csr.requests_extensions) return;
   if (csr.extension_requests > 1) RefuseExtensions("extensions in more than one extensionRequest attribute");
   if (!csr.extension_request_decoded) {
@@ -67,12 +79,14 @@ void CheckRequestedExtensions(const pki::CsrFacts& csr) {
         }
         break;
       case NID_ext_key_usage:
-        wanted = e.decoded && e.key_purposes.size() == 1 && e.key_purposes[0] == kClientAuthOid;
+        wanted = e.decoded && PurposesWithin(e.key_purposes, profile);
         break;
       default:
         RefuseExtensions("the extension " + Quoted(e.name));
     }
-    if (!wanted) RefuseExtensions(Quoted(e.name) + " with a value the etcd-client profile does not have");
+    if (!wanted) {
+      RefuseExtensions(Quoted(e.name) + " with a value the " + pki::ProfileName(profile) + " profile does not have");
+    }
   }
 }
 
@@ -126,8 +140,39 @@ void CheckName(const std::string& cn, const SignerConfig& config) {
   }
 }
 
+pki::SubjectAltNames CheckRole(const std::string& cn, pki::LeafProfile profile, const SignerConfig& config) {
+  // The SSH key's binding decides the role when there is one; otherwise the name asked for.
+  const std::string& who = config.identity.empty() ? cn : config.identity;
+  auto member = config.members.find(who);
+  if (!pki::IsMemberProfile(profile)) {
+    if (member != config.members.end()) {
+      Refuse("profile-not-allowed", "'" + who + "' is an etcd member: it may request etcd-server or etcd-peer only, "
+                                    "not etcd-client");
+    }
+    CheckName(cn, config);
+    return {};
+  }
+  if (config.identity.empty()) {
+    Refuse("member-identity-required", std::string(pki::ProfileName(profile)) +
+                                           " certificates are issued only to an SSH key bound to a member "
+                                           "(--identity NAME in authorized_keys)");
+  }
+  if (member == config.members.end()) {
+    if (base::CompiledNamePattern(config.name_pattern).Matches(who)) {
+      Refuse("profile-not-allowed", "'" + who + "' is a master: it may request etcd-client only, not " +
+                                        pki::ProfileName(profile));
+    }
+    Refuse("member-unknown", "'" + who + "' is not a configured etcd member ([members." + who + "] in signer.toml)");
+  }
+  if (cn != config.identity) {
+    Refuse("identity-mismatch", "this SSH key may only request certificates for '" + config.identity + "', not " +
+                                    Quoted(cn));
+  }
+  return member->second;
+}
+
 Approval ApplyPolicy(X509_REQ* req, std::optional<base::Seconds> requested_lifetime,
-                     const SignerConfig& config, RequestFacts& facts) {
+                     const SignerConfig& config, RequestFacts& facts, pki::LeafProfile profile) {
   facts.requested_lifetime = requested_lifetime;
   pki::CsrFacts csr = pki::InspectCsr(req);
   for (const auto& [name, value] : csr.subject) {
@@ -164,8 +209,8 @@ Approval ApplyPolicy(X509_REQ* req, std::optional<base::Seconds> requested_lifet
                                : "the subject must be exactly one CN, not [" + names +
                                      "]: the signer copies nothing else");
   }
-  CheckName(facts.common_name, config);
-  CheckRequestedExtensions(csr);
+  pki::SubjectAltNames names = CheckRole(facts.common_name, profile, config);
+  CheckRequestedExtensions(csr, profile);
   CheckAttributes(csr);
   switch (key.kind) {
     case pki::KeyDescription::Kind::kEc:
@@ -192,6 +237,8 @@ Approval ApplyPolicy(X509_REQ* req, std::optional<base::Seconds> requested_lifet
   if (!canonical) Refuse("key-type", "the " + key.name + " key cannot be re-encoded canonically (RFC 5480/3279)");
   Approval approval;
   approval.common_name = facts.common_name;
+  approval.profile = profile;
+  approval.names = std::move(names);
   approval.public_key = std::move(csr.public_key);
   approval.key = std::move(*canonical);
   approval.lifetime = GrantLifetime(requested_lifetime, config);

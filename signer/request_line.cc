@@ -49,8 +49,26 @@ RequestLine ParseRequestLine(std::string_view text) {
     Bad("unknown-verb", "unknown request '" + verb.substr(0, 32) + "' (expected sign, ca or info)");
   }
   bool format_given = false;
+  bool profile_given = false;
   for (std::size_t i = 1; i < words.size(); ++i) {
     std::string value;
+    if (words[i] == "--profile" || words[i].rfind("--profile=", 0) == 0) {
+      std::string name;
+      if (words[i] == "--profile") {
+        if (i + 1 >= words.size()) Bad("bad-request", "--profile needs a value (etcd-client, etcd-server, etcd-peer)");
+        name = words[++i];
+      } else {
+        name = words[i].substr(10);
+      }
+      if (profile_given) Bad("bad-request", "--profile given twice");
+      std::optional<pki::LeafProfile> profile = pki::ParseProfile(name);
+      if (!profile) {
+        Bad("unknown-profile", "unknown profile '" + name.substr(0, 32) + "' (etcd-client, etcd-server or etcd-peer)");
+      }
+      profile_given = true;
+      request.profile = *profile;
+      continue;
+    }
     if (words[i] == "--format" || words[i].rfind("--format=", 0) == 0) {
       std::string format;
       if (words[i] == "--format") {
@@ -84,6 +102,10 @@ RequestLine ParseRequestLine(std::string_view text) {
   // disagree would leave the client unsure which one was granted.
   if (request.format == BodyFormat::kK8s && request.lifetime) {
     Bad("bad-request", "--lifetime cannot be used with --format k8s (use spec.expirationSeconds)");
+  }
+  // A Kubernetes object names its signer, which issues client certificates only.
+  if (request.format == BodyFormat::kK8s && request.profile != pki::LeafProfile::kClient) {
+    Bad("bad-request", "--profile cannot be used with --format k8s (its signerName issues etcd-client only)");
   }
   return request;
 }

@@ -102,10 +102,15 @@ std::string InfoJson(const SignerConfig& c, pki::TimePoint now) {
   j["protocol"] = 1;
   j["time"] = base::FormatRfc3339(now);
   j["profile"] = "etcd-client";
+  j["profiles"] = {"etcd-client", "etcd-server", "etcd-peer"};
   j["name_pattern"] = c.name_pattern;
   j["signer_name"] = c.signer_name;
   if (!c.identity.empty()) {
     j["identity"] = c.identity;
+    // A member's names (#26): what its etcd-server and etcd-peer certificates carry.
+    if (auto member = c.members.find(c.identity); member != c.members.end()) {
+      j["member"] = {{"dns", member->second.dns}, {"ip", member->second.ip}};
+    }
     // Whether this signer would issue to that name now (#28): `diagnose` shows a denied master in
     // red instead of all green. Answering issues nothing; the request is audited as `info`.
     if (!c.denied_identities.empty()) {
@@ -308,7 +313,10 @@ struct RequestContext {
 // The request line (SSH_ORIGINAL_COMMAND): the verb, the body's format, the lifetime asked for.
 void ReadRequestLine(RequestContext& rq, const Invocation& invocation) {
   rq.line = ParseRequestLine(invocation.request_text);
-  rq.record.Note([&](AuditRecord& r) { r.verb = VerbName(rq.line.verb); });
+  rq.record.Note([&](AuditRecord& r) {
+    r.verb = VerbName(rq.line.verb);
+    if (rq.line.verb == Verb::kSign) r.profile = pki::ProfileName(rq.line.profile);
+  });
 }
 
 // `sign`'s input: the body on stdin, bounded in size and time.
@@ -331,7 +339,8 @@ Approval CheckPolicy(RequestContext& rq, const std::string& body) {
   Approval approval;
   try {
     pki::X509ReqPtr req = rq.k8s() ? DecodeK8sBody(body, rq.config, rq.k8s_object) : DecodeRequestBody(body);
-    approval = ApplyPolicy(req.get(), rq.k8s() ? rq.k8s_object->expiration : rq.line.lifetime, rq.config, rq.facts);
+    approval = ApplyPolicy(req.get(), rq.k8s() ? rq.k8s_object->expiration : rq.line.lifetime, rq.config, rq.facts,
+                           rq.line.profile);
   } catch (...) {
     NoteFacts(rq);
     throw;

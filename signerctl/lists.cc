@@ -57,9 +57,10 @@ std::optional<signer::ApprovalList> LoadIfPresent(const std::string& path, signe
 }
 
 // NAME as the signer's name rules see it: a name no request can carry (`kubemaster-1,`, empty,
-// over 64 characters, outside name_pattern) would make an entry that matches nothing, and a deny
-// of it would protect nothing. A usage error instead of a silent no-op.
+// over 64 characters, outside name_pattern and not a configured member) would make an entry that
+// matches nothing, and a deny of it would protect nothing. A usage error instead of a silent no-op.
 void RequirePolicyName(const Context& ctx, const std::string& name) {
+  if (ctx.config.members.count(name) != 0) return;  // an etcd member (#26)
   signer::SignerConfig rules = ctx.config;
   rules.identity.clear();  // the list is for every identity; the forced command's binding is not ours
   try {

@@ -18,6 +18,7 @@ struct IssuedCertificateExpectations {
   std::vector<X509*> trust_anchors;   // the operator's CA bundle; required (empty = refused)
   TimePoint now;
   std::chrono::seconds skew_tolerance{300};
+  LeafProfile profile = LeafProfile::kClient;  // the profile asked for: the answer must be exactly it
 };
 
 // At most this many intermediates may follow the leaf in an answer.
@@ -40,8 +41,8 @@ struct IssuedCertificate {
 // Parses the answer (ParseCertificateAnswer) and accepts it only if the leaf is what the signer
 // builds: public key equals ours (cert-wrong-key), a single CN equal to our name
 // (cert-wrong-name), [notBefore - skew, notAfter) covers now (cert-not-yet-valid, cert-expired),
-// exactly profile etcd-client (cert-profile, naming the first difference; see
-// ClientProfileDifference); each chain certificate passes ChainCaProfileDifference; the leaf
+// exactly the profile asked for (cert-profile, naming the first difference; see
+// LeafProfileDifference); each chain certificate passes ChainCaProfileDifference for it; the leaf
 // chains through them to one of the anchors (cert-untrusted; no anchors is cert-untrusted too),
 // and the certificates after the leaf are exactly the verified path's intermediates, in order,
 // without the anchor (cert-chain): nothing rides along unchecked. Throws Failure(kDataErr, reason).

@@ -7,6 +7,7 @@
 
 #include "base/duration.h"
 #include "hsm/pin.h"
+#include "pki/certificate_profile.h"
 
 namespace requester {
 
@@ -30,7 +31,10 @@ struct ForwardConfig {
 };
 
 struct RequesterConfig {
-  std::string name;             // kubemaster-<id>
+  std::string name;             // kubemaster-<id>, or an etcd member's name for etcd-server/etcd-peer
+  // Which certificate this configuration keeps (#26): etcd-client (masters), etcd-server or
+  // etcd-peer (etcd members; one configuration, key and certificate per profile).
+  pki::LeafProfile profile = pki::LeafProfile::kClient;
   std::vector<std::string> servers;  // USER@HOST[:PORT], one per signer host (failover, #12)
   std::string ssh_key;          // client key file; empty = ssh-agent
   std::string known_hosts;      // required: the signer's host key
@@ -56,7 +60,7 @@ struct RequesterConfig {
   std::string StateFile() const { return state_file.empty() ? cert + ".state.json" : state_file; }
 };
 
-// Keys as in the flags with '-' → '_' (name, server, ssh_key, known_hosts, accept_new_host_key,
+// Keys as in the flags with '-' → '_' (name, profile, server, ssh_key, known_hosts, accept_new_host_key,
 // key_file, key, module, pin_file, pin_env, cert, ca_bundle, ca_sha256, lifetime, skew_tolerance,
 // connect_timeout, io_timeout, post_renew_hook (array), state_file, prometheus_file), and for the
 // forwarder forward_listen, forward_endpoints (array), forward_ca, forward_listen_group,
@@ -81,7 +85,11 @@ void ValidateConfig(const RequesterConfig& config, bool need_server);
 // name, so that masters spread over the signers and each master always starts at the same one.
 std::vector<std::string> ServerOrder(const RequesterConfig& config);
 
-// The name rule, checked before any network traffic. Failure(kUsage, "bad-name").
+// The profile named by `text` (etcd-client, etcd-server, etcd-peer). Failure(kUsage, "bad-profile").
+pki::LeafProfile ParseProfileSetting(const std::string& text);
+
+// The name rule, checked before any network traffic: a master's name for etcd-client, a member's
+// (lower-case DNS label characters) for etcd-server and etcd-peer. Failure(kUsage, "bad-name").
 void CheckName(const RequesterConfig& config);
 
 }  // namespace requester

@@ -16,6 +16,7 @@ struct AuditRecord {
   std::string time;        // RFC 3339
   std::string outcome;     // issued | refused | served | error
   std::string verb;
+  std::string profile;     // sign: etcd-client, etcd-server or etcd-peer
   std::string reason;      // reason code on failure
   std::string message;
   int exit_code = 0;

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <string>
 
 #include "base/duration.h"
 #include "hsm/pin.h"
+#include "pki/certificate_profile.h"
 
 namespace signer {
 
@@ -21,6 +23,15 @@ enum class ApprovalMode {
   kNone,     // "none": any key that passes the policy
   kNewKeys,  // "new-keys": only approved (name, key) pairs; others are answered pending-approval
 };
+
+// The etcd members this signer issues server and peer certificates to (#26): [members.NAME] with
+// `dns` and `ip` arrays. The certificate's CN is NAME and its subjectAltName exactly these names,
+// never anything from the CSR.
+using Members = std::map<std::string, pki::SubjectAltNames>;
+
+// A member name: lower-case letters, digits, '-' and '.', starting and ending with a letter or
+// digit, at most 63 characters.
+bool IsMemberName(const std::string& name);
 
 struct SignerConfig {
   std::string module;            // PKCS#11 module path (or module-path= in the key URI)
@@ -48,13 +59,14 @@ struct SignerConfig {
   std::string denied_keys;        // NAME SHA256 [comment] per line
   std::string denied_identities;  // NAME [comment] per line
   std::string list_admin;         // an account besides root that may own the lists (and their directories)
+  Members members;                // [members.NAME] tables
   std::string config_file;        // the TOML file read, if any
 };
 
 // Reads a TOML config file over `config` (keys: module, key, pin_file, pin_env, ca_cert,
 // ca_bundle, ca_chain, identity, name_pattern, signer_name, lifetime_default, lifetime_min, lifetime_max, backdate,
 // audit_log, lock_file, syslog, deadline, input_timeout, approval, approved_keys, denied_keys,
-// denied_identities, list_admin; durations as strings like "24h" or integers in seconds). Unknown keys are errors (Failure kConfig "bad-config").
+// denied_identities, list_admin, and [members.NAME] tables with dns and ip arrays; durations as strings like "24h" or integers in seconds). Unknown keys are errors (Failure kConfig "bad-config").
 void LoadConfigFile(const std::string& path, SignerConfig& config);
 
 // Returns `value` for the identity binding; an empty value is Failure(kConfig, "bad-config").

@@ -20,7 +20,7 @@ struct Validity {
 Validity ComputeValidity(X509* ca_cert, pki::TimePoint now, base::Seconds lifetime,
                          base::Seconds backdate, base::Seconds min_lifetime);
 
-// Builds the etcd-client certificate, has `ca_key` sign it (inside the token), and verifies the
+// Builds the certificate of the approval's profile (etcd-client, etcd-server, etcd-peer), has `ca_key` sign it (inside the token), and verifies the
 // signature with the CA certificate's public key before returning it: a token that returns a bad
 // signature is caught here, not by etcd ("self-check-failed", kSoftware). The subject key is
 // approval.key, as ApplyPolicy computed it (Failure(kSoftware, "internal") when it is empty).
@@ -33,7 +33,7 @@ pki::X509Ptr BuildCertificate(const Approval& approval, const pki::CanonicalKey&
                               const Validity& validity, const pki::Serial& serial);
 
 // The signature verifies with the CA certificate's key, and the certificate is exactly profile
-// etcd-client for `approval` (pki::ClientProfileDifference, the requester's own check), or
+// the approval's profile (pki::LeafProfileDifference, the requester's own check), or
 // Failure(kSoftware, "self-check-failed").
 void SelfCheck(X509* cert, const Approval& approval, const pki::CanonicalKey& key, X509* ca_cert);
 

@@ -8,6 +8,8 @@
 //   "sign --lifetime DUR"     -> sign with a requested lifetime (also --lifetime=DUR)
 //   "sign --format k8s"       -> sign; the body is a certificates.k8s.io/v1 CertificateSigningRequest
 //                                (also --format=k8s; not together with --lifetime)
+//   "sign --profile NAME"     -> sign for profile etcd-client (the default), etcd-server or etcd-peer
+//                                (also --profile=NAME; not together with --format k8s)
 //   "ca" | "info"             -> those verbs, no arguments
 // Anything else is Failure(kUsage, "unknown-verb" | "bad-request").
 #pragma once
@@ -17,6 +19,7 @@
 #include <string_view>
 
 #include "base/duration.h"
+#include "pki/certificate_profile.h"
 
 namespace signer {
 
@@ -32,6 +35,7 @@ struct RequestLine {
   Verb verb = Verb::kSign;
   std::optional<base::Seconds> lifetime;  // sign only
   BodyFormat format = BodyFormat::kBase64Csr;  // sign only
+  pki::LeafProfile profile = pki::LeafProfile::kClient;  // sign only
 };
 
 RequestLine ParseRequestLine(std::string_view text);

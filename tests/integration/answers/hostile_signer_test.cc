@@ -60,8 +60,8 @@ class HostileSigner : public ::testing::Test {
   // The certificate an honest signer would answer, changed by `mutate` before the CA signs it.
   static std::string Forge(const std::function<void(X509*)>& mutate = nullptr) {
     auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-    pki::ClientCertificateFields f{"kubemaster-1", our_key_.get(), pki::RandomSerial(), now - 5min, now + 24h};
-    pki::X509Ptr c = pki::BuildClientCertificate(f, ca_cert_.get());
+    pki::LeafCertificateFields f{"kubemaster-1", our_key_.get(), pki::RandomSerial(), now - 5min, now + 24h};
+    pki::X509Ptr c = pki::BuildLeafCertificate(f, ca_cert_.get());
     if (mutate) mutate(c.get());
     pki::SignCertificate(c.get(), ca_key_.get());
     return pki::ToPem(c.get());

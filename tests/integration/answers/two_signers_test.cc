@@ -103,8 +103,8 @@ class TwoSigners : public ::testing::Test {
       issuer_key = ca_key_.get();
     }
     auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-    pki::ClientCertificateFields f{"kubemaster-1", our_key_.get(), pki::RandomSerial(), now - 5min, now + 24h};
-    pki::X509Ptr c = pki::BuildClientCertificate(f, issuer);
+    pki::LeafCertificateFields f{"kubemaster-1", our_key_.get(), pki::RandomSerial(), now - 5min, now + 24h};
+    pki::X509Ptr c = pki::BuildLeafCertificate(f, issuer);
     pki::SignCertificate(c.get(), issuer_key);
     return pki::ToPem(c.get());
   }

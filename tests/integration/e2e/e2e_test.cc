@@ -63,8 +63,8 @@ class EndToEnd : public ::testing::Test {
     ::setenv("SOFTHSM2_CONF", token_->conf.c_str(), 1);
     pki::EvpPkeyPtr leaf_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
     pki::X509Ptr ca = pki::ReadCertificateFile(ca_cert_path);
-    pki::ClientCertificateFields fields{"kubemaster-1", leaf_key.get(), pki::RandomSerial(), not_before, not_after};
-    pki::X509Ptr cert = pki::BuildClientCertificate(fields, ca.get());
+    pki::LeafCertificateFields fields{"kubemaster-1", leaf_key.get(), pki::RandomSerial(), not_before, not_after};
+    pki::X509Ptr cert = pki::BuildLeafCertificate(fields, ca.get());
     if (!client_auth) {
       X509_EXTENSION_free(X509_delete_ext(cert.get(), X509_get_ext_by_NID(cert.get(), NID_ext_key_usage, -1)));
       X509V3_CTX ctx;

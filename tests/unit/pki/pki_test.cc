@@ -59,8 +59,8 @@ struct Ca {
   // the real CA key.
   std::string Forge(const std::string& cn, EVP_PKEY* subject, pki::TimePoint nb, pki::TimePoint na,
                     const std::function<void(X509*)>& mutate, const EVP_MD* md = EVP_sha256()) {
-    pki::ClientCertificateFields f{cn, subject, pki::RandomSerial(), nb, na};
-    pki::X509Ptr c = pki::BuildClientCertificate(f, cert.get());
+    pki::LeafCertificateFields f{cn, subject, pki::RandomSerial(), nb, na};
+    pki::X509Ptr c = pki::BuildLeafCertificate(f, cert.get());
     mutate(c.get());
     if (X509_sign(c.get(), key.get(), md) <= 0) throw std::runtime_error("sign");
     return pki::ToPem(c.get());

@@ -78,8 +78,8 @@ void WriteCert(const std::string& path, const std::string& name, pki::TimePoint 
   pki::X509Ptr ca = pki::BuildCaCertificate(cf);
   pki::SignCertificate(ca.get(), ca_key.get());
   pki::EvpPkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
-  pki::ClientCertificateFields f{name, key.get(), pki::RandomSerial(), nb, na};
-  pki::X509Ptr cert = pki::BuildClientCertificate(f, ca.get());
+  pki::LeafCertificateFields f{name, key.get(), pki::RandomSerial(), nb, na};
+  pki::X509Ptr cert = pki::BuildLeafCertificate(f, ca.get());
   pki::SignCertificate(cert.get(), ca_key.get());
   testing_support::WriteFile(path, pki::ToPem(cert.get()));
 }
