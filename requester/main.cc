@@ -184,24 +184,43 @@ VerbRun DefineStatus(CLI::App& cmd) {
   auto flags = std::make_shared<Flags>();
   auto json = std::make_shared<bool>(false);
   auto prometheus = std::make_shared<std::string>();
-  cmd.add_flag("--json", *json, "One JSON object");
+  auto config_dir = std::make_shared<std::string>();
+  cmd.add_flag("--json", *json, "One JSON object (with --config-dir: an array of them)");
   cmd.add_option("--prometheus", *prometheus, "Write node_exporter textfile metrics to FILE");
+  cmd.add_option("--config-dir", *config_dir,
+                 "Every certificate of this host: each *.toml in DIR (e.g. /etc/etcd-requester: server, peer, client)");
   flags->Add(&cmd);
-  return [flags, json, prometheus] {
+  return [flags, json, prometheus, config_dir] {
+    auto format = *json ? requester::StatusFormat::kJson : requester::StatusFormat::kHuman;
+    if (!config_dir->empty()) {
+      return requester::ShowStatus(requester::LoadConfigDirectory(*config_dir), requester::RequesterEnv{}, format,
+                                   *prometheus);
+    }
     RequesterConfig config = flags->Load();
     if (!prometheus->empty()) config.prometheus_file = *prometheus;
     requester::ValidateConfig(config, false);
     // Only an explicit --prometheus FILE is written: the configuration's prometheus_file is the
     // daemon's (#15).
-    return requester::ShowStatus(config, requester::RequesterEnv{},
-                                 *json ? requester::StatusFormat::kJson : requester::StatusFormat::kHuman, *prometheus);
+    return requester::ShowStatus(config, requester::RequesterEnv{}, format, *prometheus);
   };
 }
 
 VerbRun DefineDiagnose(CLI::App& cmd) {
-  return OneShotVerb(cmd, [](const RequesterConfig& config) {
-    RequireSigner(config);
-    if (!requester::Diagnose(config, requester::RequesterEnv{})) {
+  auto config_dir = std::make_shared<std::string>();
+  cmd.add_option("--config-dir", *config_dir, "Check every certificate of this host: each *.toml in DIR, in turn");
+  return OneShotVerb(cmd, [config_dir](const RequesterConfig& flag_config) {
+    std::vector<RequesterConfig> configs =
+        config_dir->empty() ? std::vector<RequesterConfig>{flag_config} : requester::LoadConfigDirectory(*config_dir);
+    bool all_passed = true;
+    for (std::size_t i = 0; i < configs.size(); ++i) {
+      if (configs.size() > 1) {
+        std::printf("%s== %s (%s)\n", i ? "\n" : "", configs[i].cert.c_str(), pki::ProfileName(configs[i].profile));
+        std::fflush(stdout);
+      }
+      RequireSigner(configs[i]);
+      all_passed = requester::Diagnose(configs[i], requester::RequesterEnv{}) && all_passed;
+    }
+    if (!all_passed) {
       throw base::Failure(base::ExitCode::kUnavailable, "diagnose-failed", "at least one check failed (see above)");
     }
     return 0;

@@ -3,8 +3,10 @@
 // Prometheus textfile). `status` only reads; it writes the metrics file only when asked (#15).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string_view>
 
@@ -57,6 +59,7 @@ std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat f
   if (format == StatusFormat::kJson) {
     nlohmann::ordered_json j;
     j["name"] = c.name;
+    j["profile"] = pki::ProfileName(c.profile);
     j["certificate"] = c.cert;
     j["state"] = StateName(s.state);
     if (!s.detail.empty()) j["detail"] = s.detail;
@@ -84,7 +87,10 @@ std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat f
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   }
   if (format == StatusFormat::kPrometheus) {
-    std::string label = "{name=\"" + c.name + "\"}";
+    // A member's certificates (#26) are told apart by their profile; a master's keep the one label.
+    std::string label = "{name=\"" + c.name + "\"" +
+                        (pki::IsMemberProfile(c.profile) ? std::string(",profile=\"") + pki::ProfileName(c.profile) + "\"" : "") +
+                        "}";
     std::string out;
     auto metric = [&](const std::string& name, const std::string& help, long long value) {
       out += "# HELP " + name + " " + help + "\n# TYPE " + name + " gauge\n" + name + label + " " +
@@ -118,6 +124,7 @@ std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat f
     out += k + std::string(k.size() < 16 ? 16 - k.size() : 1, ' ') + v + "\n";
   };
   row("name", c.name);
+  row("profile", pki::ProfileName(c.profile));
   row("certificate", c.cert + " (" + Paint(StateName(s.state), ToneOf(s.state), colour) + ")");
   if (!s.detail.empty()) row("problem", s.detail);
   if (has_cert) {
@@ -146,11 +153,64 @@ std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat f
   return out;
 }
 
+namespace {
+
+// Prometheus' text format wants each family once, its samples together: regroup the families of
+// several certificates' texts, in the order they first appear.
+std::string MergePrometheus(const std::vector<std::string>& texts) {
+  std::vector<std::string> order;
+  std::map<std::string, std::pair<std::string, std::string>> families;  // name -> (comments, samples)
+  for (const std::string& text : texts) {
+    std::size_t start = 0;
+    while (start < text.size()) {
+      std::size_t end = text.find('\n', start);
+      if (end == std::string::npos) end = text.size();
+      std::string line = text.substr(start, end - start);
+      start = end + 1;
+      if (line.empty()) continue;
+      bool comment = line.rfind("# ", 0) == 0;
+      std::string name = comment ? line.substr(7, line.find(' ', 7) - 7) : line.substr(0, line.find_first_of("{ "));
+      if (families.find(name) == families.end()) order.push_back(name);
+      auto& [comments, samples] = families[name];
+      if (!comment) samples += line + "\n";
+      else if (comments.find(line) == std::string::npos) comments += line + "\n";
+    }
+  }
+  std::string out;
+  for (const std::string& name : order) out += families[name].first + families[name].second;
+  return out;
+}
+
+}  // namespace
+
+std::string RenderStatuses(const std::vector<RequesterConfig>& configs, TimePoint now, StatusFormat format) {
+  if (configs.size() == 1) return RenderStatus(configs.front(), now, format);
+  std::vector<std::string> parts;
+  for (const RequesterConfig& c : configs) parts.push_back(RenderStatus(c, now, format));
+  if (format == StatusFormat::kPrometheus) return MergePrometheus(parts);
+  std::string out = format == StatusFormat::kJson ? "[" : "";
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    std::string part = parts[i];
+    if (format == StatusFormat::kJson) {
+      while (!part.empty() && part.back() == '\n') part.pop_back();
+      out += (i ? "," : "") + part;
+    } else {
+      out += (i ? "\n" : "") + part;
+    }
+  }
+  return format == StatusFormat::kJson ? out + "]\n" : out;
+}
+
 int ShowStatus(const RequesterConfig& c, const RequesterEnv& env, StatusFormat format,
+               const std::string& metrics_file) {
+  return ShowStatus(std::vector<RequesterConfig>{c}, env, format, metrics_file);
+}
+
+int ShowStatus(const std::vector<RequesterConfig>& configs, const RequesterEnv& env, StatusFormat format,
                const std::string& metrics_file) {
   const TimePoint now = env.now();
   if (format == StatusFormat::kHuman && WantsColour(env.out)) format = StatusFormat::kHumanColour;
-  std::string text = RenderStatus(c, now, format);
+  std::string text = RenderStatuses(configs, now, format);
   std::fwrite(text.data(), 1, text.size(), env.out);
   std::fflush(env.out);
   if (metrics_file.empty()) return 0;
@@ -164,7 +224,7 @@ int ShowStatus(const RequesterConfig& c, const RequesterEnv& env, StatusFormat f
                         " does not exist (Debian's node exporter reads /var/lib/prometheus/node-exporter); "
                         "create it or name another --prometheus FILE");
     }
-    base::AtomicFileWriter(metrics_file, 0644).Write(RenderStatus(c, now, StatusFormat::kPrometheus));
+    base::AtomicFileWriter(metrics_file, 0644).Write(RenderStatuses(configs, now, StatusFormat::kPrometheus));
   } catch (const Failure& f) {
     std::optional<Failure> enriched = WithRunningAs(f);
     const Failure& shown = enriched ? *enriched : f;
@@ -176,6 +236,25 @@ int ShowStatus(const RequesterConfig& c, const RequesterEnv& env, StatusFormat f
     return static_cast<int>(shown.code());
   }
   return 0;
+}
+
+std::vector<RequesterConfig> LoadConfigDirectory(const std::string& dir) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.path().extension() == ".toml" && entry.is_regular_file()) files.push_back(entry.path().string());
+  }
+  if (ec) throw Failure(base::ExitCode::kConfig, "bad-config", "cannot read the directory " + dir + ": " + ec.message());
+  if (files.empty()) throw Failure(base::ExitCode::kConfig, "bad-config", "no *.toml configuration in " + dir);
+  std::sort(files.begin(), files.end());
+  std::vector<RequesterConfig> configs;
+  for (const std::string& file : files) {
+    RequesterConfig c;
+    LoadConfigFile(file, c);
+    ValidateConfig(c, false);
+    configs.push_back(std::move(c));
+  }
+  return configs;
 }
 
 }  // namespace requester

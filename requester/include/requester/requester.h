@@ -153,6 +153,16 @@ bool WantsColour(std::FILE* stream);
 // written, that failure's exit code after one line on env.log (the status is printed anyway).
 int ShowStatus(const RequesterConfig& config, const RequesterEnv& env, StatusFormat format,
                const std::string& metrics_file);
+// The same for every certificate of a host (#26: `status --config-dir`, one configuration per
+// certificate): human text one block each, separated by a blank line; JSON an array of the
+// objects; Prometheus one family per metric with every certificate's sample in it.
+int ShowStatus(const std::vector<RequesterConfig>& configs, const RequesterEnv& env, StatusFormat format,
+               const std::string& metrics_file);
+std::string RenderStatuses(const std::vector<RequesterConfig>& configs, TimePoint now, StatusFormat format);
+
+// Every *.toml in `dir`, in name order, loaded (LoadConfigFile) and checked offline
+// (ValidateConfig without a signer). Failure(kConfig, "bad-config") when there is none.
+std::vector<RequesterConfig> LoadConfigDirectory(const std::string& dir);
 
 // "running as NAME, uid N": the account a permission was refused to (the unit's account is often
 // not the one that made the files).

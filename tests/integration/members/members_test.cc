@@ -138,6 +138,29 @@ TEST_F(Members, AThreeMemberClusterRunsOnTokenCertificatesOnlyAndAServerCertific
   nlohmann::json issued = LastRecord();
   EXPECT_EQ(issued["profile"], "etcd-client");
 
+  // One configuration per certificate; status covers all of a host's at once.
+  std::string conf_dir = *dir_ / "etcd-1.conf.d";
+  std::filesystem::create_directory(conf_dir);
+  for (const char* profile : {"etcd-server", "etcd-peer"}) {
+    WriteFile(conf_dir + "/" + std::string(profile).substr(5) + ".toml",
+              "name = \"etcd-1\"\nprofile = \"" + std::string(profile) + "\"\ncert = \"" + Cert("etcd-1", profile) +
+                  "\"\nkey_file = \"" + Key("etcd-1", profile) + "\"\n");
+  }
+  RunResult status = testing_support::Run({Binary("etcd-requester"), "status", "--config-dir", conf_dir, "--json",
+                                           "--prometheus", *dir_ / "etcd-1.prom"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  nlohmann::json all = nlohmann::json::parse(status.out);
+  ASSERT_EQ(all.size(), 2u) << status.out;
+  EXPECT_EQ(all[0]["profile"], "etcd-peer");  // peer.toml, then server.toml
+  EXPECT_EQ(all[1]["profile"], "etcd-server");
+  EXPECT_EQ(all[1]["state"], "fresh") << status.out;
+  std::string prom = ReadFile(*dir_ / "etcd-1.prom");
+  EXPECT_NE(prom.find("etcd_requester_certificate_valid{name=\"etcd-1\",profile=\"etcd-peer\"} 1\n"
+                      "etcd_requester_certificate_valid{name=\"etcd-1\",profile=\"etcd-server\"} 1\n"),
+            std::string::npos)
+      << prom;
+  EXPECT_EQ(prom.find("# HELP etcd_requester_certificate_valid"), prom.rfind("# HELP etcd_requester_certificate_valid"));
+
   // The cluster: client and peer TLS with client certificates required, trusting only the root.
   std::vector<Member> members(3);
   std::string initial;
