@@ -353,8 +353,8 @@ std::string ExtensionsDifference(X509* cert, const LeafProfileExpectations& want
   std::vector<int> purposes;
   for (int i = 0; eku && i < sk_ASN1_OBJECT_num(eku.get()); ++i) purposes.push_back(OBJ_obj2nid(sk_ASN1_OBJECT_value(eku.get(), i)));
   if (!eku || purposes != ProfileKeyPurposes(want.profile)) {
-    std::string text = KeyPurposesText(want.profile);
-    for (std::size_t at = text.find(','); at != std::string::npos; at = text.find(',', at)) text.replace(at, 1, ", ");
+    std::string text;
+    for (int nid : ProfileKeyPurposes(want.profile)) text += (text.empty() ? "" : ", ") + std::string(OBJ_nid2sn(nid));
     return "extendedKeyUsage is not exactly " + text;
   }
   if (Bytes(X509_get0_subject_key_id(cert)) != KeyIdOf(cert)) return "subjectKeyIdentifier is not the key's SHA-1";

@@ -342,4 +342,148 @@ TEST(Subject, ParsesBothNotationsAndRefusesJunk) {
   }
 }
 
+
+// #26: the member profiles, defined next to etcd-client and checked by the same function.
+namespace member_profiles {
+
+pki::X509Ptr BuildMember(Ca& ca, pki::LeafProfile profile, EVP_PKEY* key, const pki::SubjectAltNames& names,
+                         const std::function<void(X509*)>& mutate = nullptr) {
+  auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  pki::LeafCertificateFields f{"etcd-1", key, pki::RandomSerial(), now - 5min, now + 1h};
+  f.profile = profile;
+  f.names = names;
+  pki::X509Ptr c = pki::BuildLeafCertificate(f, ca.cert.get());
+  if (mutate) mutate(c.get());
+  if (X509_sign(c.get(), ca.key.get(), EVP_sha256()) <= 0) throw std::runtime_error("sign");
+  // As every reader sees it: parsed from its PEM.
+  std::string pem = pki::ToPem(c.get());
+  return std::move(pki::ParseCertificateAnswer(pem).front());
+}
+
+void ReplaceExtension(X509* c, int nid, const char* value) {
+  int at = X509_get_ext_by_NID(c, nid, -1);
+  if (at >= 0) X509_EXTENSION_free(X509_delete_ext(c, at));
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, nullptr, c, nullptr, nullptr, 0);
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+  X509_add_ext(c, ext, -1);
+  X509_EXTENSION_free(ext);
+}
+
+TEST(MemberProfiles, NamesAndPredicates) {
+  for (auto p : {pki::LeafProfile::kClient, pki::LeafProfile::kServer, pki::LeafProfile::kPeer}) {
+    EXPECT_EQ(pki::ParseProfile(pki::ProfileName(p)), p);
+  }
+  EXPECT_FALSE(pki::ParseProfile("etcd-admin"));
+  EXPECT_FALSE(pki::ParseProfile("ETCD-SERVER"));
+  EXPECT_FALSE(pki::IsMemberProfile(pki::LeafProfile::kClient));
+  EXPECT_TRUE(pki::IsMemberProfile(pki::LeafProfile::kPeer));
+  for (const char* ok : {"etcd-1", "localhost", "etcd-1.cluster.example", "a", "1.example"}) EXPECT_TRUE(pki::IsDnsName(ok)) << ok;
+  for (const char* bad : {"", "Etcd-1", "*.example", "-etcd", "etcd-", "a..b", "a.", "a b", "a,DNS:evil", "a_b"}) {
+    EXPECT_FALSE(pki::IsDnsName(bad)) << bad;
+  }
+  EXPECT_FALSE(pki::IsDnsName(std::string(64, 'a')));
+  for (const char* ok : {"127.0.0.1", "::1", "fd00::1", "10.0.0.7"}) EXPECT_TRUE(pki::IsIpAddress(ok)) << ok;
+  for (const char* bad : {"", "127.0.0.256", "localhost", "1.2.3", "::g", "127.0.0.1,IP:10.0.0.1"}) {
+    EXPECT_FALSE(pki::IsIpAddress(bad)) << bad;
+  }
+}
+
+TEST(MemberProfiles, ServerAndPeerCarryExactlyTheConfiguredNamesAndBothUsages) {
+  Ca ca("CN=etcd-ca");
+  pki::EvpPkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+  pki::SubjectAltNames names{{"etcd-1", "localhost"}, {"127.0.0.1", "::1"}};
+  for (auto profile : {pki::LeafProfile::kServer, pki::LeafProfile::kPeer}) {
+    pki::X509Ptr cert = BuildMember(ca, profile, key.get(), names);
+    pki::LeafProfileExpectations signer{"etcd-1", key.get(), ca.cert.get()};
+    signer.profile = profile;
+    signer.names = names;
+    EXPECT_EQ(pki::LeafProfileDifference(cert.get(), signer), "") << pki::ProfileName(profile);
+    pki::LeafProfileExpectations requester{"etcd-1", key.get(), ca.cert.get()};
+    requester.profile = profile;
+    EXPECT_EQ(pki::LeafProfileDifference(cert.get(), requester), "");
+    EXPECT_EQ(pki::CarriedSubjectAltNames(cert.get()), names);
+    // The same certificate is not a client's, and the signer's exact names are checked.
+    pki::LeafProfileExpectations client{"etcd-1", key.get(), ca.cert.get()};
+    EXPECT_NE(pki::LeafProfileDifference(cert.get(), client).find("carries the extension subjectAltName"),
+              std::string::npos)
+        << pki::LeafProfileDifference(cert.get(), client);
+    pki::LeafProfileExpectations other = signer;
+    other.names = pki::SubjectAltNames{{"etcd-2"}, {"127.0.0.1"}};
+    EXPECT_NE(pki::LeafProfileDifference(cert.get(), other).find("subjectAltName is DNS:etcd-1,DNS:localhost"),
+              std::string::npos)
+        << pki::LeafProfileDifference(cert.get(), other);
+  }
+  // A member certificate always names its member: the builder refuses one without names.
+  pki::LeafCertificateFields empty{"etcd-1", key.get(), pki::RandomSerial(), std::chrono::system_clock::now(),
+                                   std::chrono::system_clock::now() + 1h};
+  empty.profile = pki::LeafProfile::kServer;
+  EXPECT_EQ(Reason([&] { pki::BuildLeafCertificate(empty, ca.cert.get()); }), "internal");
+}
+
+TEST(MemberProfiles, WhatAHostileSignerMightChangeIsRefused) {
+  Ca ca("CN=etcd-ca");
+  pki::EvpPkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+  pki::SubjectAltNames names{{"etcd-1"}, {"127.0.0.1"}};
+  pki::LeafProfileExpectations want{"etcd-1", key.get(), ca.cert.get()};
+  want.profile = pki::LeafProfile::kServer;
+  struct Case {
+    const char* what;
+    std::function<void(X509*)> mutate;
+    const char* message;
+  };
+  std::vector<Case> cases{
+      {"no subjectAltName", [](X509* c) { X509_EXTENSION_free(X509_delete_ext(c, X509_get_ext_by_NID(c, NID_subject_alt_name, -1))); },
+       "subjectAltName is missing"},
+      {"a URI next to the names", [](X509* c) { ReplaceExtension(c, NID_subject_alt_name, "DNS:etcd-1,URI:spiffe://x/y"); },
+       "other than DNS names and IP addresses"},
+      {"an email", [](X509* c) { ReplaceExtension(c, NID_subject_alt_name, "DNS:etcd-1,email:a@b.example"); },
+       "other than DNS names and IP addresses"},
+      {"a wildcard", [](X509* c) { ReplaceExtension(c, NID_subject_alt_name, "DNS:*.example"); }, "not a DNS name"},
+      {"clientAuth only", [](X509* c) { ReplaceExtension(c, NID_ext_key_usage, "clientAuth"); },
+       "extendedKeyUsage is not exactly serverAuth, clientAuth"},
+      {"codeSigning too", [](X509* c) { ReplaceExtension(c, NID_ext_key_usage, "serverAuth,clientAuth,codeSigning"); },
+       "extendedKeyUsage is not exactly"},
+      {"a critical subjectAltName", [](X509* c) { ReplaceExtension(c, NID_subject_alt_name, "critical,DNS:etcd-1"); },
+       "subjectAltName is critical"},
+  };
+  for (const Case& c : cases) {
+    pki::X509Ptr cert = BuildMember(ca, pki::LeafProfile::kServer, key.get(), names, c.mutate);
+    std::string diff = pki::LeafProfileDifference(cert.get(), want);
+    EXPECT_NE(diff.find(c.message), std::string::npos) << c.what << ": " << diff;
+  }
+}
+
+TEST(MemberProfiles, TheRequesterAcceptsOnlyTheProfileItAskedForAndChainsForServerUse) {
+  Ca root("CN=etcd-root");
+  pki::EvpPkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+  auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  pki::IssuedCertificateExpectations want;
+  want.public_key = key.get();
+  want.common_name = "etcd-1";
+  want.trust_anchors = {root.cert.get()};
+  want.now = now;
+  want.profile = pki::LeafProfile::kPeer;
+  pki::X509Ptr peer = BuildMember(root, pki::LeafProfile::kPeer, key.get(), {{"etcd-1"}, {}});
+  EXPECT_TRUE(pki::VerifyIssuedCertificate(pki::ToPem(peer.get()), want));
+  // A client certificate for the member's name and key is not what a peer asked for.
+  std::string client = root.Forge("etcd-1", key.get(), now - 5min, now + 1h, [](X509*) {});
+  EXPECT_EQ(Reason([&] { pki::VerifyIssuedCertificate(client, want); }), "cert-profile");
+  // An intermediate whose usages exclude serverAuth cannot stand above a member's certificate.
+  pki::EvpPkeyPtr mid_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+  pki::IntermediateCertificateFields mf{X509_get_subject_name(root.cert.get()), mid_key.get(), pki::RandomSerial(),
+                                        now - 1h, now + 12h};
+  pki::X509NamePtr mid_name = pki::ParseSubject("CN=etcd-ca signer-a");
+  mf.subject = mid_name.get();
+  pki::X509Ptr mid = pki::BuildIntermediateCertificate(mf, root.cert.get());
+  EXPECT_EQ(pki::ChainCaProfileDifference(mid.get(), pki::LeafProfile::kServer), "");  // serverAuth, clientAuth
+  ReplaceExtension(mid.get(), NID_ext_key_usage, "clientAuth");
+  EXPECT_EQ(pki::ChainCaProfileDifference(mid.get(), pki::LeafProfile::kClient), "");
+  EXPECT_NE(pki::ChainCaProfileDifference(mid.get(), pki::LeafProfile::kServer).find("excludes serverAuth"),
+            std::string::npos);
+}
+
+}  // namespace member_profiles
+
 }  // namespace
