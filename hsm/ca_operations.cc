@@ -258,7 +258,16 @@ std::vector<CheckResult> CheckCaKey(const KeyAccess& access, const std::string& 
       break;
     }
   }
-  add(profile.empty(), "chain-ca-profile", profile.empty() ? "every certificate may stand in a chain" : profile);
+  // Members' certificates (#26) need serverAuth in every intermediate's EKU too: an intermediate
+  // signed before #26 still issues to masters, and the line says what it cannot do.
+  bool members = true;
+  for (const auto& c : chain) members = members && pki::ChainCaProfileDifference(c.get(), pki::LeafProfile::kServer).empty();
+  add(profile.empty(), "chain-ca-profile",
+      !profile.empty() ? profile
+      : members        ? "every certificate may stand in a chain, for masters and etcd members"
+                       : "every certificate may stand in a chain for masters; not for etcd members (an "
+                         "extendedKeyUsage without serverAuth: re-sign the intermediate with this version's "
+                         "ca sign-intermediate before issuing etcd-server or etcd-peer)");
   auto earliest = pki::TimePoint::max();
   bool all_valid = !chain.empty();
   for (const auto& c : chain) {

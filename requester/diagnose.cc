@@ -270,7 +270,8 @@ void CheckRevocation(Diagnosis& d) {
 void CheckMasterName(Diagnosis& d) {
   try {
     CheckName(d.c);
-    d.report.Line(true, "name", "'" + d.c.name + "' is a valid master name");
+    d.report.Line(true, "name", "'" + d.c.name + "' is a valid " +
+                                    (pki::IsMemberProfile(d.c.profile) ? "etcd member" : "master") + " name");
   } catch (const Failure& f) {
     d.report.Line(false, "name", f.what(), "use the node's name in the form kubemaster-<id>, e.g. kubemaster-1");
   }

@@ -80,10 +80,21 @@ std::string Label(const std::string& value) {
   return out;
 }
 
+// identity="NAME", and profile="etcd-server" for a member's certificates (#26).
+std::string IdentityLabels(const IdentitySummary& s) {
+  std::string labels = "identity=\"" + Label(s.who) + "\"";
+  if (!s.profile.empty()) labels += ",profile=\"" + Label(s.profile) + "\"";
+  return labels;
+}
+
 }  // namespace
 
 std::string AuditEntry::Who() const {
   return identity.empty() ? "cn:" + cn : identity;
+}
+
+std::string AuditEntry::Subject() const {
+  return profile.empty() || profile == "etcd-client" ? Who() : Who() + " " + profile;
 }
 
 std::optional<AuditEntry> ParseAuditEntry(std::string_view line) {
@@ -120,6 +131,8 @@ std::optional<AuditEntry> ParseAuditEntry(std::string_view line) {
         e.public_key_sha256 = std::move(value);
       else if (f.key == "serial")
         e.serial = std::move(value);
+      else if (f.key == "profile")
+        e.profile = std::move(value);
       else if (f.key == "not_before")
         e.not_before = Time(value);
       else if (f.key == "not_after")
@@ -146,6 +159,7 @@ std::optional<AuditEntry> ParseAuditEntry(std::string_view line) {
   e.ssh_peer = Field(j, "ssh_peer");
   e.public_key_sha256 = Field(j, "public_key_sha256");
   e.serial = Field(j, "serial");
+  e.profile = Field(j, "profile");
   e.not_before = Time(Field(j, "not_before"));
   e.not_after = Time(Field(j, "not_after"));
   return e;
@@ -203,8 +217,9 @@ void AuditSummary::Add(const AuditEntry& e) {
   if (e.outcome != "issued" && e.outcome != "refused" && e.outcome != "error" &&
       e.outcome != "pending")
     return;  // ca/info
-  IdentitySummary& s = by_who_[e.Who()];
+  IdentitySummary& s = by_who_[e.Subject()];
   s.who = e.Who();
+  if (e.Subject() != e.Who()) s.profile = e.profile;
   if (!s.first_seen) {
     s.first_seen = e.time;
     s.new_name = e.time >= since_;
@@ -275,7 +290,8 @@ std::string FormatReport(const std::vector<IdentitySummary>& identities, TimePoi
     std::string flags;
     for (const auto& f : s.Flags()) flags += (flags.empty() ? "" : ",") + f;
     std::snprintf(buf, sizeof buf, "%-20s %6llu %7llu %4llu %-16s %-20s %-12s %-30s %s\n",
-                  base::Printable(s.who, 40).c_str(), static_cast<unsigned long long>(s.issued),
+                  base::Printable(s.profile.empty() ? s.who : s.who + " " + s.profile, 40).c_str(),
+                  static_cast<unsigned long long>(s.issued),
                   static_cast<unsigned long long>(s.refused),
                   static_cast<unsigned long long>(s.key_changes), Short(s.last_serial, 16).c_str(),
                   Rfc3339(s.last_not_after).c_str(), Short(s.last_key, 12).c_str(),
@@ -294,6 +310,7 @@ std::string FormatReportJson(const std::vector<IdentitySummary>& identities, Tim
   for (const auto& s : identities) {
     nlohmann::ordered_json j;
     j["identity"] = s.who;
+    if (!s.profile.empty()) j["profile"] = s.profile;
     j["issued"] = s.issued;
     j["refused"] = s.refused;
     j["key_changes"] = s.key_changes;
@@ -337,7 +354,7 @@ std::string FormatPrometheus(const MetricsInput& in, TimePoint now) {
   line("# TYPE etcd_signer_requests gauge");
   for (const auto& s : in.identities) {
     for (const auto& [key, count] : s.by_reason) {
-      line("etcd_signer_requests{identity=\"" + Label(s.who) + "\",outcome=\"" + Label(key.first) +
+      line("etcd_signer_requests{" + IdentityLabels(s) + ",outcome=\"" + Label(key.first) +
            "\",reason=\"" + Label(key.second) + "\"} " + std::to_string(count));
     }
   }
@@ -346,7 +363,7 @@ std::string FormatPrometheus(const MetricsInput& in, TimePoint now) {
       "run.");
   line("# TYPE etcd_signer_refusals_last_hour gauge");
   for (const auto& s : in.identities) {
-    line("etcd_signer_refusals_last_hour{identity=\"" + Label(s.who) + "\"} " +
+    line("etcd_signer_refusals_last_hour{" + IdentityLabels(s) + "} " +
          std::to_string(s.refusals_last_hour));
   }
   line(
@@ -355,7 +372,7 @@ std::string FormatPrometheus(const MetricsInput& in, TimePoint now) {
   line("# TYPE etcd_signer_last_issued_timestamp_seconds gauge");
   for (const auto& s : in.identities) {
     if (!s.last_issued) continue;
-    line("etcd_signer_last_issued_timestamp_seconds{identity=\"" + Label(s.who) + "\"} " +
+    line("etcd_signer_last_issued_timestamp_seconds{" + IdentityLabels(s) + "} " +
          num(std::chrono::duration_cast<std::chrono::seconds>(s.last_issued->time_since_epoch())
                  .count()));
   }
@@ -365,7 +382,7 @@ std::string FormatPrometheus(const MetricsInput& in, TimePoint now) {
   line("# TYPE etcd_signer_certificate_expiry_seconds gauge");
   for (const auto& s : in.identities) {
     if (!s.last_not_after) continue;
-    line("etcd_signer_certificate_expiry_seconds{identity=\"" + Label(s.who) + "\"} " +
+    line("etcd_signer_certificate_expiry_seconds{" + IdentityLabels(s) + "} " +
          num(SecondsBetween(now, *s.last_not_after)));
   }
   line(
@@ -374,7 +391,7 @@ std::string FormatPrometheus(const MetricsInput& in, TimePoint now) {
   line("# TYPE etcd_signer_certificate_lifetime_seconds gauge");
   for (const auto& s : in.identities) {
     if (!s.last_not_after || !s.last_not_before) continue;
-    line("etcd_signer_certificate_lifetime_seconds{identity=\"" + Label(s.who) + "\"} " +
+    line("etcd_signer_certificate_lifetime_seconds{" + IdentityLabels(s) + "} " +
          num(SecondsBetween(*s.last_not_before, *s.last_not_after)));
   }
   line("# HELP etcd_signer_metrics_timestamp_seconds When these metrics were computed.");

@@ -14,12 +14,14 @@
 
 namespace {
 constexpr const char* kDescription =
-    "etcd-signer — issue short-lived etcd client certificates, signed by a CA key in a PKCS#11 token.\n"
+    "etcd-signer — issue short-lived etcd certificates (masters' client certificates, etcd members'\n"
+    "server and peer certificates), signed by a CA key in a PKCS#11 token.\n"
     "\n"
     "Run by sshd as a forced command:\n"
     "  restrict,command=\"etcd-signer --config /etc/etcd-signer/signer.toml --identity kubemaster-3 sign\" ssh-ed25519 AAAA...\n"
-    "The client's request comes from SSH_ORIGINAL_COMMAND: 'sign [--lifetime DUR]' (CSR as base64 on\n"
-    "stdin, PEM certificate on stdout), 'sign --format k8s' (a certificates.k8s.io/v1\n"
+    "The client's request comes from SSH_ORIGINAL_COMMAND: 'sign [--lifetime DUR] [--profile P]' (CSR as\n"
+    "base64 on stdin, PEM certificate on stdout; P is etcd-client (default), or etcd-server/etcd-peer for a\n"
+    "[members.NAME] of signer.toml), 'sign --format k8s' (a certificates.k8s.io/v1\n"
     "CertificateSigningRequest in, the object with status out), 'ca' (CA bundle) or 'info' (one JSON line). Run locally, the\n"
     "request is the trailing words: etcd-signer --config signer.toml sign < csr.b64\n"
     "\n"

@@ -42,12 +42,15 @@ bool PurposesWithin(const std::vector<std::string>& asked, pki::LeafProfile prof
   return !asked.empty();
 }
 
-[[noreturn]] void RefuseExtensions(const std::string& what) {
+[[noreturn]] void RefuseExtensions(const std::string& what, pki::LeafProfile profile) {
+  const bool member = pki::IsMemberProfile(profile);
   Refuse("extensions-requested",
          "the CSR requests " + what +
-             ": the signer sets every extension itself; send no extensionRequest, or one asking only for "
+             ": the signer sets every extension itself" +
+             (member ? std::string(" (a member's names come from its [members] table)") : std::string()) +
+             "; send no extensionRequest, or one asking only for "
              "basicConstraints CA:FALSE, a subjectKeyIdentifier, keyUsage digitalSignature/keyEncipherment "
-             "and extendedKeyUsage clientAuth");
+             "and extendedKeyUsage " + (member ? "serverAuth/clientAuth" : "clientAuth"));
 }
 
 // An extensionRequest is accepted only when everything in it is something the certificate gets
@@ -57,13 +60,13 @@ bool PurposesWithin(const std::vector<std::string>& asked, pki::LeafProfile prof
 // the builder writes its own extensions.
 void CheckRequestedExtensions(const pki::CsrFacts& csr, pki::LeafProfile profile) {
   if (!csr.requests_extensions) return;
-  if (csr.extension_requests > 1) RefuseExtensions("extensions in more than one extensionRequest attribute");
+  if (csr.extension_requests > 1) RefuseExtensions("extensions in more than one extensionRequest attribute", profile);
   if (!csr.extension_request_decoded) {
-    RefuseExtensions("extensions in an extensionRequest that is not one well-formed DER list of extensions");
+    RefuseExtensions("extensions in an extensionRequest that is not one well-formed DER list of extensions", profile);
   }
   std::set<std::string> seen;
   for (const pki::RequestedExtension& e : csr.requested_extensions) {
-    if (!seen.insert(e.name).second) RefuseExtensions(Quoted(e.name) + " twice");
+    if (!seen.insert(e.name).second) RefuseExtensions(Quoted(e.name) + " twice", profile);
     bool wanted = false;
     switch (e.nid) {
       case NID_basic_constraints:
@@ -82,10 +85,10 @@ void CheckRequestedExtensions(const pki::CsrFacts& csr, pki::LeafProfile profile
         wanted = e.decoded && PurposesWithin(e.key_purposes, profile);
         break;
       default:
-        RefuseExtensions("the extension " + Quoted(e.name));
+        RefuseExtensions("the extension " + Quoted(e.name), profile);
     }
     if (!wanted) {
-      RefuseExtensions(Quoted(e.name) + " with a value the " + pki::ProfileName(profile) + " profile does not have");
+      RefuseExtensions(Quoted(e.name) + " with a value the " + pki::ProfileName(profile) + " profile does not have", profile);
     }
   }
 }

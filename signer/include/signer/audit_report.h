@@ -28,8 +28,12 @@ struct AuditEntry {
   std::string cn, identity, ssh_peer;
   std::string public_key_sha256, serial;
   std::optional<TimePoint> not_before, not_after;
+  std::string profile;  // sign requests: etcd-client, etcd-server, etcd-peer ("" in records before #26)
   // `identity`, or for a key not bound to one, "cn:" + the CN it asked for.
   std::string Who() const;
+  // What a report line is about: Who(), and for a member's certificates the profile too
+  // ("etcd-1 etcd-peer"): a member's server and peer keys are two certificates, not a key change.
+  std::string Subject() const;
 };
 std::optional<AuditEntry> ParseAuditEntry(std::string_view line);
 
@@ -53,6 +57,7 @@ constexpr double kRenewalOverdueFraction = 0.9;  // of the newest certificate's 
 
 struct IdentitySummary {
   std::string who;
+  std::string profile;  // a member's etcd-server or etcd-peer certificates (#26); "" for a master's
   // The newest certificate issued to it, over all records read (not only the window).
   std::string last_serial, last_key;
   std::optional<TimePoint> last_issued, last_not_before, last_not_after;

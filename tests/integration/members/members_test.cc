@@ -245,6 +245,21 @@ TEST_F(Members, AThreeMemberClusterRunsOnTokenCertificatesOnlyAndAServerCertific
 
   for (Member& m : members) m.etcd.reset();
 
+  // The signer's report tells a member's two certificates apart: two keys, not a key change.
+  RunResult report = testing_support::Run({Binary("etcd-signerctl"), "--config", *dir_ / "signer.toml", "audit",
+                                           "report", *dir_ / "audit.log", "--json"});
+  ASSERT_EQ(report.exit_code, 0) << report.err << report.out;
+  int member_rows = 0;
+  nlohmann::json summary = nlohmann::json::parse(report.out);
+  for (const auto& row : summary["identities"]) {
+    if (row["identity"] != "etcd-2") continue;
+    ++member_rows;
+    EXPECT_TRUE(row["profile"] == "etcd-server" || row["profile"] == "etcd-peer") << row;
+    EXPECT_EQ(row["issued"], 1) << row;
+    EXPECT_EQ(row["key_changes"], 0) << row;
+  }
+  EXPECT_EQ(member_rows, 2) << report.out;
+
   // No etcd CA key on any disk: no private key anywhere in the tree is the root's.
   pki::X509Ptr ca = pki::ReadCertificateFile(d_->ca.ca_cert);
   int keys_seen = 0;
