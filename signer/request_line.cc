@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "signer/request_line.h"
 
+#include <optional>
 #include <vector>
 
 #include "base/failure.h"
@@ -15,6 +16,18 @@ namespace {
 bool Allowed(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
          c == '-' || c == '=';
+}
+
+// The value of `--NAME VALUE` or `--NAME=VALUE` at words[i] (moving i past it), or nullopt when
+// words[i] is another word.
+std::optional<std::string> OptionValue(const std::vector<std::string>& words, std::size_t& i, const std::string& flag,
+                                       const std::string& needs) {
+  if (words[i] == flag) {
+    if (i + 1 >= words.size()) Bad("bad-request", flag + " needs " + needs);
+    return words[++i];
+  }
+  if (words[i].rfind(flag + "=", 0) == 0) return words[i].substr(flag.size() + 1);
+  return std::nullopt;
 }
 
 }  // namespace
@@ -51,49 +64,28 @@ RequestLine ParseRequestLine(std::string_view text) {
   bool format_given = false;
   bool profile_given = false;
   for (std::size_t i = 1; i < words.size(); ++i) {
-    std::string value;
-    if (words[i] == "--profile" || words[i].rfind("--profile=", 0) == 0) {
-      std::string name;
-      if (words[i] == "--profile") {
-        if (i + 1 >= words.size()) Bad("bad-request", "--profile needs a value (etcd-client, etcd-server, etcd-peer)");
-        name = words[++i];
-      } else {
-        name = words[i].substr(10);
-      }
+    if (auto name = OptionValue(words, i, "--profile", "a value (etcd-client, etcd-server, etcd-peer)")) {
       if (profile_given) Bad("bad-request", "--profile given twice");
-      std::optional<pki::LeafProfile> profile = pki::ParseProfile(name);
+      std::optional<pki::LeafProfile> profile = pki::ParseProfile(*name);
       if (!profile) {
-        Bad("unknown-profile", "unknown profile '" + name.substr(0, 32) + "' (etcd-client, etcd-server or etcd-peer)");
+        Bad("unknown-profile", "unknown profile '" + name->substr(0, 32) + "' (etcd-client, etcd-server or etcd-peer)");
       }
       profile_given = true;
       request.profile = *profile;
       continue;
     }
-    if (words[i] == "--format" || words[i].rfind("--format=", 0) == 0) {
-      std::string format;
-      if (words[i] == "--format") {
-        if (i + 1 >= words.size()) Bad("bad-request", "--format needs a value (k8s)");
-        format = words[++i];
-      } else {
-        format = words[i].substr(9);
-      }
+    if (auto format = OptionValue(words, i, "--format", "a value (k8s)")) {
       if (format_given) Bad("bad-request", "--format given twice");
-      if (format != "k8s") Bad("bad-request", "unknown format '" + format.substr(0, 32) + "' (only k8s)");
+      if (*format != "k8s") Bad("bad-request", "unknown format '" + format->substr(0, 32) + "' (only k8s)");
       format_given = true;
       request.format = BodyFormat::kK8s;
       continue;
     }
-    if (words[i] == "--lifetime") {
-      if (i + 1 >= words.size()) Bad("bad-request", "--lifetime needs a duration");
-      value = words[++i];
-    } else if (words[i].rfind("--lifetime=", 0) == 0) {
-      value = words[i].substr(11);
-    } else {
-      Bad("bad-request", "unknown argument '" + words[i].substr(0, 32) + "' to sign");
-    }
+    std::optional<std::string> value = OptionValue(words, i, "--lifetime", "a duration");
+    if (!value) Bad("bad-request", "unknown argument '" + words[i].substr(0, 32) + "' to sign");
     if (request.lifetime) Bad("bad-request", "--lifetime given twice");
     try {
-      request.lifetime = base::ParseDuration(value);
+      request.lifetime = base::ParseDuration(*value);
     } catch (const base::Failure& f) {
       Bad("bad-lifetime", f.what());
     }
