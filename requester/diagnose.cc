@@ -15,13 +15,17 @@
 #include "base/fd.h"
 #include "base/files.h"
 #include "base/text.h"
+#include "pki/base64.h"
 #include "pki/certificate_profile.h"
 #include "pki/crl.h"
+#include "pki/csr.h"
+#include "pki/key.h"
 #include "pki/verify.h"
 #include "requester/exchange.h"
 #include "requester/key_store.h"
 #include "requester/renewal.h"
 #include "requester/requester.h"
+#include "requester/token_agent.h"
 
 namespace requester {
 namespace {
@@ -65,7 +69,9 @@ struct Diagnosis {
   const RequesterConfig& c;
   const RequesterEnv& env;
   Report report;
-  std::unique_ptr<KeyStore> keys;  // CheckKey: the key, when it opens
+  std::unique_ptr<KeyStore> keys;  // CheckKey: the key, when it opens (closed again with a token SSH key)
+  pki::EvpPkeyPtr public_key;      // CheckKey: its public half, which outlives `keys`
+  std::string csr_body;            // CheckKey: a CSR of it, for the signers' `check` (#28)
 };
 
 // --- One signer: server → tcp → ssh → signer, identity, clock --------------------------------
@@ -125,13 +131,63 @@ void CheckSsh(SignerCheck& s, const SshOptions& options, std::optional<SshClient
   }
 }
 
+std::string AllowIdentityFix(const std::string& name) {
+  return "once this master is trusted again, on every signer host: etcd-signerctl allow-identity " + name +
+         " (operator-guide.md §8)";
+}
+
+// What to do about the reason `sign` would refuse with.
+std::string IssuingFix(const std::string& reason, const std::string& name) {
+  if (reason == "identity-denied") return AllowIdentityFix(name);
+  if (reason == "key-denied") {
+    return "this key was denied on the signer (a compromised key): rebuild the master's key (operator-guide.md §8) "
+           "and have the new one approved";
+  }
+  if (reason == "pending-approval") return "an operator approves the key on the signer host with the command above";
+  return "troubleshooting.md, reason '" + base::Printable(reason, 40) + "'";
+}
+
+// Would the signer issue to this name and this key now (#28)? `check` runs sign's decisions on a
+// CSR of our current key — policy, roles, deny and approval lists — and issues nothing. False
+// when the signer is older than `check` (64 unknown-verb): `info` is all there is then.
+bool AskCheck(SignerCheck& s, SshClient& ssh) {
+  const std::string& name = s.d.c.name;
+  try {
+    ExecResult r = ssh.Exec(RequestWords(s.d.c, "check"), s.d.csr_body);
+    if (r.exit_status == 0) {
+      nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+      bool would = j.is_object() && j.contains("would_issue") && j["would_issue"].is_boolean() &&
+                   j["would_issue"].get<bool>();
+      s.d.report.Line(would, "issuing",
+                      s.at + (would ? "the signer would issue to '" + name + "' for this key"
+                                    : "the signer's answer to check is not one it sends: " +
+                                          base::Printable(r.out, kMaxSignerLine)),
+                      "check the forced command in authorized_keys runs etcd-signer");
+      return true;
+    }
+    SignerFailed(r);
+  } catch (const SignerRefusal& f) {
+    if (f.signer_reason() == "unknown-verb") return false;
+    std::string detail = f.signer_reason() == "identity-denied"
+                             ? "the signer denies '" + name + "' (denied_identities): it issues no certificate for it"
+                             : "the signer would refuse this key: " + std::string(f.what());
+    s.d.report.Line(false, "issuing", s.at + detail, IssuingFix(f.signer_reason(), name));
+  } catch (const std::exception& e) {
+    s.d.report.Line(false, "issuing", s.at + base::Printable(e.what(), kMaxSignerLine),
+                    "check the forced command in authorized_keys runs etcd-signer");
+  }
+  return true;
+}
+
 // The signer's `info` names the identity its forced command binds this SSH key to; a request for
 // another name would be refused identity-mismatch. Without --identity there is nothing to compare:
 // the signer's name policy alone decides, so say so ("skip").
-// Would the signer issue to this name now? Its `info` says whether the name is on its deny list
-// (#28): a denied master must not see all green while every renewal is refused identity-denied.
-void CheckIssuing(SignerCheck& s, const nlohmann::json& info) {
+// Would the signer issue to this name now? With our key at hand the signer's `check` says; else
+// its `info` says whether the name is on its deny list (#28): a denied master must not see all
+// green while every renewal is refused identity-denied.
+void CheckIssuing(SignerCheck& s, SshClient& ssh, const nlohmann::json& info) {
   const std::string& name = s.d.c.name;
+  if (!s.d.csr_body.empty() && AskCheck(s, ssh)) return;
   if (info.contains("identity_denied_error")) {
     s.d.report.Line(false, "issuing", s.at + "the signer cannot read its denied_identities list, so it issues nothing",
                     "on the signer host: fix the file signer.toml names (etcd-signer(8): owner, mode, format)");
@@ -140,16 +196,16 @@ void CheckIssuing(SignerCheck& s, const nlohmann::json& info) {
     s.d.report.Line(!denied, "issuing",
                     s.at + (denied ? "the signer denies '" + name + "' (denied_identities): it issues no certificate for it"
                                    : "the signer would issue to '" + name + "' (not in denied_identities)"),
-                    "once this master is trusted again, on every signer host: etcd-signerctl allow-identity " + name +
-                        " (operator-guide.md §8)");
+                    AllowIdentityFix(name));
   }
 }
 
-void CheckIdentity(SignerCheck& s, const nlohmann::json& info) {
+void CheckIdentity(SignerCheck& s, SshClient& ssh, const nlohmann::json& info) {
   const std::string& name = s.d.c.name;
   if (!info.contains("identity") || !info["identity"].is_string()) {
     s.d.report.Skip("identity", s.at + "the signer's forced command has no --identity: this SSH key may ask for any "
                                        "name its policy allows; bind it (--identity " + name + ") on the signer");
+    CheckIssuing(s, ssh, info);
     return;
   }
   std::string bound = base::Printable(info["identity"].get<std::string>(), 128);
@@ -159,7 +215,7 @@ void CheckIdentity(SignerCheck& s, const nlohmann::json& info) {
                        "use the right --name or ask the operator to fix the forced command's --identity")) {
     return;
   }
-  CheckIssuing(s, info);
+  CheckIssuing(s, ssh, info);
 }
 
 void CheckClock(SignerCheck& s, const nlohmann::json& info, TimePoint sent, TimePoint received) {
@@ -184,7 +240,7 @@ void CheckSignerInfo(SignerCheck& s, SshClient& ssh) {
                     s.at + "etcd-signer " + base::Printable(j.value("version", std::string("?")), 64) + ", lifetime " +
                         base::FormatDuration(seconds(j.value("lifetime_min", 0))) + " to " +
                         base::FormatDuration(seconds(j.value("lifetime_max", 0))));
-    CheckIdentity(s, j);
+    CheckIdentity(s, ssh, j);
     CheckClock(s, j, sent, received);
   } catch (const std::exception& e) {
     // The text may quote the signer's bytes (a JSON parse error shows what it read).
@@ -206,7 +262,7 @@ void CheckSigner(Diagnosis& d, const std::string& server) {
 
 void CheckKeyMatch(Diagnosis& d) {
   pki::X509Ptr cert = pki::ReadCertificateFile(d.c.cert);
-  bool match = pki::SamePublicKey(X509_get0_pubkey(cert.get()), d.keys->public_key());
+  bool match = pki::SamePublicKey(X509_get0_pubkey(cert.get()), d.public_key.get());
   d.report.Line(match, "key-match", match ? "the certificate belongs to our key" : "the certificate is for another key",
                 "run 'etcd-requester renew --force' to get a certificate for the current key");
 }
@@ -286,9 +342,18 @@ void CheckKey(Diagnosis& d) {
   try {
     d.keys = MakeKeyStore(d.c);
     d.keys->Open(false);
+    d.public_key = pki::CanonicalPublicKey(d.keys->public_key());
+    pki::X509ReqPtr csr = pki::BuildCsr(d.c.name, d.keys->private_key());
+    std::vector<unsigned char> der = pki::ToDer(csr.get());
+    d.csr_body = pki::EncodeBase64(der.data(), der.size(), 76);
     d.report.Line(true, "key", d.keys->Describe() + " is present");
+    // An SSH key in a token authenticates only while no other module is loaded (one C_Initialize
+    // per process, as in `request`): the key is put away before the signers are asked.
+    if (IsTokenKey(d.c.ssh_key)) d.keys.reset();
   } catch (const Failure& f) {
     d.keys.reset();
+    d.public_key.reset();
+    d.csr_body.clear();
     std::optional<Failure> enriched = WithRunningAs(f);
     d.report.Line(false, "key", (enriched ? *enriched : f).what(),
                   "run 'etcd-requester request' to create the key (or fix the PIN/token, or the files' owner)");
@@ -307,18 +372,19 @@ void CheckCertificate(Diagnosis& d) {
                 valid ? "valid until " + base::FormatRfc3339(stored.not_after)
                       : "expired at " + base::FormatRfc3339(stored.not_after),
                 "run 'etcd-requester renew --force' (an expired certificate is simply requested again)");
-  if (d.keys) CheckKeyMatch(d);
+  if (d.public_key) CheckKeyMatch(d);
   if (!d.c.ca_bundle.empty()) CheckCaBundle(d, stored);
   if (!d.c.crl_file.empty()) CheckRevocation(d);
 }
 
 using Check = void (*)(Diagnosis&);
-constexpr Check kWalk[] = {CheckMasterName, CheckSigners, CheckKey, CheckCertificate};
+// The key before the signers: their `check` is asked with a CSR of it (#28).
+constexpr Check kWalk[] = {CheckMasterName, CheckKey, CheckSigners, CheckCertificate};
 
 }  // namespace
 
 bool Diagnose(const RequesterConfig& c, const RequesterEnv& env) {
-  Diagnosis d{c, env, Report(env.out), nullptr};
+  Diagnosis d{c, env, Report(env.out), nullptr, nullptr, ""};
   for (Check check : kWalk) check(d);
   return d.report.all_ok();
 }

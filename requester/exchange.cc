@@ -159,16 +159,20 @@ std::string KeepWitness(RequesterState& state, const std::string& server, const 
   return "";
 }
 
+std::string RequestWords(const RequesterConfig& c, const std::string& verb) {
+  std::string command = verb;
+  if (c.lifetime.count() > 0) command += " --lifetime " + std::to_string(c.lifetime.count());
+  // No --profile for etcd-client: masters and signers before #26 speak the same request.
+  if (c.profile != pki::LeafProfile::kClient) command += std::string(" --profile ") + pki::ProfileName(c.profile);
+  return command;
+}
+
 pki::IssuedCertificate SignOver(SshClient& ssh, const RequesterConfig& c, const RequesterEnv& env,
                                 const std::string& body, EVP_PKEY* public_key, const std::string& common_name,
                                 std::string* fetched_bundle, std::string* audit_head) {
   std::string fetched;
   std::vector<pki::X509Ptr> anchors = TrustAnchors(c, ssh, &fetched);
-  std::string command = "sign";
-  if (c.lifetime.count() > 0) command += " --lifetime " + std::to_string(c.lifetime.count());
-  // No --profile for etcd-client: masters and signers before #26 speak the same request.
-  if (c.profile != pki::LeafProfile::kClient) command += std::string(" --profile ") + pki::ProfileName(c.profile);
-  ExecResult r = ssh.Exec(command, body);
+  ExecResult r = ssh.Exec(RequestWords(c, "sign"), body);
   if (r.exit_status != 0) SignerFailed(r);
   pki::IssuedCertificateExpectations want;
   want.public_key = public_key;

@@ -58,9 +58,10 @@ RequestLine ParseRequestLine(std::string_view text) {
     request.verb = verb == "ca" ? Verb::kCa : Verb::kInfo;
     return request;
   }
-  if (verb != "sign") {
-    Bad("unknown-verb", "unknown request '" + verb.substr(0, 32) + "' (expected sign, ca or info)");
+  if (verb != "sign" && verb != "check") {
+    Bad("unknown-verb", "unknown request '" + verb.substr(0, 32) + "' (expected sign, check, ca or info)");
   }
+  if (verb == "check") request.verb = Verb::kCheck;
   bool format_given = false;
   bool profile_given = false;
   for (std::size_t i = 1; i < words.size(); ++i) {
@@ -75,6 +76,7 @@ RequestLine ParseRequestLine(std::string_view text) {
       continue;
     }
     if (auto format = OptionValue(words, i, "--format", "a value (k8s)")) {
+      if (request.verb == Verb::kCheck) Bad("bad-request", "--format cannot be used with check (a base64 CSR only)");
       if (format_given) Bad("bad-request", "--format given twice");
       if (*format != "k8s") Bad("bad-request", "unknown format '" + format->substr(0, 32) + "' (only k8s)");
       format_given = true;
@@ -82,7 +84,7 @@ RequestLine ParseRequestLine(std::string_view text) {
       continue;
     }
     std::optional<std::string> value = OptionValue(words, i, "--lifetime", "a duration");
-    if (!value) Bad("bad-request", "unknown argument '" + words[i].substr(0, 32) + "' to sign");
+    if (!value) Bad("bad-request", "unknown argument '" + words[i].substr(0, 32) + "' to " + verb);
     if (request.lifetime) Bad("bad-request", "--lifetime given twice");
     try {
       request.lifetime = base::ParseDuration(*value);
@@ -105,6 +107,7 @@ RequestLine ParseRequestLine(std::string_view text) {
 std::string VerbName(Verb verb) {
   switch (verb) {
     case Verb::kSign: return "sign";
+    case Verb::kCheck: return "check";
     case Verb::kCa: return "ca";
     case Verb::kInfo: return "info";
   }

@@ -238,7 +238,12 @@ class RequestRecord {
   std::exception_ptr FileFailure(const Failure& f) {
     if (!Decide(Decider::kMain)) YieldToWatchdog();
     bool ours = f.code() == ExitCode::kSoftware || f.reason() == "audit-failed";
-    std::string outcome = f.reason() == "pending-approval" ? kPendingOutcome : ours ? "error" : "refused";
+    // A `check` (#28) decides nothing: its refusal says what `sign` would answer, and is neither a
+    // refusal of an issuance nor a key waiting for approval in the report and `pending`.
+    std::string outcome = ours                               ? "error"
+                          : record_.verb == "check"          ? kCheckedOutcome
+                          : f.reason() == "pending-approval" ? kPendingOutcome
+                                                             : "refused";
     Finish(outcome, static_cast<int>(f.code()), f.reason(), f.what());
     try {
       audit_.WriteEvenIfFileFails(record_);
@@ -315,7 +320,7 @@ void ReadRequestLine(RequestContext& rq, const Invocation& invocation) {
   rq.line = ParseRequestLine(invocation.request_text);
   rq.record.Note([&](AuditRecord& r) {
     r.verb = VerbName(rq.line.verb);
-    if (rq.line.verb == Verb::kSign) r.profile = pki::ProfileName(rq.line.profile);
+    if (rq.line.verb == Verb::kSign || rq.line.verb == Verb::kCheck) r.profile = pki::ProfileName(rq.line.profile);
   });
 }
 
@@ -426,6 +431,24 @@ int ServeCaBundle(RequestContext& rq) {
   return 0;
 }
 
+// check (#28): what `sign` would decide for this body — the policy, then the approval and deny
+// lists — without the token, a serial or a certificate. The answer is one JSON line; a refusal
+// is `sign`'s own exit code, reason and line. Its record says "checked", never "issued".
+int ServeCheck(RequestContext& rq) {
+  std::string body = ReadBody(rq);
+  CheckPolicy(rq, body);
+  CheckApprovalLists(rq);
+  nlohmann::ordered_json j;
+  j["would_issue"] = true;
+  j["identity"] = rq.facts.common_name;
+  j["profile"] = pki::ProfileName(rq.line.profile);
+  j["public_key_sha256"] = rq.facts.public_key_sha256;
+  std::string line = j.dump() + "\n";
+  rq.record.CommitAnswer(kCheckedOutcome);
+  WriteAll(rq.env.output, line);
+  return 0;
+}
+
 // sign: input → policy → approval/deny lists → CA → validity → token (signs, self-checks) →
 // audit → output.
 int ServeSign(RequestContext& rq, const base::Deadline& deadline) {
@@ -453,6 +476,7 @@ int Answer(RequestContext& rq, const Invocation& invocation, const std::optional
   rq.now = std::chrono::floor<std::chrono::seconds>(rq.env.now());
   if (rq.line.verb == Verb::kInfo) return ServeInfo(rq);
   if (rq.line.verb == Verb::kCa) return ServeCaBundle(rq);
+  if (rq.line.verb == Verb::kCheck) return ServeCheck(rq);
   return ServeSign(rq, deadline);
 }
 

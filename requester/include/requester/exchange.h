@@ -51,6 +51,10 @@ std::vector<pki::X509Ptr> TrustAnchors(const RequesterConfig& config, SshClient&
 // config.ca_bundle here, once the answer has been verified. A refusal never stores it.
 // The signer's audit head after its record of this answer (`etcd-signer: audit-head SEQ:HASH` on
 // its stderr, #24) goes to *audit_head when given: "" when it sent none or one not of that shape.
+// The request line for `verb` ("sign", or "check" which asks what sign would decide, #28) with this
+// configuration's lifetime and profile.
+std::string RequestWords(const RequesterConfig& config, const std::string& verb);
+
 pki::IssuedCertificate SignOver(SshClient& ssh, const RequesterConfig& config, const RequesterEnv& env,
                                 const std::string& body, EVP_PKEY* public_key, const std::string& common_name,
                                 std::string* fetched_bundle = nullptr, std::string* audit_head = nullptr);

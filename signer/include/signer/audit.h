@@ -14,7 +14,7 @@ namespace signer {
 
 struct AuditRecord {
   std::string time;        // RFC 3339
-  std::string outcome;     // issued | refused | served | error
+  std::string outcome;     // issued | refused | served | pending | checked | error
   std::string verb;
   std::string profile;     // sign: etcd-client, etcd-server or etcd-peer
   std::string reason;      // reason code on failure

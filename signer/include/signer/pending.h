@@ -15,6 +15,8 @@ namespace signer {
 
 // The audit outcome of a request answered 75 pending-approval.
 constexpr const char* kPendingOutcome = "pending";
+// The outcome of a `check` request (#28), passed or not: never an issuance, a refusal or pending.
+constexpr const char* kCheckedOutcome = "checked";
 
 // One (name, key) that was answered pending-approval: from the audit log's "pending" records.
 struct PendingKey {

@@ -10,6 +10,9 @@
 //                                (also --format=k8s; not together with --lifetime)
 //   "sign --profile NAME"     -> sign for profile etcd-client (the default), etcd-server or etcd-peer
 //                                (also --profile=NAME; not together with --format k8s)
+//   "check [--profile NAME] [--lifetime DUR]"
+//                             -> what `sign` would decide for the same body, without the token and
+//                                without issuing (#28): policy, approval and deny lists
 //   "ca" | "info"             -> those verbs, no arguments
 // Anything else is Failure(kUsage, "unknown-verb" | "bad-request").
 #pragma once
@@ -23,7 +26,7 @@
 
 namespace signer {
 
-enum class Verb { kSign, kCa, kInfo };
+enum class Verb { kSign, kCheck, kCa, kInfo };
 
 // What `sign` reads on stdin and prints on stdout.
 enum class BodyFormat {
@@ -33,9 +36,9 @@ enum class BodyFormat {
 
 struct RequestLine {
   Verb verb = Verb::kSign;
-  std::optional<base::Seconds> lifetime;  // sign only
+  std::optional<base::Seconds> lifetime;  // sign and check only
   BodyFormat format = BodyFormat::kBase64Csr;  // sign only
-  pki::LeafProfile profile = pki::LeafProfile::kClient;  // sign only
+  pki::LeafProfile profile = pki::LeafProfile::kClient;  // sign and check only
 };
 
 RequestLine ParseRequestLine(std::string_view text);

@@ -554,11 +554,80 @@ TEST_F(Requester, DiagnoseShowsADeniedIdentityInRed) {
                             "allow-identity kubemaster-1"),
             std::string::npos)
       << denied.out;
-  // Asking issued nothing: the only new audit records are `info` answers.
+  // Asking issued nothing: the only new audit records are `info` answers and the `check` that says
+  // what sign would have refused.
   auto lines = Lines(ReadFile(dir_ / "audit.log"));
+  ASSERT_GT(lines.size(), records);
   for (size_t i = records; i < lines.size(); ++i) {
-    EXPECT_EQ(nlohmann::json::parse(lines[i]).value("outcome", ""), "served") << lines[i];
+    auto record = nlohmann::json::parse(lines[i]);
+    std::string verb = record.value("verb", "");
+    EXPECT_TRUE(verb == "info" || verb == "check") << lines[i];
+    EXPECT_EQ(record.value("outcome", ""), verb == "info" ? "served" : "checked") << lines[i];
+    EXPECT_EQ(record.value("serial", ""), "") << lines[i];
+    if (verb == "check") {
+      EXPECT_EQ(record.value("reason", ""), "identity-denied") << lines[i];
+    }
   }
+}
+
+// #28 item 7, the key half: diagnose sends the signer a `check` with a CSR of the current key, so
+// a denied key and a key waiting for approval are red lines with their cause and fix; asking
+// neither issues, nor lists the key as pending, nor counts as a refusal in the audit report.
+TEST_F(Requester, DiagnoseAsksTheSignerAboutThisKey) {
+  ASSERT_EQ(Do(Args("request")).exit_code, 0);
+  std::string spki = OpenSsl({"pkey", "-in", Key(), "-pubout", "-outform", "DER"}).out;
+  std::string sha = OpenSsl({"dgst", "-sha256", "-r"}, spki).out.substr(0, 64);
+  WriteFile(dir_ / "denied_keys", "# none\n", 0644);
+  WriteFile(dir_ / "approved_keys", "# none\n", 0644);
+  WriteSignerConfig("denied_keys = \"" + (dir_ / "denied_keys") + "\"\n");
+  RunResult clean = Do(Args("diagnose"));
+  EXPECT_EQ(clean.exit_code, 0) << clean.out << clean.err;
+  EXPECT_NE(clean.out.find("ok   issuing       the signer would issue to 'kubemaster-1' for this key"),
+            std::string::npos)
+      << clean.out;
+
+  RunResult deny = Do({Binary("etcd-signerctl"), "--config", dir_ / "signer.toml", "deny", "kubemaster-1", sha});
+  ASSERT_EQ(deny.exit_code, 0) << deny.err;
+  RunResult denied = Do(Args("diagnose"));
+  EXPECT_EQ(denied.exit_code, 69) << denied.out << denied.err;
+  EXPECT_NE(denied.out.find("FAIL issuing       the signer would refuse this key: etcd-signer: key-denied: "),
+            std::string::npos)
+      << denied.out;
+  EXPECT_NE(denied.out.find("     fix: this key was denied on the signer"), std::string::npos) << denied.out;
+
+  // A key the signer has never approved: pending-approval, with the approve command; `pending` on
+  // the signer host does not list it, because asking is not requesting.
+  WriteFile(dir_ / "denied_keys", "# none\n", 0644);
+  WriteSignerConfig("approval = \"new-keys\"\napproved_keys = \"" + (dir_ / "approved_keys") + "\"\n");
+  RunResult pending = Do(Args("diagnose"));
+  EXPECT_EQ(pending.exit_code, 69) << pending.out << pending.err;
+  EXPECT_NE(pending.out.find("FAIL issuing       the signer would refuse this key: etcd-signer: pending-approval: "),
+            std::string::npos)
+      << pending.out;
+  EXPECT_NE(pending.out.find("approve kubemaster-1 " + sha), std::string::npos) << pending.out;
+  RunResult listed = Do({Binary("etcd-signerctl"), "--config", dir_ / "signer.toml", "pending"});
+  EXPECT_EQ(listed.out.find(sha), std::string::npos) << listed.out;
+
+  // What the signer recorded: checks, never an issuance, a refusal or a pending key; the report
+  // counts the one real issuance and no refusal.
+  int checks = 0;
+  for (const std::string& line : Lines(ReadFile(dir_ / "audit.log"))) {
+    auto record = nlohmann::json::parse(line);
+    if (record.value("verb", "") != "check") continue;
+    ++checks;
+    EXPECT_EQ(record.value("outcome", ""), "checked") << line;
+    EXPECT_EQ(record.value("serial", ""), "") << line;
+    EXPECT_EQ(record.value("public_key_sha256", ""), sha) << line;
+  }
+  EXPECT_EQ(checks, 3);
+  RunResult report =
+      Do({Binary("etcd-signerctl"), "--config", dir_ / "signer.toml", "audit", "report", "--json"});
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  auto identities = nlohmann::json::parse(report.out);
+  ASSERT_FALSE(identities.empty()) << report.out;
+  EXPECT_NE(report.out.find("\"issued\":1"), std::string::npos) << report.out;
+  EXPECT_EQ(report.out.find("key-denied"), std::string::npos) << report.out;
+  EXPECT_EQ(report.out.find("pending-approval"), std::string::npos) << report.out;
 }
 
 }  // namespace

@@ -45,7 +45,7 @@ pki::EvpPkeyPtr Ec(const char* curve = "P-256") {
 
 // --- request line -------------------------------------------------------------------------
 
-TEST(RequestLine, AcceptsTheThreeVerbs) {
+TEST(RequestLine, AcceptsTheVerbs) {
   EXPECT_EQ(signer::ParseRequestLine("").verb, signer::Verb::kSign);
   EXPECT_EQ(signer::ParseRequestLine("sign").verb, signer::Verb::kSign);
   EXPECT_FALSE(signer::ParseRequestLine("sign").lifetime.has_value());
@@ -54,6 +54,12 @@ TEST(RequestLine, AcceptsTheThreeVerbs) {
   EXPECT_EQ(*signer::ParseRequestLine("sign --lifetime 1h").lifetime, Seconds(3600));
   EXPECT_EQ(*signer::ParseRequestLine("sign --lifetime=600").lifetime, Seconds(600));
   EXPECT_EQ(*signer::ParseRequestLine("  sign\t--lifetime   2d ").lifetime, Seconds(2 * 86400));
+  // check (#28) takes sign's --profile and --lifetime, so that it decides what sign would.
+  signer::RequestLine check = signer::ParseRequestLine("check --lifetime 1h --profile etcd-server");
+  EXPECT_EQ(check.verb, signer::Verb::kCheck);
+  EXPECT_EQ(*check.lifetime, Seconds(3600));
+  EXPECT_EQ(check.profile, pki::LeafProfile::kServer);
+  EXPECT_EQ(signer::VerbName(check.verb), "check");
 }
 
 TEST(RequestLine, RefusesEverythingElse) {
@@ -66,6 +72,11 @@ TEST(RequestLine, RefusesEverythingElse) {
            {"SIGN", "unknown-verb"},
            {"ca extra", "bad-request"},
            {"info --json", "bad-request"},
+           {"check --format k8s", "bad-request"},
+           {"check --format=k8s", "bad-request"},
+           {"check --profile etcd-nothing", "unknown-profile"},
+           {"check --identity kubemaster-2", "bad-request"},
+           {"checkx", "unknown-verb"},
            {"sign --lifetime", "bad-request"},
            {"sign --lifetime 1h --lifetime 2h", "bad-request"},
            {"sign --identity kubemaster-2", "bad-request"},
