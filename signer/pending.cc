@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "base/duration.h"
 #include "base/text.h"
@@ -49,6 +50,22 @@ std::string FormatPending(const std::vector<PendingKey>& keys) {
     out += buf;
   }
   return out;
+}
+
+std::string PendingJson(const std::vector<PendingKey>& keys) {
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+  for (const auto& p : keys) {
+    nlohmann::ordered_json row;
+    row["identity"] = p.name;
+    row["key_sha256"] = p.key_sha256;
+    row["first_seen"] = base::FormatRfc3339(p.first_seen);
+    row["last_seen"] = base::FormatRfc3339(p.last_seen);
+    row["count"] = p.count;
+    row["peer"] = p.last_peer;
+    rows.push_back(std::move(row));
+  }
+  // ASCII only, whatever bytes a record held: a script's terminal gets no control sequences.
+  return rows.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace signer

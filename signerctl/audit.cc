@@ -18,6 +18,7 @@ struct VerifyFlags {
   std::vector<std::string> files;
   std::vector<std::string> heads;
   bool no_recorded_head = false;
+  bool json = false;
 };
 
 signer::ChainHead TrustedHead(const std::string& text) {
@@ -62,6 +63,23 @@ int AuditVerify(const VerifyFlags& flags) {
   auto [heads, said] = HeadsFor(flags);
   signer::ChainVerifier v = VerifyChain(flags.files, heads);
   if (v.broken()) throw Failure(ExitCode::kDataErr, "chain-broken", v.broken()->message);
+  if (flags.json) {
+    // For scripts (#28): the same facts as the summary; a broken chain is the usual error line.
+    nlohmann::ordered_json j;
+    j["ok"] = true;
+    j["records"] = v.records();
+    if (v.records() > 0) {
+      j["first_seq"] = v.first_seq();
+      j["head"] = signer::FormatHead(v.head());
+      j["first_time"] = v.first_time();
+      j["last_time"] = v.last_time();
+    }
+    j["legacy_records"] = v.legacy_records();
+    j["heads_checked"] = heads.size();
+    j["note"] = said;
+    Print(j.dump() + "\n");
+    return 0;
+  }
   Print(VerifiedSummary(v) + "\n" + (said.empty() ? "" : said + "\n"));
   return 0;
 }
@@ -115,6 +133,7 @@ VerbRun DefineAuditVerify(CLI::App& cmd) {
                  "status`); repeatable; the head the signer recorded in the newest file's .lock is checked too");
   cmd.add_flag("--no-recorded-head", flags->no_recorded_head,
                "Check the files' own chain only (files copied away from their .lock)");
+  cmd.add_flag("--json", flags->json, "One JSON object instead of the summary lines");
   return [flags](const Context&) { return AuditVerify(*flags); };
 }
 
@@ -124,7 +143,7 @@ VerbRun DefineAuditList(CLI::App& cmd) {
   cmd.add_option("--since", flags->since, "Only requests newer than this (e.g. 24h, 7d)");
   cmd.add_option("--identity", flags->identity, "Only this identity (or cn:NAME for unbound keys)");
   cmd.add_option("--outcome", flags->outcome, "Only this outcome")
-      ->check(CLI::IsMember({"issued", "refused", "served", "error", "pending"}));
+      ->check(CLI::IsMember({"issued", "refused", "served", "error", "pending", "checked"}));
   cmd.add_flag("--json", flags->json, "Print the matching records as they are (JSON lines)");
   return [flags](const Context& ctx) { return AuditList(ctx, *flags); };
 }

@@ -75,6 +75,7 @@ void RequirePolicyName(const Context& ctx, const std::string& name) {
 struct PendingFlags {
   std::vector<std::string> files;
   bool all = false;
+  bool json = false;
 };
 
 int Pending(const Context& ctx, const PendingFlags& flags) {
@@ -89,7 +90,7 @@ int Pending(const Context& ctx, const PendingFlags& flags) {
                    (denied && denied->Contains(k.name, k.key_sha256));
     if (flags.all || !settled) keys.push_back(std::move(k));
   }
-  Print(signer::FormatPending(keys));
+  Print(flags.json ? signer::PendingJson(keys) : signer::FormatPending(keys));
   return 0;
 }
 
@@ -162,6 +163,7 @@ VerbRun DefinePending(CLI::App& cmd) {
   auto flags = std::make_shared<PendingFlags>();
   AddAuditFilesOption(cmd, flags->files);
   cmd.add_flag("--all", flags->all, "Also keys approved or denied since");
+  cmd.add_flag("--json", flags->json, "One JSON array of {identity, key_sha256, first_seen, last_seen, count, peer}");
   return [flags](const Context& ctx) { return Pending(ctx, *flags); };
 }
 

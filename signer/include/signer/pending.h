@@ -38,5 +38,7 @@ class PendingSummary {
 
 // The `pending` table: IDENTITY KEY-SHA256 FIRST-SEEN LAST-SEEN COUNT PEER.
 std::string FormatPending(const std::vector<PendingKey>& keys);
+// The same as one JSON array of {identity, key_sha256, first_seen, last_seen, count, peer} (#28).
+std::string PendingJson(const std::vector<PendingKey>& keys);
 
 }  // namespace signer

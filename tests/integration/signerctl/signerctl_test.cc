@@ -143,6 +143,41 @@ TEST_F(Signerctl, VerifiesTheChainOfARealLogAndPrintsItsHead) {
   EXPECT_EQ(Ctl({"audit", "verify", work_ / "audit.log", "--head", head}).exit_code, 0);
 }
 
+// --json for scripts (#28): verify, serials and pending give the facts of their tables as JSON,
+// from the same real log.
+TEST_F(Signerctl, VerifySerialsAndPendingSpeakJsonForScripts) {
+  const auto& lines = Log();
+  std::string log = Put("audit.log", lines);
+  RunResult verify = Ctl({"audit", "verify", log, "--json"});
+  ASSERT_EQ(verify.exit_code, 0) << verify.err;
+  auto v = nlohmann::json::parse(verify.out);
+  EXPECT_EQ(v["ok"], true);
+  EXPECT_EQ(v["records"], 8);
+  EXPECT_EQ(v["head"], "8:" + Sha256(lines[7]));
+  std::vector<std::string> broken = lines;
+  broken[3][broken[3].find("kubemaster")] = 'K';
+  RunResult bad = Ctl({"audit", "verify", Put("broken.log", broken), "--json"});
+  EXPECT_EQ(bad.exit_code, 65);
+  EXPECT_EQ(bad.out, "");
+
+  WriteFile(work_ / "signer.toml", ConfigFor(log), 0644);
+  RunResult serials = Ctl({"--config", work_ / "signer.toml", "serials", "--identity", "kubemaster-1", "--json"});
+  ASSERT_EQ(serials.exit_code, 0) << serials.err;
+  auto rows = nlohmann::json::parse(serials.out);
+  RunResult plain = Ctl({"--config", work_ / "signer.toml", "serials", "--identity", "kubemaster-1"});
+  ASSERT_EQ(rows.size(), 3u) << serials.out;
+  ASSERT_EQ(Lines(plain.out).size(), 3u) << plain.out;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i]["serial"], Lines(plain.out)[i]);
+    EXPECT_EQ(rows[i]["profile"], "etcd-client");
+    EXPECT_EQ(rows[i]["not_after"], nlohmann::json::parse(lines[rows[i]["seq"].get<std::size_t>() - 1])["not_after"]);
+  }
+
+  RunResult pending = Ctl({"--config", work_ / "signer.toml", "pending", "--json"});
+  ASSERT_EQ(pending.exit_code, 0) << pending.err;
+  EXPECT_EQ(nlohmann::json::parse(pending.out), nlohmann::json::array());
+}
+
 TEST_F(Signerctl, AChangedByteIsReportedAtTheLineAfterIt) {
   auto lines = Log();
   lines[2].replace(lines[2].find("kubemaster-3"), 12, "kubemaster-4");
