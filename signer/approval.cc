@@ -8,6 +8,7 @@
 
 #include "base/failure.h"
 #include "base/text.h"
+#include "signer/governance.h"
 
 namespace signer {
 
@@ -30,7 +31,20 @@ std::vector<uid_t> ListOwners(const SignerConfig& config) {
   return {found->pw_uid};
 }
 
+namespace {
+
+std::string InGovernance(const GovernanceState& g) {
+  return "the governance document (version " + std::to_string(g.version) + ")";
+}
+
+}  // namespace
+
 void ApprovalGate::CheckIdentity(std::string_view name) {
+  if (governance_ != nullptr && governance_->DeniesIdentity(name)) {
+    throw Failure(ExitCode::kNoPerm, "identity-denied",
+                  "the name '" + base::Printable(name, 80) + "' is denied by " + InGovernance(*governance_) +
+                      ": no certificate is issued for it until the operators allow it again");
+  }
   if (config_.denied_identities.empty()) return;
   if (ListContains(config_.denied_identities, ListKind::kNames, name, {}, owners_)) {
     throw Failure(ExitCode::kNoPerm, "identity-denied",
@@ -41,6 +55,11 @@ void ApprovalGate::CheckIdentity(std::string_view name) {
 }
 
 void ApprovalGate::CheckKey(std::string_view name, std::string_view key_sha256) {
+  if (governance_ != nullptr && governance_->DeniesKey(name, key_sha256)) {
+    throw Failure(ExitCode::kNoPerm, "key-denied",
+                  "the key " + std::string(key_sha256) + " is denied for '" + base::Printable(name, 80) + "' by " +
+                      InGovernance(*governance_) + ": make a new key");
+  }
   if (!config_.denied_keys.empty() &&
       ListContains(config_.denied_keys, ListKind::kKeys, name, key_sha256, owners_)) {
     throw Failure(ExitCode::kNoPerm, "key-denied",
@@ -48,6 +67,14 @@ void ApprovalGate::CheckKey(std::string_view name, std::string_view key_sha256) 
                       base::Printable(name, 80) + "' (denied_keys): make a new key");
   }
   if (config_.approval != ApprovalMode::kNewKeys) return;
+  if (governance_ != nullptr) {
+    if (governance_->ApprovesKey(name, key_sha256)) return;
+    throw Failure(ExitCode::kTempFail, "pending-approval",
+                  "the key SHA-256 " + std::string(key_sha256) + " of '" + base::Printable(name, 80) +
+                      "' is not approved in " + InGovernance(*governance_) +
+                      "; the operators approve it there (approved_keys: {identity = \"" + base::Printable(name, 80) +
+                      "\", sha256 = \"" + std::string(key_sha256) + "\"}) and install the next version");
+  }
   if (!ListContains(config_.approved_keys, ListKind::kKeys, name, key_sha256, owners_)) {
     throw Failure(ExitCode::kTempFail, "pending-approval",
                   "the key SHA-256 " + std::string(key_sha256) + " of '" +

@@ -134,6 +134,9 @@ void LoadConfigFile(const std::string& path, SignerConfig& c) {
     else if (key == "denied_identities") c.denied_identities = String(node, key);
     else if (key == "list_admin") c.list_admin = String(node, key);
     else if (key == "members") LoadMembers(node, c.members);
+    else if (key == "governance_file") c.governance_file = String(node, key);
+    else if (key == "governance_cert") c.governance_cert = String(node, key);
+    else if (key == "governance_warning") c.governance_warning = Duration(node, key);
     else if (key == "approval") {
       std::string mode = String(node, key);
       if (mode != "none" && mode != "new-keys") Bad("approval must be \"none\" or \"new-keys\"");
@@ -166,8 +169,15 @@ void ValidateConfig(const SignerConfig& c) {
   for (const auto& [name, names] : c.members) {
     if (masters.Matches(name)) Bad("member name '" + name + "' matches the master name_pattern; give members other names");
   }
-  if (c.approval == ApprovalMode::kNewKeys && c.approved_keys.empty()) {
-    Bad("approval = \"new-keys\" needs approved_keys (a file of NAME SHA256 lines)");
+  if (c.governance_file.empty() != c.governance_cert.empty()) {
+    Bad("governance_file and governance_cert go together: the document, and the certificate(s) whose key may sign it");
+  }
+  if (!c.governance_file.empty() && !c.approved_keys.empty()) {
+    Bad("approved_keys cannot be used with governance_file: approvals come only from the governance document "
+        "(local denied_identities and denied_keys may still add denials)");
+  }
+  if (c.approval == ApprovalMode::kNewKeys && c.approved_keys.empty() && c.governance_file.empty()) {
+    Bad("approval = \"new-keys\" needs approved_keys (a file of NAME SHA256 lines) or governance_file");
   }
 }
 

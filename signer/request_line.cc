@@ -53,13 +53,13 @@ RequestLine ParseRequestLine(std::string_view text) {
   RequestLine request;
   if (words.empty()) return request;  // an empty command means sign
   const std::string& verb = words[0];
-  if (verb == "ca" || verb == "info") {
+  if (verb == "ca" || verb == "info" || verb == "crl") {
     if (words.size() != 1) Bad("bad-request", "'" + verb + "' takes no arguments");
-    request.verb = verb == "ca" ? Verb::kCa : Verb::kInfo;
+    request.verb = verb == "ca" ? Verb::kCa : verb == "info" ? Verb::kInfo : Verb::kCrl;
     return request;
   }
   if (verb != "sign" && verb != "check") {
-    Bad("unknown-verb", "unknown request '" + verb.substr(0, 32) + "' (expected sign, check, ca or info)");
+    Bad("unknown-verb", "unknown request '" + verb.substr(0, 32) + "' (expected sign, check, ca, info or crl)");
   }
   if (verb == "check") request.verb = Verb::kCheck;
   bool format_given = false;
@@ -110,6 +110,7 @@ std::string VerbName(Verb verb) {
     case Verb::kCheck: return "check";
     case Verb::kCa: return "ca";
     case Verb::kInfo: return "info";
+    case Verb::kCrl: return "crl";
   }
   return "unknown";
 }

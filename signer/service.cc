@@ -20,8 +20,10 @@
 #include "hsm/session.h"
 #include "hsm/uri.h"
 #include "pki/base64.h"
+#include "pki/crl.h"
 #include "signer/approval.h"
 #include "signer/audit.h"
+#include "signer/governance.h"
 #include "signer/issuance.h"
 #include "signer/k8s_csr.h"
 #include "signer/list_file.h"
@@ -121,6 +123,26 @@ std::string InfoJson(const SignerConfig& c, pki::TimePoint now) {
       }
     }
   }
+  // The fleet's governance document (#29): what `etcd-signerctl fleet status` compares across
+  // hosts, and the warning before it expires. A document that does not verify is named by its
+  // reason; `sign` refuses then.
+  if (!c.governance_file.empty()) {
+    try {
+      GovernanceDocument doc = LoadInstalledGovernance(c);
+      j["governance_version"] = doc.state.version;
+      j["governance_sha256"] = doc.sha256;
+      j["governance_expires"] = base::FormatRfc3339(doc.state.expires);
+      j["governance_state"] = now >= doc.state.expires                          ? "expired"
+                              : now + c.governance_warning >= doc.state.expires ? "expiring"
+                                                                                : "ok";
+      j["crl_number"] = doc.state.version;
+    } catch (const Failure& f) {
+      j["governance_state"] = f.reason();
+    }
+  }
+  if (!c.audit_log.empty()) {
+    if (std::string head = base::ReadStoredHead(c.audit_log + ".lock"); !head.empty()) j["audit_head"] = head;
+  }
   j["lifetime_default"] = c.lifetime_default.count();
   j["lifetime_min"] = c.lifetime_min.count();
   j["lifetime_max"] = c.lifetime_max.count();
@@ -169,19 +191,27 @@ hsm::TokenKey FindCaKey(hsm::Session& session, const hsm::Pkcs11Uri& uri, const 
   return key;
 }
 
-// Signs with the token: lock → module → token → login (once) → key → certificate, which
-// IssueCertificate checks against the CA's public key before returning it (the self-check).
+// Runs `use` with the CA key in the token: lock → module → token → login (once) → key.
 // Destruction runs in reverse, so the token-backed key is released before its session and module.
-pki::X509Ptr SignWithToken(const SignerConfig& config, const Approval& approval, X509* ca_cert,
-                           const Validity& validity, const pki::Serial& serial,
-                           std::chrono::milliseconds lock_wait) {
+template <typename Use>
+auto WithCaKey(const SignerConfig& config, X509* ca_cert, std::chrono::milliseconds lock_wait, Use use) {
   hsm::Pkcs11Uri uri = hsm::Pkcs11Uri::Parse(config.key_uri);
   base::PrivateLock token_lock = LockToken(config, lock_wait);
   hsm::Module module(hsm::ModulePath(config.module, &uri));
   hsm::Session session(module, hsm::SelectorFor(uri), false);
   session.LoginWith(config.pin, &uri);  // the PIN is scrubbed whatever the login does
   hsm::TokenKey key = FindCaKey(session, uri, config, ca_cert);
-  return IssueCertificate(approval, ca_cert, key.private_key.get(), validity, serial);
+  return use(key.private_key.get());
+}
+
+// Signs a certificate with the token, which IssueCertificate checks against the CA's public key
+// before returning it (the self-check).
+pki::X509Ptr SignWithToken(const SignerConfig& config, const Approval& approval, X509* ca_cert,
+                           const Validity& validity, const pki::Serial& serial,
+                           std::chrono::milliseconds lock_wait) {
+  return WithCaKey(config, ca_cert, lock_wait, [&](EVP_PKEY* key) {
+    return IssueCertificate(approval, ca_cert, key, validity, serial);
+  });
 }
 
 // The budget of the whole request, from the first byte read to the last printed.
@@ -354,10 +384,22 @@ Approval CheckPolicy(RequestContext& rq, const std::string& body) {
   return approval;
 }
 
-// Deny and approval lists (#14), before the token is touched. After the policy, so that a
-// refusal's record names the key that asked (the CN is the bound identity by now).
+// The installed governance document (#29), when configured: verified on every issuing request
+// and refused once expired (69 governance-expired: stale policy is noticed, not used).
+std::optional<GovernanceDocument> CheckGovernance(const RequestContext& rq) {
+  if (rq.config.governance_file.empty()) return std::nullopt;
+  GovernanceDocument doc = LoadInstalledGovernance(rq.config);
+  rq.record.Note([&](AuditRecord& r) { r.governance_version = doc.state.version; });
+  RequireUnexpired(doc, rq.now);
+  return doc;
+}
+
+// Deny and approval lists (#14) and the governance document (#29), before the token is touched.
+// After the policy, so that a refusal's record names the key that asked (the CN is the bound
+// identity by now).
 void CheckApprovalLists(const RequestContext& rq) {
-  ApprovalGate gate(rq.config);
+  std::optional<GovernanceDocument> governance = CheckGovernance(rq);
+  ApprovalGate gate(rq.config, governance ? &governance->state : nullptr);
   gate.CheckIdentity(rq.facts.common_name);
   gate.CheckKey(rq.facts.common_name, rq.facts.public_key_sha256);
 }
@@ -449,6 +491,31 @@ int ServeCheck(RequestContext& rq) {
   return 0;
 }
 
+// crl (#29): the governance document's revoked serials as a CRL signed with this host's CA key,
+// cRLNumber = the document's version, then the chain that lets a member verify it. Every host's
+// CRL for one version lists the same serials under the same number.
+int ServeCrl(RequestContext& rq, const base::Deadline& deadline) {
+  if (rq.config.governance_file.empty()) {
+    throw Failure(ExitCode::kUnavailable, "no-governance",
+                  "this signer has no governance_file: its revocations are not served (etcd-hsm crl makes a CRL by hand)");
+  }
+  std::optional<GovernanceDocument> doc = CheckGovernance(rq);
+  SigningCa ca = LoadSigningCa(rq.config);
+  pki::X509CrlPtr crl = pki::BuildCrl(GovernanceCrlFields(doc->state), ca.cert.get());
+  WithCaKey(rq.config, ca.cert.get(), TokenLockWait(deadline), [&](EVP_PKEY* key) {
+    pki::SignCrl(crl.get(), key);
+    return 0;
+  });
+  // The self-check, as for certificates: what leaves verifies with the CA certificate.
+  if (X509_CRL_verify(crl.get(), X509_get0_pubkey(ca.cert.get())) != 1) {
+    pki::ThrowOpenSsl(ExitCode::kSoftware, "self-check-failed", "the token's CRL signature does not verify");
+  }
+  std::string answer = pki::ToPem(crl.get()) + (ca.chain_pem.empty() ? pki::ToPem(ca.cert.get()) : ca.chain_pem);
+  rq.record.CommitAnswer("served");
+  WriteAll(rq.env.output, answer);
+  return 0;
+}
+
 // sign: input → policy → approval/deny lists → CA → validity → token (signs, self-checks) →
 // audit → output.
 int ServeSign(RequestContext& rq, const base::Deadline& deadline) {
@@ -477,6 +544,7 @@ int Answer(RequestContext& rq, const Invocation& invocation, const std::optional
   if (rq.line.verb == Verb::kInfo) return ServeInfo(rq);
   if (rq.line.verb == Verb::kCa) return ServeCaBundle(rq);
   if (rq.line.verb == Verb::kCheck) return ServeCheck(rq);
+  if (rq.line.verb == Verb::kCrl) return ServeCrl(rq, deadline);
   return ServeSign(rq, deadline);
 }
 

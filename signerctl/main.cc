@@ -32,6 +32,9 @@ constexpr const char* kDescription =
     "  etcd-signerctl [--config signer.toml] pending | approve NAME SHA256 [--replace] |\n"
     "      deny NAME SHA256 | deny-identity NAME | allow-identity NAME\n"
     "  etcd-signerctl --config signer.toml serials --identity NAME [--valid]\n"
+    "  etcd-signerctl governance sign --module SO --key URI --pin-file F --cert CERT --state STATE.toml\n"
+    "      --out FILE [--previous FILE] | governance show FILE [--cert CERT] [--json]\n"
+    "  etcd-signerctl [--config signer.toml] governance install FILE\n"
     "\n"
     "Without FILE arguments, list/report/metrics read the config's audit_log and, if present, its\n"
     "rotated predecessor audit_log.1. Exit codes: 0 ok, 64 usage, 65 the chain is broken (one "
@@ -57,7 +60,8 @@ struct Group {
   const char* help;
 };
 
-const Group kGroups[] = {{"audit", "Audit log: verify, list, report"}};
+const Group kGroups[] = {{"audit", "Audit log: verify, list, report"},
+                         {"governance", "The fleet's signed governance document: sign, show, install"}};
 
 const Command kCommands[] = {
     {"audit", "verify", "Verify the hash chain of audit log files (oldest first)", ConfigFile::kIfGiven,
@@ -78,6 +82,12 @@ const Command kCommands[] = {
      DefineAllowIdentity},
     {nullptr, "serials", "Serials issued to a name (hex, as `etcd-hsm crl --revoke` takes them)",
      ConfigFile::kIfGiven, DefineSerials},
+    {"governance", "sign", "Sign STATE.toml into the governance document with the governance token",
+     ConfigFile::kIfGiven, DefineGovernanceSign},
+    {"governance", "show", "Print a governance document and who signed it", ConfigFile::kIfGiven,
+     DefineGovernanceShow},
+    {"governance", "install", "Verify and install a governance document on this signer host (never older)",
+     ConfigFile::kSignerDefault, DefineGovernanceInstall},
 };
 
 struct GlobalFlags {

@@ -26,10 +26,15 @@ constexpr const char* kDefaultConfigFile = "/etc/etcd-signer/signer.toml";
 // (Failure(kConfig, "bad-config") when no such account exists).
 std::vector<uid_t> ListOwners(const SignerConfig& config);
 
-// The checks of one request: each configured list is read once, when its check runs.
+struct GovernanceState;
+
+// The checks of one request: each configured list is read once, when its check runs. With a
+// governance document (#29, `governance`: the installed one, verified and unexpired), its denials
+// are added to the local lists' and approvals come from it alone.
 class ApprovalGate {
  public:
-  explicit ApprovalGate(const SignerConfig& config) : config_(config), owners_(ListOwners(config)) {}
+  explicit ApprovalGate(const SignerConfig& config, const GovernanceState* governance = nullptr)
+      : config_(config), owners_(ListOwners(config)), governance_(governance) {}
   // Failure(kNoPerm, "identity-denied") if `name` is in denied_identities.
   void CheckIdentity(std::string_view name);
   // Failure(kNoPerm, "key-denied") if (name, key) is in denied_keys; with approval = "new-keys",
@@ -40,6 +45,7 @@ class ApprovalGate {
  private:
   const SignerConfig& config_;
   std::vector<uid_t> owners_;
+  const GovernanceState* governance_;
 };
 
 // "etcd-signerctl [--config FILE] approve NAME SHA256": what an operator runs on the signer host.

@@ -32,6 +32,7 @@ struct AuditRecord {
   std::string not_after;
   long long requested_lifetime = -1;  // seconds; -1 = not requested
   long long granted_lifetime = -1;
+  std::uint64_t governance_version = 0;  // the governance document the decision used (#29); 0 = none
   // The hash chain (audit_chain.h), filled in under the log's lock; 0 = not on file (a record
   // syslog got although the file refused it).
   std::uint64_t seq = 0;

@@ -60,13 +60,18 @@ struct SignerConfig {
   std::string denied_identities;  // NAME [comment] per line
   std::string list_admin;         // an account besides root that may own the lists (and their directories)
   Members members;                // [members.NAME] tables
+  // The fleet's signed governance document (#29, signer/governance.h): when set, the only source
+  // of approvals, and a source of denials besides the local lists.
+  std::string governance_file;
+  std::string governance_cert;    // the certificate(s) whose key may sign it (PEM bundle)
+  base::Seconds governance_warning{7 * 24 * 3600};  // `info` and metrics warn this long before expiry
   std::string config_file;        // the TOML file read, if any
 };
 
 // Reads a TOML config file over `config` (keys: module, key, pin_file, pin_env, ca_cert,
 // ca_bundle, ca_chain, identity, name_pattern, signer_name, lifetime_default, lifetime_min, lifetime_max, backdate,
 // audit_log, lock_file, syslog, deadline, input_timeout, approval, approved_keys, denied_keys,
-// denied_identities, list_admin, and [members.NAME] tables with dns and ip arrays; durations as strings like "24h" or integers in seconds). Unknown keys are errors (Failure kConfig "bad-config").
+// denied_identities, list_admin, governance_file, governance_cert, governance_warning, and [members.NAME] tables with dns and ip arrays; durations as strings like "24h" or integers in seconds). Unknown keys are errors (Failure kConfig "bad-config").
 void LoadConfigFile(const std::string& path, SignerConfig& config);
 
 // Returns `value` for the identity binding; an empty value is Failure(kConfig, "bad-config").

@@ -13,7 +13,8 @@
 //   "check [--profile NAME] [--lifetime DUR]"
 //                             -> what `sign` would decide for the same body, without the token and
 //                                without issuing (#28): policy, approval and deny lists
-//   "ca" | "info"             -> those verbs, no arguments
+//   "ca" | "info" | "crl"     -> those verbs, no arguments (crl: the governance document's
+//                                revocations as a CRL signed by this host's CA key, #29)
 // Anything else is Failure(kUsage, "unknown-verb" | "bad-request").
 #pragma once
 
@@ -26,7 +27,7 @@
 
 namespace signer {
 
-enum class Verb { kSign, kCheck, kCa, kInfo };
+enum class Verb { kSign, kCheck, kCa, kInfo, kCrl };
 
 // What `sign` reads on stdin and prints on stdout.
 enum class BodyFormat {

@@ -32,4 +32,9 @@ VerbRun DefineAllowIdentity(CLI::App& cmd);
 // serials.cc: `serials`.
 VerbRun DefineSerials(CLI::App& cmd);
 
+// governance.cc: `governance sign`, `governance show`, `governance install` (#29).
+VerbRun DefineGovernanceSign(CLI::App& cmd);
+VerbRun DefineGovernanceShow(CLI::App& cmd);
+VerbRun DefineGovernanceInstall(CLI::App& cmd);
+
 }  // namespace signerctl
