@@ -153,6 +153,14 @@ VerbRun DefineRequest(CLI::App& cmd) {
   });
 }
 
+VerbRun DefineCrl(CLI::App& cmd) {
+  return OneShotVerb(cmd, [](const RequesterConfig& config) {
+    RequireSigner(config);
+    std::printf("%s\n", requester::FetchCrl(config, requester::RequesterEnv{}).c_str());
+    return 0;
+  });
+}
+
 VerbRun DefineRenew(CLI::App& cmd) {
   auto force = std::make_shared<bool>(false);
   cmd.add_flag("--force", *force, "Renew even if not due");
@@ -343,6 +351,10 @@ const Command kCommands[] = {
     {"run", "Daemon: renew forever with jitter and backoff (SIGTERM stops, SIGHUP reloads)", DefineRun},
     {"status", "Show the certificate, its expiry and the last attempts", DefineStatus},
     {"diagnose", "Run the runbook's checks: network, SSH, name, signer, clock, key, certificate", DefineDiagnose},
+    {"crl",
+     "Fetch the fleet's CRL from a signer (crl verb), verify it against the pinned trust and replace crl_file "
+     "(etcd's --client-crl-file) when its cRLNumber is higher",
+     DefineCrl},
     {"ca", "Fetch the signer's CA bundle: print it, or compare it with --ca-bundle (replaced only with --accept-sha256)",
      DefineCa},
     {"forward",

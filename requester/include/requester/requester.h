@@ -171,6 +171,24 @@ std::string RunningAs();
 // "Permission denied"; nullopt when it has nothing to add.
 std::optional<base::Failure> WithRunningAs(const base::Failure& failure);
 
+// crl (#29): a CRL a signer served (`crl` verb: the PEM CRL, then the chain of its signer),
+// verified for etcd's --client-crl-file: its signer is a CA allowed to sign CRLs that chains to
+// `anchors`, the signature verifies, it has a cRLNumber, it started (within `skew`) and has not
+// ended. Failure(kDataErr, "bad-crl" | "untrusted-crl" | "stale-crl") otherwise.
+struct VerifiedCrl {
+  std::string pem;  // the CRL alone: what etcd's file holds
+  std::uint64_t number = 0;
+  std::size_t entries = 0;
+  TimePoint this_update{}, next_update{};
+};
+VerifiedCrl VerifyServedCrl(const std::string& answer, const std::vector<X509*>& anchors, TimePoint now,
+                            std::chrono::seconds skew, const std::string& server);
+
+// Fetches the CRL from the first signer (in this master's order) that serves a valid one, and
+// replaces crl_file atomically when its cRLNumber is above the one there ("unchanged" when equal;
+// a lower one is Failure(kDataErr, "crl-rollback") and the file stays). Returns what was done.
+std::string FetchCrl(const RequesterConfig& config, const RequesterEnv& env);
+
 // diagnose: the runbook's checks, one line each; returns true when all pass.
 bool Diagnose(const RequesterConfig& config, const RequesterEnv& env);
 

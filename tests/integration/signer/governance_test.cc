@@ -8,6 +8,7 @@
 // ctest runs each TEST in its own process, so each TEST is one scenario on a fresh deployment.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -325,6 +326,71 @@ TEST_F(Governance, TheSignerObeysTheInstalledDocumentAndServesItsCrl) {
   EXPECT_EQ(conflicting.exit_code, 78) << conflicting.err;
   EXPECT_NE(SignerLine(conflicting.err).find("approvals come only from the governance document"), std::string::npos)
       << conflicting.err;
+}
+
+// etcd members fetch the CRL themselves (etcd-requester crl): verified against the pinned root,
+// stored only when its cRLNumber is higher, unchanged when equal, a lower one refused, one from
+// an untrusted CA refused; every refusal leaves etcd's file as it was.
+TEST_F(Governance, MembersFetchTheCrlVerifiedAndOnlyForward) {
+  UseGovernance("");
+  const std::string crl_file = *dir_ / "etcd-crl.pem";
+  // `bundle`: trust another CA bundle instead (and no pinned root).
+  auto fetch = [&](const std::string& bundle = "") {
+    std::vector<std::string> args = deployment_->RequesterArgs("crl", "kubemaster-1", *master_key_);
+    args.insert(args.end(), {"--crl-file", crl_file});
+    if (!bundle.empty()) {
+      auto at = std::find(args.begin(), args.end(), "--ca-bundle");
+      *(at + 1) = bundle;
+      args.erase(std::find(args.begin(), args.end(), "--ca-sha256"), std::find(args.begin(), args.end(), "--ca-sha256") + 2);
+    }
+    return testing_support::Run(args);
+  };
+  ASSERT_EQ(SignState("v1", "expires = \"" + UtcIn(86400) + "\"\nrevoked = [{serial = \"0A1B\", reason = \"keyCompromise\"}]\n")
+                .exit_code,
+            0);
+  ASSERT_EQ(Install("v1").exit_code, 0);
+  RunResult first = fetch();
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_NE(first.out.find("stored cRLNumber 1 (1 revoked serials"), std::string::npos) << first.out;
+  RunResult text = OpenSsl({"crl", "-in", crl_file, "-noout", "-text", "-CAfile", deployment_->ca.ca_cert});
+  EXPECT_NE(text.err.find("verify OK"), std::string::npos) << text.err;
+  EXPECT_NE(text.out.find("Serial Number: 0A1B"), std::string::npos) << text.out;
+  RunResult again = fetch();
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(again.out.rfind("unchanged: ", 0), 0u) << again.out;
+
+  ASSERT_EQ(SignState("v2", "expires = \"" + UtcIn(86400) + "\"\nrevoked = [{serial = \"0A1B\", reason = \"keyCompromise\"}, "
+                            "{serial = \"77\", reason = \"keyCompromise\"}]\n",
+                      "v1")
+                .exit_code,
+            0);
+  ASSERT_EQ(Install("v2").exit_code, 0);
+  RunResult second = fetch();
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_NE(second.out.find("stored cRLNumber 2 (2 revoked serials"), std::string::npos) << second.out;
+  const std::string v2 = ReadFile(crl_file);
+
+  // A CA we do not trust: the signer's answer is refused and the file stays.
+  RunResult untrusted = fetch(other_->ca_cert);
+  EXPECT_EQ(untrusted.exit_code, 65) << untrusted.err;
+  EXPECT_NE(untrusted.err.find("untrusted-crl"), std::string::npos) << untrusted.err;
+  EXPECT_EQ(ReadFile(crl_file), v2);
+
+  // A file already holding a higher cRLNumber (made by hand with etcd-hsm crl): the signer's
+  // older list must not replace it.
+  WriteFile(*dir_ / "number", "41\n", 0600);
+  RunOptions hsm_env;
+  hsm_env.env = other_->env();
+  RunResult manual = testing_support::Run({Binary("etcd-hsm"), "crl", "--module", kSoftHsmModule, "--key", other_->key_uri, "--pin-file",
+                          other_->pin_file, "--ca-cert", other_->ca_cert, "--revoke", "0A1B", "--days", "1", "--out",
+                          *dir_ / "manual.pem", "--crl-number-file", *dir_ / "number"},
+                         hsm_env);
+  ASSERT_EQ(manual.exit_code, 0) << manual.err;
+  WriteFile(crl_file, ReadFile(*dir_ / "manual.pem"), 0644);
+  RunResult rollback = fetch();
+  EXPECT_EQ(rollback.exit_code, 65) << rollback.err;
+  EXPECT_NE(rollback.err.find("crl-rollback"), std::string::npos) << rollback.err;
+  EXPECT_EQ(ReadFile(crl_file), ReadFile(*dir_ / "manual.pem"));
 }
 
 // A document the signer account could replace is not trusted, and one signed by another key is
