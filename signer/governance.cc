@@ -271,6 +271,30 @@ GovernanceState ParseGovernanceToml(std::string_view text, const std::string& fi
   return s;
 }
 
+std::string EncodeGovernanceToml(const GovernanceState& s) {
+  // Every value is a name, 64 hex digits, a serial or a reason (checked when parsed), so no
+  // quoting beyond the quotes is needed; toml++ would read the same back.
+  std::string out = "# etcd-hsm-signer governance state (etcd-signerctl governance sign --state)\n";
+  if (s.version > 0) out += "version = " + std::to_string(s.version) + "\n";
+  out += "expires = \"" + base::FormatRfc3339(s.expires) + "\"\n";
+  out += "denied_identities = [";
+  for (std::size_t i = 0; i < s.denied_identities.size(); ++i) out += (i ? ", \"" : "\"") + s.denied_identities[i] + "\"";
+  out += "]\n";
+  auto keys = [&](const char* name, const std::vector<GovernanceKey>& list) {
+    out += std::string(name) + " = [\n";
+    for (const auto& k : list) out += "  {identity = \"" + k.identity + "\", sha256 = \"" + k.sha256 + "\"},\n";
+    out += "]\n";
+  };
+  keys("denied_keys", s.denied_keys);
+  keys("approved_keys", s.approved_keys);
+  out += "revoked = [\n";
+  for (const auto& r : s.revoked) {
+    out += "  {serial = \"" + pki::SerialText(r.serial) + "\", reason = \"" + pki::ReasonName(r.reason) + "\"},\n";
+  }
+  out += "]\n";
+  return out;
+}
+
 std::string EncodeGovernanceContent(const GovernanceState& s) {
   nlohmann::ordered_json j;
   j["governance"] = kFormat;

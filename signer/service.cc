@@ -97,6 +97,8 @@ std::string ReadCaBundle(const SignerConfig& config) {
   return bundle;
 }
 
+}  // namespace
+
 std::string InfoJson(const SignerConfig& c, pki::TimePoint now) {
   nlohmann::ordered_json j;
   j["signer"] = "etcd-signer";
@@ -163,6 +165,8 @@ std::string InfoJson(const SignerConfig& c, pki::TimePoint now) {
   }
   return j.dump();
 }
+
+namespace {
 
 // One signer process at a time uses the token. SoftHSM's file store is not safe while one process
 // rewrites the token file (login does) and another loads it: under load a loader sees "no

@@ -3,9 +3,13 @@
 // made into the signed document, printed with its signer, and installed on a signer host.
 #include <unistd.h>
 
+#include <pwd.h>
+
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "base/duration.h"
 #include "base/failure.h"
@@ -16,7 +20,10 @@
 #include "hsm/session.h"
 #include "hsm/uri.h"
 #include "pki/verify.h"
+#include "signer/audit.h"
+#include "signer/audit_report.h"
 #include "signer/governance.h"
+#include "signer/service.h"
 #include "signerctl/verbs.h"
 
 namespace signerctl {
@@ -50,6 +57,20 @@ std::string Counts(const signer::GovernanceState& s) {
 }
 
 std::string SignerName(X509* cert) { return pki::NameToString(X509_get_subject_name(cert)); }
+
+// "client_ip client_port" from SSH_CONNECTION (the fleet's push), or "local".
+std::string SshPeer() {
+  const char* connection = std::getenv("SSH_CONNECTION");
+  if (connection == nullptr || *connection == '\0') return "local";
+  std::string c = connection;
+  std::size_t first = c.find(' ');
+  return base::Printable(c.substr(0, first == std::string::npos ? first : c.find(' ', first + 1)), 64);
+}
+
+std::string RunningAccount() {
+  struct passwd* pw = ::getpwuid(::geteuid());
+  return pw != nullptr ? pw->pw_name : std::to_string(::geteuid());
+}
 
 // --- sign ---------------------------------------------------------------------------------------
 
@@ -151,17 +172,125 @@ struct InstallFlags {
   std::string file;
 };
 
-int Install(const Context& ctx, const InstallFlags& f) {
+void RequireGovernanceFile(const Context& ctx) {
   if (ctx.config.governance_file.empty()) {
     throw Failure(ExitCode::kConfig, "bad-config",
                   (ctx.config_path.empty() ? std::string("the configuration") : ctx.config_path) +
                       " sets no governance_file (and governance_cert): nothing to install into");
   }
-  std::string pem = ReadInputFile(f.file, "document");
-  signer::GovernanceDocument doc = signer::InstallGovernance(ctx.config, pem, ctx.now);
-  Print("installed governance version " + std::to_string(doc.state.version) + " (" + Counts(doc.state) +
-        ") in " + ctx.config.governance_file + ", expires " + base::FormatRfc3339(doc.state.expires) +
-        "; SHA-256 " + doc.sha256 + "\n");
+}
+
+// Every install, done or refused, is a record of the signer's audit log (verb
+// governance-install, outcome installed or install-refused): when the policy changed, to which
+// version, from where.
+void RecordInstall(const Context& ctx, const std::string& outcome, std::uint64_t version, const Failure* failure,
+                   const std::string& message) {
+  if (ctx.config.audit_log.empty()) return;
+  signer::AuditRecord r;
+  r.time = base::FormatRfc3339(ctx.now);
+  r.outcome = outcome;
+  r.verb = "governance-install";
+  r.governance_version = version;
+  r.user = RunningAccount();
+  r.ssh_peer = SshPeer();
+  if (failure != nullptr) {
+    r.exit_code = static_cast<int>(failure->code());
+    r.reason = failure->reason();
+  }
+  r.message = message;
+  signer::AuditLog(ctx.config.audit_log, ctx.config.syslog).Write(r);
+}
+
+// Installs `pem`: the same document again is "already installed" (a push that is repeated, or
+// reaches a host twice, is not a rollback); anything else goes through InstallGovernance.
+std::string InstallDocument(const Context& ctx, const std::string& pem) {
+  RequireGovernanceFile(ctx);
+  try {
+    if (::access(ctx.config.governance_file.c_str(), F_OK) == 0 &&
+        base::ReadFileLimited(ctx.config.governance_file, signer::kMaxGovernanceBytes) == pem) {
+      signer::GovernanceDocument in_force = signer::LoadInstalledGovernance(ctx.config);
+      return "already installed: governance version " + std::to_string(in_force.state.version) + "; SHA-256 " +
+             in_force.sha256;
+    }
+  } catch (const Failure&) {
+    // A damaged or untrusted installed document: the install below says what it finds.
+  }
+  try {
+    signer::GovernanceDocument doc = signer::InstallGovernance(ctx.config, pem, ctx.now);
+    std::string line = "installed governance version " + std::to_string(doc.state.version) + " (" +
+                       Counts(doc.state) + ") in " + ctx.config.governance_file + ", expires " +
+                       base::FormatRfc3339(doc.state.expires) + "; SHA-256 " + doc.sha256;
+    RecordInstall(ctx, "installed", doc.state.version, nullptr, line);
+    return line;
+  } catch (const Failure& f) {
+    try {
+      RecordInstall(ctx, "install-refused", 0, &f, f.what());
+    } catch (const Failure&) {
+      // The refusal is what the operator must see.
+    }
+    throw;
+  }
+}
+
+int Install(const Context& ctx, const InstallFlags& f) {
+  Print(InstallDocument(ctx, ReadInputFile(f.file, "document")) + "\n");
+  return 0;
+}
+
+// --- agent: the forced command of the operators' fleet key ------------------------------------
+
+// SSH_ORIGINAL_COMMAND, strictly: at most 256 bytes of letters, digits, '-', '.', '_' and single
+// spaces; anything else is refused before a word is looked at.
+std::vector<std::string> AgentWords(const char* text) {
+  std::string line = text != nullptr ? text : "";
+  if (line.size() > 256) throw Failure(ExitCode::kUsage, "bad-request", "the request is longer than 256 bytes");
+  std::vector<std::string> words;
+  std::string word;
+  for (char c : line + " ") {
+    if (c == ' ') {
+      if (!word.empty()) words.push_back(std::move(word));
+      word.clear();
+    } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+               c == '_') {
+      word.push_back(c);
+    } else {
+      throw Failure(ExitCode::kUsage, "bad-request",
+                    "the request contains a character that is not allowed (byte " +
+                        std::to_string(static_cast<unsigned char>(c)) + ")");
+    }
+  }
+  return words;
+}
+
+// The valid serials issued to `name` in this host's audit log (audit_log.1 and audit_log).
+nlohmann::ordered_json ValidSerials(const Context& ctx, const std::string& name) {
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+  std::set<std::string> seen;
+  ForEachEntry(AuditFiles(ctx, {}), [&](const signer::AuditEntry& e) {
+    if (e.outcome != "issued" || e.cn != name || !e.not_after || *e.not_after <= ctx.now) return;
+    auto serial = signer::CrlSerial(e.serial);
+    if (!serial || !seen.insert(*serial).second) return;
+    rows.push_back({{"serial", *serial}, {"not_after", base::FormatRfc3339(*e.not_after)}});
+  });
+  return rows;
+}
+
+int Agent(const Context& ctx) {
+  std::vector<std::string> words = AgentWords(std::getenv("SSH_ORIGINAL_COMMAND"));
+  const std::string verb = words.empty() ? "" : words[0];
+  if (verb == "info" && words.size() == 1) {
+    Print(signer::InfoJson(ctx.config, ctx.now) + "\n");
+  } else if (verb == "install" && words.size() == 1) {
+    Print(InstallDocument(ctx, ReadInputFile("-", "document")) + "\n");
+  } else if (verb == "document" && words.size() == 1) {
+    RequireGovernanceFile(ctx);
+    Print(base::ReadFileLimited(ctx.config.governance_file, signer::kMaxGovernanceBytes));
+  } else if (verb == "serials" && words.size() == 2) {
+    Print(ValidSerials(ctx, words[1]).dump() + "\n");
+  } else {
+    throw Failure(ExitCode::kUsage, "unknown-verb",
+                  "unknown request '" + base::Printable(verb, 32) + "' (info, install, document, serials NAME)");
+  }
   return 0;
 }
 
@@ -187,6 +316,10 @@ VerbRun DefineGovernanceShow(CLI::App& cmd) {
                  "Verify it was signed by one of these certificates (default: --config's governance_cert)");
   cmd.add_flag("--json", f->json, "One JSON object: the content, its signer and the document's SHA-256");
   return [f](const Context& ctx) { return Show(ctx, *f); };
+}
+
+VerbRun DefineGovernanceAgent(CLI::App&) {
+  return [](const Context& ctx) { return Agent(ctx); };
 }
 
 VerbRun DefineGovernanceInstall(CLI::App& cmd) {

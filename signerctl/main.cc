@@ -35,6 +35,9 @@ constexpr const char* kDescription =
     "  etcd-signerctl governance sign --module SO --key URI --pin-file F --cert CERT --state STATE.toml\n"
     "      --out FILE [--previous FILE] | governance show FILE [--cert CERT] [--json]\n"
     "  etcd-signerctl [--config signer.toml] governance install FILE\n"
+    "  etcd-signerctl fleet push --fleet FLEET.toml FILE | fleet status --fleet FLEET.toml [--json]\n"
+    "  etcd-signerctl fleet deny-master --fleet FLEET.toml NAME [--reason R] --governance-key URI --pin-file F\n"
+    "      --cert CERT --out FILE | fleet allow-master ... NAME --key SHA256\n"
     "\n"
     "Without FILE arguments, list/report/metrics read the config's audit_log and, if present, its\n"
     "rotated predecessor audit_log.1. Exit codes: 0 ok, 64 usage, 65 the chain is broken (one "
@@ -61,7 +64,8 @@ struct Group {
 };
 
 const Group kGroups[] = {{"audit", "Audit log: verify, list, report"},
-                         {"governance", "The fleet's signed governance document: sign, show, install"}};
+                         {"governance", "The fleet's signed governance document: sign, show, install"},
+                         {"fleet", "Every signer host and etcd member at once, over SSH: push, status, the incident"}};
 
 const Command kCommands[] = {
     {"audit", "verify", "Verify the hash chain of audit log files (oldest first)", ConfigFile::kIfGiven,
@@ -88,6 +92,17 @@ const Command kCommands[] = {
      DefineGovernanceShow},
     {"governance", "install", "Verify and install a governance document on this signer host (never older)",
      ConfigFile::kSignerDefault, DefineGovernanceInstall},
+    {"governance", "agent",
+     "Forced command for the operators' fleet key: SSH_ORIGINAL_COMMAND info | install (stdin) | document | "
+     "serials NAME",
+     ConfigFile::kSignerDefault, DefineGovernanceAgent},
+    {"fleet", "push", "Install a governance document on every signer host", ConfigFile::kIfGiven, DefineFleetPush},
+    {"fleet", "status", "One table of every signer host's governance version, audit head, CA and software; exit 1 "
+     "on any disagreement, near expiry or unreachable host", ConfigFile::kIfGiven, DefineFleetStatus},
+    {"fleet", "deny-master", "The incident: deny NAME and revoke its valid serials in the next version, push it, "
+     "have every member fetch the CRL, and prove it", ConfigFile::kIfGiven, DefineFleetDenyMaster},
+    {"fleet", "allow-master", "Approve a rebuilt master's new key and lift its denial in the next version, and push it",
+     ConfigFile::kIfGiven, DefineFleetAllowMaster},
 };
 
 struct GlobalFlags {

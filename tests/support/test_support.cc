@@ -326,7 +326,7 @@ void GiveToSigner(const std::string& path) {
   }
 }
 
-SshServer::SshServer(const std::string& dir) : dir_(dir) {
+SshServer::SshServer(const std::string& dir, const std::string& user) : dir_(dir), user_(user) {
   port_ = FreePort();
   RunResult r = Run({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", dir_ + "/host_key"});
   if (r.exit_code != 0) throw std::runtime_error("ssh-keygen failed: " + r.err);
@@ -367,12 +367,14 @@ void SshServer::Start() {
   // signer writes (audit log, its lock, the token lock) belong to the signer account, as on a real
   // signer host. The directory itself stays root's: the requesters of these tests keep their keys
   // in it, and a requester refuses a key directory owned by another user (#17).
-  for (const auto& [name, mode] : std::vector<std::pair<std::string, unsigned>>{
-           {"audit.log", 0640}, {"audit.log.lock", 0600}, {"token.lock", 0600}}) {
-    std::string path = dir_ + "/" + name;
-    if (::access(path.c_str(), F_OK) != 0) WriteFile(path, "", mode);
+  if (user_.empty()) {
+    for (const auto& [name, mode] : std::vector<std::pair<std::string, unsigned>>{
+             {"audit.log", 0640}, {"audit.log.lock", 0600}, {"token.lock", 0600}}) {
+      std::string path = dir_ + "/" + name;
+      if (::access(path.c_str(), F_OK) != 0) WriteFile(path, "", mode);
+    }
+    GiveToSigner(dir_);
   }
-  GiveToSigner(dir_);
   ::chown(dir_.c_str(), 0, 0);
   ::chmod(dir_.c_str(), 0755);
   // Older OpenSSH (Debian 12's 9.2) does not know PerSourcePenalties; drop it if refused.
@@ -393,7 +395,7 @@ void SshServer::Start() {
 
 void SshServer::Stop() { sshd_.reset(); }
 
-std::string SshServer::user() const { return SignerUser(); }
+std::string SshServer::user() const { return user_.empty() ? SignerUser() : user_; }
 
 RunResult SshServer::Ssh(const std::string& key, const std::string& command,
                          const std::string& input, std::chrono::milliseconds timeout) {

@@ -110,7 +110,9 @@ void GiveToSigner(const std::string& path);
 // in as SignerUser(). Keys are added with forced commands exactly as an operator would write them.
 class SshServer {
  public:
-  explicit SshServer(const std::string& dir);
+  // `user`: the account keys log into (default: SignerUser()); "root" for an operators' admin
+  // channel (PermitRootLogin forced-commands-only), whose directory is then left root's.
+  explicit SshServer(const std::string& dir, const std::string& user = "");
   ~SshServer();
   // Makes a new ed25519 client key pair DIR/<name> (+ .pub); returns the private key path.
   std::string NewClientKey(const std::string& name);
@@ -128,6 +130,7 @@ class SshServer {
 
  private:
   std::string dir_;
+  std::string user_;
   int port_ = 0;
   std::string known_hosts_;
   std::unique_ptr<Process> sshd_;

@@ -71,6 +71,10 @@ struct GovernanceState {
 // are Failure(kDataErr, "governance-invalid", "FILE: ...").
 GovernanceState ParseGovernanceToml(std::string_view text, const std::string& file);
 
+// `state` as STATE.toml (what `fleet deny-master` leaves beside the document it signs, for the
+// operators' configuration management); ParseGovernanceToml reads it back to the same state.
+std::string EncodeGovernanceToml(const GovernanceState& state);
+
 // The canonical content (what is signed), and its strict decoding.
 std::string EncodeGovernanceContent(const GovernanceState& state);
 GovernanceState DecodeGovernanceContent(std::string_view content, const std::string& file);

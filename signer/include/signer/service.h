@@ -41,6 +41,11 @@ struct Environment {
   std::function<void(const std::string& stage)> at_stage;
 };
 
+// The `info` answer (protocol.md §2): one JSON object, the signer's version, limits and clock,
+// the bound identity and whether it is denied, the governance document in force (#29) and the
+// audit chain's head — what `diagnose` and `etcd-signerctl fleet status` read.
+std::string InfoJson(const SignerConfig& config, pki::TimePoint now);
+
 // Reads at most kMaxInputBytes from `fd` within `timeout`. Failure(kDataErr): "oversize",
 // "input-timeout".
 std::string ReadInput(int fd, std::chrono::milliseconds timeout);

@@ -36,5 +36,14 @@ VerbRun DefineSerials(CLI::App& cmd);
 VerbRun DefineGovernanceSign(CLI::App& cmd);
 VerbRun DefineGovernanceShow(CLI::App& cmd);
 VerbRun DefineGovernanceInstall(CLI::App& cmd);
+// The forced command of the operators' fleet key on a signer host: SSH_ORIGINAL_COMMAND is
+// `info`, `install` (the document on stdin), `document` or `serials NAME`.
+VerbRun DefineGovernanceAgent(CLI::App& cmd);
+
+// fleet.cc: `fleet push`, `fleet status`, `fleet deny-master`, `fleet allow-master` (#29).
+VerbRun DefineFleetPush(CLI::App& cmd);
+VerbRun DefineFleetStatus(CLI::App& cmd);
+VerbRun DefineFleetDenyMaster(CLI::App& cmd);
+VerbRun DefineFleetAllowMaster(CLI::App& cmd);
 
 }  // namespace signerctl
