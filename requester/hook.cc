@@ -22,7 +22,10 @@ namespace requester {
 // ignored SIGPIPE or SIGINT is inherited across exec otherwise).
 void RunHook(const RequesterConfig& c, const RequesterEnv& env) {
   if (c.post_renew_hook.empty()) return;
-  std::vector<std::string> argv = c.post_renew_hook;
+  RunOperatorProgram(c.post_renew_hook, env, "post-renew hook");
+}
+
+bool RunOperatorProgram(std::vector<std::string> argv, const RequesterEnv& env, const std::string& what) {
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());
   cargv.push_back(nullptr);
@@ -43,22 +46,24 @@ void RunHook(const RequesterConfig& c, const RequesterEnv& env) {
   posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) {
-    Log(env, "post-renew hook '" + argv[0] + "' could not start: " + std::strerror(rc));
-    return;
+    Log(env, what + " '" + argv[0] + "' could not start: " + std::strerror(rc));
+    return false;
   }
   int status = 0;
   for (int i = 0; i < 600; ++i) {  // 60 s
     if (::waitpid(pid, &status, WNOHANG) == pid) {
       if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        Log(env, "post-renew hook '" + argv[0] + "' failed (status " + std::to_string(status) + ")");
+        Log(env, what + " '" + argv[0] + "' failed (status " + std::to_string(status) + ")");
+        return false;
       }
-      return;
+      return true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   ::kill(pid, SIGKILL);
   ::waitpid(pid, &status, 0);
-  Log(env, "post-renew hook '" + argv[0] + "' took longer than 60s and was killed");
+  Log(env, what + " '" + argv[0] + "' took longer than 60s and was killed");
+  return false;
 }
 
 }  // namespace requester

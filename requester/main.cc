@@ -2,6 +2,7 @@
 // etcd-requester: keeps this master's etcd client certificate valid. A table of verbs, each a small
 // function over the library (requester.h); the flags every verb shares are Flags.
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -9,6 +10,7 @@
 #include "base/deadline.h"
 #include "base/failure.h"
 #include "base/program.h"
+#include "base/text.h"
 #include "requester/certmonger.h"
 #include "requester/config.h"
 #include "requester/forward.h"
@@ -158,6 +160,38 @@ VerbRun DefineCrl(CLI::App& cmd) {
     RequireSigner(config);
     std::printf("%s\n", requester::FetchCrl(config, requester::RequesterEnv{}).c_str());
     return 0;
+  });
+}
+
+// The forced command of the operators' fleet key on an etcd member (#29): SSH_ORIGINAL_COMMAND
+// `crl` fetches the fleet's CRL (as `crl`), `restart-etcd` runs --restart-command (no shell), so
+// that `etcd-signerctl fleet deny-master` can drop established connections member by member.
+VerbRun DefineMemberAgent(CLI::App& cmd) {
+  auto restart = std::make_shared<std::vector<std::string>>();
+  cmd.add_option("--restart-command", *restart, "Program and arguments that restart this member's etcd (no shell)")
+      ->expected(1, 64)
+      ->allow_extra_args(false);
+  return OneShotVerb(cmd, [restart](const RequesterConfig& config) {
+    const char* original = std::getenv("SSH_ORIGINAL_COMMAND");
+    std::string request = original != nullptr ? original : "";
+    if (request == "crl") {
+      RequireSigner(config);
+      std::printf("%s\n", requester::FetchCrl(config, requester::RequesterEnv{}).c_str());
+      return 0;
+    }
+    if (request == "restart-etcd") {
+      if (restart->empty()) {
+        throw base::Failure(base::ExitCode::kUnavailable, "no-restart-command",
+                            "this member's agent has no --restart-command: restart etcd by hand");
+      }
+      if (!requester::RunOperatorProgram(*restart, requester::RequesterEnv{}, "restart command")) {
+        throw base::Failure(base::ExitCode::kUnavailable, "restart-failed", "the restart command failed (see above)");
+      }
+      std::printf("restarted etcd: %s\n", (*restart)[0].c_str());
+      return 0;
+    }
+    throw base::Failure(base::ExitCode::kUsage, "unknown-verb",
+                        "unknown request '" + base::Printable(request, 32) + "' (crl or restart-etcd)");
   });
 }
 
@@ -355,6 +389,9 @@ const Command kCommands[] = {
      "Fetch the fleet's CRL from a signer (crl verb), verify it against the pinned trust and replace crl_file "
      "(etcd's --client-crl-file) when its cRLNumber is higher",
      DefineCrl},
+    {"member-agent",
+     "Forced command of the operators' fleet key on an etcd member: SSH_ORIGINAL_COMMAND crl | restart-etcd",
+     DefineMemberAgent},
     {"ca", "Fetch the signer's CA bundle: print it, or compare it with --ca-bundle (replaced only with --accept-sha256)",
      DefineCa},
     {"forward",

@@ -4,9 +4,18 @@
 // the forced command of the operators' fleet key), the hosts compared, and the incident of a
 // compromised master as one command: next version (identity denied, every valid serial of it on
 // any host revoked), pushed, the CRL fetched by every etcd member, and proven.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <thread>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -27,6 +36,8 @@
 #include "signer/governance.h"
 #include "signerctl/verbs.h"
 
+extern char** environ;
+
 namespace signerctl {
 namespace {
 
@@ -38,7 +49,17 @@ using Clock = std::chrono::steady_clock;
 
 struct FleetHost {
   std::string name;
-  std::string ssh;  // USER@HOST[:PORT]
+  std::string ssh;       // USER@HOST[:PORT]
+  std::string endpoint;  // members: https://HOST:PORT, for the health check after a restart
+};
+
+// The operators' access to etcd's own authentication (RBAC with the client certificate's CN as
+// the user name): the incident revokes the denied master's role.
+struct EtcdAdmin {
+  std::vector<std::string> endpoints;
+  std::string cacert, cert, key;  // etcd's server CA; the operators' root user's certificate and key
+  std::string role;               // the masters' narrow role (e.g. kube-apiserver)
+  std::string etcdctl = "/usr/bin/etcdctl";
 };
 
 struct Fleet {
@@ -52,6 +73,7 @@ struct Fleet {
   // Members: SSH targets whose forced command is `etcd-requester crl --config ...` (it fetches the
   // fleet's CRL for etcd's --client-crl-file and says its cRLNumber).
   std::vector<FleetHost> members;
+  std::optional<EtcdAdmin> etcd;
 };
 
 [[noreturn]] void BadFleet(const std::string& file, const std::string& why) {
@@ -65,21 +87,28 @@ std::vector<FleetHost> Hosts(const toml::node& node, const std::string& file, co
     if (!value.is_table()) BadFleet(file, "[" + table + "." + std::string(name.str()) + "] must be a table");
     const toml::table& t = *value.as_table();
     for (const auto& [key, v] : t) {
-      if (key.str() != "ssh") BadFleet(file, table + "." + std::string(name.str()) + ": unknown key '" + std::string(key.str()) + "'");
+      bool known = key.str() == "ssh" || (table == "members" && key.str() == "endpoint");
+      if (!known) BadFleet(file, table + "." + std::string(name.str()) + ": unknown key '" + std::string(key.str()) + "'");
     }
     auto ssh = t["ssh"].value<std::string>();
     if (!ssh) BadFleet(file, table + "." + std::string(name.str()) + " needs ssh = \"USER@HOST[:PORT]\"");
     requester::ParseServer(*ssh);
-    hosts.push_back({std::string(name.str()), *ssh});
+    hosts.push_back({std::string(name.str()), *ssh, t["endpoint"].value_or(std::string())});
   }
   return hosts;
 }
 
 Fleet LoadFleet(const std::string& file) {
   if (file.empty()) throw Failure(ExitCode::kUsage, "usage", "fleet needs --fleet FILE");
+  std::string text;
+  try {
+    text = base::ReadFileLimited(file, 1 << 20);
+  } catch (const Failure& f) {
+    throw Failure(ExitCode::kConfig, "bad-fleet", std::string("cannot read the fleet file: ") + f.what());
+  }
   toml::table t;
   try {
-    t = toml::parse_file(file);
+    t = toml::parse(text, file);
   } catch (const toml::parse_error& e) {
     BadFleet(file, "line " + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
   }
@@ -91,17 +120,17 @@ Fleet LoadFleet(const std::string& file) {
     return *n->value<std::string>();
   };
   auto duration = [&](const char* key, base::Seconds fallback) {
-    std::string text = str(key);
-    if (text.empty()) return fallback;
+    std::string value = str(key);
+    if (value.empty()) return fallback;
     try {
-      return base::ParseDuration(text);
+      return base::ParseDuration(value);
     } catch (const Failure& e) {
       BadFleet(file, std::string(key) + ": " + e.what());
     }
   };
   for (const auto& [key, value] : t) {
     static const std::set<std::string_view> known = {"ssh_key", "known_hosts", "module", "pin_file", "warning",
-                                                     "connect_timeout", "signers", "members"};
+                                                     "connect_timeout", "signers", "members", "etcd"};
     if (known.count(key.str()) == 0) BadFleet(file, "unknown key '" + std::string(key.str()) + "'");
   }
   f.ssh_key = str("ssh_key");
@@ -114,6 +143,29 @@ Fleet LoadFleet(const std::string& file) {
   if (const toml::node* n = t.get("signers")) f.signers = Hosts(*n, file, "signers");
   if (const toml::node* n = t.get("members")) f.members = Hosts(*n, file, "members");
   if (f.signers.empty()) BadFleet(file, "no [signers.NAME]");
+  if (const toml::node* n = t.get("etcd")) {
+    if (!n->is_table()) BadFleet(file, "[etcd] must be a table");
+    const toml::table& e = *n->as_table();
+    EtcdAdmin admin;
+    for (const auto& [key, v] : e) {
+      std::string k(key.str());
+      if (k == "endpoints" && v.is_array()) {
+        for (const auto& item : *v.as_array()) {
+          if (!item.is_string()) BadFleet(file, "etcd.endpoints must be strings");
+          admin.endpoints.push_back(*item.value<std::string>());
+        }
+      } else if (v.is_string() && (k == "cacert" || k == "cert" || k == "key" || k == "role" || k == "etcdctl")) {
+        std::string value = *v.value<std::string>();
+        (k == "cacert" ? admin.cacert : k == "cert" ? admin.cert : k == "key" ? admin.key : k == "role" ? admin.role : admin.etcdctl) = value;
+      } else {
+        BadFleet(file, "etcd: unknown or mistyped key '" + k + "'");
+      }
+    }
+    if (admin.endpoints.empty() || admin.cacert.empty() || admin.cert.empty() || admin.key.empty() || admin.role.empty()) {
+      BadFleet(file, "[etcd] needs endpoints, cacert, cert, key (the operators' root user) and role (the masters' role)");
+    }
+    f.etcd = admin;
+  }
   return f;
 }
 
@@ -158,6 +210,130 @@ std::string Seconds(Clock::duration d) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1fs", std::chrono::duration<double>(d).count());
   return buf;
+}
+
+// --- etcd: the operators' etcdctl -----------------------------------------------------------------
+
+struct ProgramResult {
+  int status = -1;  // the exit status; -1 when it could not run or was killed at the timeout
+  std::string output;
+};
+
+// `argv` (no shell), stdout and stderr together (at most 64 KiB kept), at most `timeout`.
+ProgramResult RunCaptured(const std::vector<std::string>& argv, std::chrono::seconds timeout) {
+  ProgramResult result;
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return result;
+  std::vector<char*> cargv;
+  std::vector<std::string> words = argv;
+  for (auto& w : words) cargv.push_back(w.data());
+  cargv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, cargv[0], &actions, nullptr, cargv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[1]);
+  if (rc != 0) {
+    ::close(fds[0]);
+    result.output = argv[0] + ": " + std::strerror(rc);
+    return result;
+  }
+  auto until = Clock::now() + timeout;
+  char buf[4096];
+  bool timed_out = false;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+    if (left <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd p{fds[0], POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+    ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n <= 0) break;
+    if (result.output.size() < 65536) result.output.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fds[0]);
+  if (timed_out) ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!timed_out && WIFEXITED(status)) result.status = WEXITSTATUS(status);
+  return result;
+}
+
+ProgramResult EtcdCtl(const EtcdAdmin& admin, const std::vector<std::string>& endpoints, std::vector<std::string> args) {
+  std::string joined;
+  for (const auto& e : endpoints) joined += (joined.empty() ? "" : ",") + e;
+  std::vector<std::string> argv{admin.etcdctl, "--endpoints", joined,  "--cacert",       admin.cacert,       "--cert",
+                                admin.cert,    "--key",       admin.key, "--dial-timeout", "3s", "--command-timeout", "5s"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCaptured(argv, std::chrono::seconds(30));
+}
+
+std::string FirstLine(const std::string& text) {
+  std::string line = text.substr(0, text.find('\n'));
+  return base::Printable(line, 200);
+}
+
+// Step 5 of the incident: etcd's own authorization. The master's role is revoked, so the next
+// request on a connection it already holds is refused (permission denied); its watch streams and
+// lease keep-alives are not, which the restart of step 6 ends.
+bool RevokeEtcdRole(const Fleet& fleet, const std::string& name, std::string& report) {
+  if (!fleet.etcd) {
+    report += "  etcd authentication is not configured ([etcd] in the fleet file): a connection " + name +
+              " already holds keeps its rights until it drops (SECURITY.md)\n";
+    return true;
+  }
+  ProgramResult r = EtcdCtl(*fleet.etcd, fleet.etcd->endpoints, {"user", "revoke-role", name, fleet.etcd->role});
+  bool had_none = r.output.find("role is not granted") != std::string::npos ||
+                  r.output.find("user name not found") != std::string::npos;
+  report += "  etcd: " + (r.status == 0 ? "revoked role " + fleet.etcd->role + " from user " + name
+                          : had_none    ? "user " + name + " holds no role " + fleet.etcd->role
+                                        : "could NOT revoke role " + fleet.etcd->role + ": " + FirstLine(r.output)) +
+            "\n";
+  return r.status == 0 || had_none;
+}
+
+// Step 6: established streams end only when the member restarts; one member at a time, each
+// healthy again before the next, so the cluster keeps its quorum.
+bool RestartMembers(const Fleet& fleet, std::string& report) {
+  bool any = false, all = true;
+  for (const FleetHost& member : fleet.members) {
+    if (member.endpoint.empty()) continue;
+    any = true;
+    if (!fleet.etcd) {
+      report += "  member " + member.name + ": not restarted: its health cannot be checked without [etcd] credentials\n";
+      all = false;
+      continue;
+    }
+    auto started = Clock::now();
+    HostAnswer a = Ask(fleet, member, "restart-etcd");
+    if (a.exit_status != 0) {
+      report += "  member " + member.name + ": restart FAILED: " + a.line + "\n";
+      all = false;
+      break;  // never take a second member down while one may be down
+    }
+    bool healthy = false;
+    for (auto until = Clock::now() + std::chrono::seconds(60); !healthy && Clock::now() < until;) {
+      healthy = EtcdCtl(*fleet.etcd, {member.endpoint}, {"endpoint", "health"}).status == 0;
+      if (!healthy) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    report += "  member " + member.name + ": restarted, " + (healthy ? "healthy" : "NOT healthy after 60s") + " (" +
+              Seconds(Clock::now() - started) + ")\n";
+    if (!healthy) {
+      all = false;
+      break;
+    }
+  }
+  if (!any) {
+    report += "  remaining step: restart each etcd member, one at a time with `etcdctl endpoint health` between "
+              "(no member has an endpoint in the fleet file): a CRL and a revoked role do not end watch streams "
+              "and lease keep-alives opened before\n";
+  }
+  return all;
 }
 
 // --- push ---------------------------------------------------------------------------------------
@@ -441,6 +617,12 @@ int RunDenyMaster(const Context& ctx, const DenyFlags& f) {
   bool members = MembersHold(fleet, next.version, report);
   step("4. CRL on " + std::to_string(fleet.members.size()) + " etcd members", t);
   t = Clock::now();
+  bool role = RevokeEtcdRole(fleet, f.name, report);
+  step("5. etcd role of " + f.name, t);
+  t = Clock::now();
+  bool restarted = RestartMembers(fleet, report);
+  step("6. established connections dropped (rolling restart)", t);
+  t = Clock::now();
   std::vector<HostStatus> hosts = CollectStatus(fleet);
   bool agree = true;
   for (const HostStatus& h : hosts) {
@@ -448,8 +630,8 @@ int RunDenyMaster(const Context& ctx, const DenyFlags& f) {
     agree = agree && has;
     report += "  " + h.name + ": " + (has ? "reports version " + std::to_string(next.version) : "does NOT report it") + "\n";
   }
-  step("5. every signer host reports version " + std::to_string(next.version), t);
-  bool ok = pushed.all_installed && members && agree && all_logs;
+  step("7. every signer host reports version " + std::to_string(next.version), t);
+  bool ok = pushed.all_installed && members && agree && all_logs && role && restarted;
   report += std::string(ok ? "done" : "INCOMPLETE") + ": " + f.name + " cut off in " + Seconds(Clock::now() - started) +
             (ok ? "" : " — repeat the command, or the failed steps by hand (operator-guide.md §8)") + "\n";
   Print(report);

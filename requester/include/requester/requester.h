@@ -124,6 +124,9 @@ RequestOutcome Attempt(const RequesterConfig& config, const RequesterEnv& env, b
 // Runs config.post_renew_hook (no shell, a clean child: see hook.cc), waits up to 60 s; a failing
 // hook is logged, never thrown.
 void RunHook(const RequesterConfig& config, const RequesterEnv& env);
+// The operator's program `argv` (no shell), as the hook runs: at most 60 s, then killed. True when
+// it exited 0; otherwise what happened is logged, naming it `what`.
+bool RunOperatorProgram(std::vector<std::string> argv, const RequesterEnv& env, const std::string& what);
 
 // renew: like request, but only when due (or `force`), and never creates a key.
 RequestOutcome Renew(const RequesterConfig& config, const RequesterEnv& env, bool force);

@@ -43,6 +43,17 @@ void EtcdServer::Start(const std::string& client_ca_bundle, const std::string& c
       "--cert-file", dir_ + "/server.pem", "--key-file", dir_ + "/server.key",
       "--client-cert-auth", "--trusted-ca-file", client_ca_bundle, "--log-level", log_level_};
   if (!client_crl_file.empty()) args.insert(args.end(), {"--client-crl-file", client_crl_file});
+  if (supervised_) {
+    // The words are paths and flags without blanks or quotes.
+    std::string command;
+    for (const auto& a : args) command += (command.empty() ? "" : " ") + a;
+    WriteFile(dir_ + "/run-etcd.sh",
+              "trap 'kill -TERM $pid 2>/dev/null; wait $pid; exit 0' TERM INT\nwhile :; do\n  " + command +
+                  " >> " + dir_ + "/etcd.log 2>&1 &\n  pid=$!\n  echo $pid > " + dir_ + "/etcd.pid\n  wait $pid\ndone\n");
+    WriteFile(restart_script(), "kill -TERM $(cat " + dir_ + "/etcd.pid)\n", 0755);
+    ::unlink((dir_ + "/etcd.pid").c_str());
+    args = {"/bin/sh", dir_ + "/run-etcd.sh"};
+  }
   etcd_ = std::make_unique<Process>(
       args, std::map<std::string, std::string>{}, dir_ + "/etcd.log");
   if (!WaitForPort(client_port_, std::chrono::seconds(20))) {
@@ -51,6 +62,13 @@ void EtcdServer::Start(const std::string& client_ca_bundle, const std::string& c
 }
 
 void EtcdServer::Stop() { etcd_.reset(); }
+
+int EtcdServer::pid() const {
+  if (!etcd_) return -1;
+  if (!supervised_) return etcd_->pid();
+  std::string text = ReadFile(dir_ + "/etcd.pid");
+  return text.empty() ? -1 : std::stoi(text);
+}
 
 RunResult EtcdServer::Ctl(const std::string& cert, const std::string& key,
                           const std::vector<std::string>& args) const {

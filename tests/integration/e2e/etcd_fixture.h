@@ -19,7 +19,12 @@ class EtcdServer {
   // `client_crl_file` is given, refusing the serials it lists (--client-crl-file).
   void Start(const std::string& client_ca_bundle, const std::string& client_crl_file = "");
   // The running etcd's pid (-1 when stopped): a test can show etcd was never restarted.
-  int pid() const { return etcd_ ? etcd_->pid() : -1; }
+  int pid() const;
+  // For the next Start(): etcd runs under a shell loop that starts it again whenever it exits, as
+  // systemd's Restart=always would; restart_script() is a program that makes it restart (what an
+  // operator's `systemctl restart etcd` does).
+  void set_supervised(bool supervised) { supervised_ = supervised; }
+  std::string restart_script() const { return dir_ + "/restart-etcd.sh"; }
   bool Running() { return etcd_ && etcd_->Running(); }
   // For the next Start(): "warn" by default; "info" also logs each rejected connection and why.
   void set_log_level(const std::string& level) { log_level_ = level; }
@@ -36,6 +41,7 @@ class EtcdServer {
   int client_port_ = 0;
   int peer_port_ = 0;
   std::string log_level_ = "warn";
+  bool supervised_ = false;
   std::unique_ptr<Process> etcd_;
 };
 

@@ -3,12 +3,16 @@
 // own signer accounts' tokens and intermediates under one root), a governance token the signer
 // accounts cannot use, an operators' admin channel per host (root, forced command
 // `etcd-signerctl governance agent`), and an etcd member with --client-crl-file that fetches the
-// fleet's CRL itself (its admin channel's forced command is `etcd-requester crl`).
+// fleet's CRL itself and can be restarted (its admin channel's forced command is
+// `etcd-requester member-agent`). etcd runs with its own authentication as the guide sets it up:
+// one user per master CN holding only the narrow kube-apiserver role (readwrite on /registry/),
+// root held by the operators' own certificate from a CA of theirs.
 //
 // The incident: kubemaster-1 holds a certificate from the SECOND host. `etcd-signerctl fleet
 // deny-master kubemaster-1` makes the next version, pushes it, has the member fetch the CRL and
 // proves it; then both hosts refuse kubemaster-1, etcd refuses its certificate on new connections,
-// and kubemaster-2 carries on — in well under 60 s. Also: `fleet status` exits 1 while one host
+// the watch stream it opened before the incident sees no more writes (its role revoked, the member
+// restarted), and kubemaster-2 carries on — in well under 60 s. Also: `fleet status` exits 1 while one host
 // has an older version and names an unreachable host; `fleet push` names a host it cannot reach.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -89,9 +93,10 @@ class Fleet : public ::testing::Test {
             "--cert", governance_->ca_cert, "--out", dir_ / out};
   }
 
-  bool Works(const std::string& name) {
-    return etcd_->Ctl(dir_ / (name + ".pem"), dir_ / (name + ".key"), {"put", "/fleet/" + name, "x"}).exit_code == 0;
+  bool Works(const std::string& name, const std::string& value = "x") {
+    return etcd_->Ctl(dir_ / (name + ".pem"), dir_ / (name + ".key"), {"put", "/registry/" + name, value}).exit_code == 0;
   }
+  RunResult Admin(const std::vector<std::string>& args) { return etcd_->Ctl(dir_ / "admin-root.pem", dir_ / "admin-root.key", args); }
 
   TempDir dir_;
   std::unique_ptr<CaToken> root_, governance_;
@@ -136,19 +141,23 @@ TEST_F(Fleet, DenyMasterCutsAMasterOffEveryHostAndEveryMemberInOneCommand) {
   const std::string crl_file = dir_ / "etcd/client-crl.pem";
   std::vector<std::string> member_fetch = RequesterArgs("crl", "etcd-1", member_key);
   member_fetch.insert(member_fetch.end(), {"--crl-file", crl_file});
+  etcd_ = std::make_unique<EtcdServer>(dir_ / "etcd");
+  etcd_->set_supervised(true);
+  std::vector<std::string> agent = RequesterArgs("member-agent", "etcd-1", member_key);
+  agent.insert(agent.end(), {"--crl-file", crl_file, "--restart-command", "/bin/sh", etcd_->restart_script()});
   std::string forced;
-  for (const auto& word : member_fetch) forced += (forced.empty() ? "" : " ") + word;
+  for (const auto& word : agent) forced += (forced.empty() ? "" : " ") + word;
   member_admin_->Authorize(dir_ / "fleet-key", forced);
   member_admin_->Start();
   WriteFile(dir_ / "known_hosts", ReadFile(a_.d->ssh.known_hosts()) + ReadFile(b_.d->ssh.known_hosts()) +
                                       ReadFile(a_.admin->known_hosts()) + ReadFile(b_.admin->known_hosts()) +
                                       ReadFile(member_admin_->known_hosts()));
-  WriteFile(dir_ / "fleet.toml", "ssh_key = \"" + (dir_ / "fleet-key") + "\"\nknown_hosts = \"" + (dir_ / "known_hosts") +
-                                     "\"\nconnect_timeout = \"3s\"\n[signers.signer-a]\nssh = \"root@127.0.0.1:" +
-                                     std::to_string(a_.admin->port()) + "\"\n[signers.signer-b]\nssh = \"root@127.0.0.1:" +
-                                     std::to_string(b_.admin->port()) + "\"\n[members.etcd-1]\nssh = \"root@127.0.0.1:" +
-                                     std::to_string(member_admin_->port()) + "\"\n");
 
+  const std::string signers = "ssh_key = \"" + (dir_ / "fleet-key") + "\"\nknown_hosts = \"" + (dir_ / "known_hosts") +
+                              "\"\nconnect_timeout = \"3s\"\n[signers.signer-a]\nssh = \"root@127.0.0.1:" +
+                              std::to_string(a_.admin->port()) + "\"\n[signers.signer-b]\nssh = \"root@127.0.0.1:" +
+                              std::to_string(b_.admin->port()) + "\"\n";
+  WriteFile(dir_ / "fleet.toml", signers);
   // Version 1 everywhere, then the member's first CRL, then etcd with it.
   ASSERT_EQ(SignState("v1", "expires = \"" + UtcIn(30 * 86400) + "\"\n").exit_code, 0);
   RunResult push = Ctl({"fleet", "push", "--fleet", dir_ / "fleet.toml", dir_ / "v1.cms"});
@@ -163,10 +172,45 @@ TEST_F(Fleet, DenyMasterCutsAMasterOffEveryHostAndEveryMemberInOneCommand) {
     ASSERT_EQ(r.exit_code, 0) << name << ": " << r.err;
   }
   EXPECT_NE(ReadFile(b_.d->dir + "/audit.log").find("\"cn\":\"kubemaster-1\""), std::string::npos);
-  etcd_ = std::make_unique<EtcdServer>(dir_ / "etcd");
-  etcd_->Start(root_cert_, crl_file);
+  // The operators' etcd root: a certificate (CN=root) from a CA of their own, which etcd trusts
+  // besides the masters' root.
+  ASSERT_EQ(OpenSsl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                     dir_ / "admin-ca.key", "-out", dir_ / "admin-ca.pem", "-days", "2", "-subj", "/CN=etcd operators CA"})
+                .exit_code,
+            0);
+  ASSERT_EQ(OpenSsl({"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                     dir_ / "admin-root.key", "-out", dir_ / "admin-root.csr", "-subj", "/CN=root"})
+                .exit_code,
+            0);
+  WriteFile(dir_ / "admin.ext", "extendedKeyUsage=clientAuth\n");
+  ASSERT_EQ(OpenSsl({"x509", "-req", "-in", dir_ / "admin-root.csr", "-CA", dir_ / "admin-ca.pem", "-CAkey",
+                     dir_ / "admin-ca.key", "-CAcreateserial", "-days", "2", "-extfile", dir_ / "admin.ext", "-out",
+                     dir_ / "admin-root.pem"})
+                .exit_code,
+            0);
+  WriteFile(dir_ / "etcd-client-cas.pem", ReadFile(root_cert_) + ReadFile(dir_ / "admin-ca.pem"));
+  etcd_->Start(dir_ / "etcd-client-cas.pem", crl_file);
+  for (const std::vector<std::string>& step : std::vector<std::vector<std::string>>{
+           {"user", "add", "root", "--no-password"},
+           {"role", "add", "kube-apiserver"},
+           {"role", "grant-permission", "kube-apiserver", "--prefix=true", "readwrite", "/registry/"},
+           {"user", "add", "kubemaster-1", "--no-password"},
+           {"user", "grant-role", "kubemaster-1", "kube-apiserver"},
+           {"user", "add", "kubemaster-2", "--no-password"},
+           {"user", "grant-role", "kubemaster-2", "kube-apiserver"},
+           {"auth", "enable"}}) {
+    RunResult r = Admin(step);
+    ASSERT_EQ(r.exit_code, 0) << step[0] << " " << step[1] << ": " << r.err << r.out;
+  }
   EXPECT_TRUE(Works("kubemaster-1"));
   EXPECT_TRUE(Works("kubemaster-2"));
+  EXPECT_NE(etcd_->Ctl(dir_ / "kubemaster-1.pem", dir_ / "kubemaster-1.key", {"put", "/other", "x"}).exit_code, 0)
+      << "the narrow role allows /registry/ only";
+  WriteFile(dir_ / "fleet.toml",
+            signers + "[members.etcd-1]\nssh = \"root@127.0.0.1:" + std::to_string(member_admin_->port()) +
+                "\"\nendpoint = \"https://127.0.0.1:" + std::to_string(etcd_->port()) + "\"\n[etcd]\nendpoints = [\"https://127.0.0.1:" +
+                std::to_string(etcd_->port()) + "\"]\ncacert = \"" + (dir_ / "etcd/server-ca.pem") + "\"\ncert = \"" +
+                (dir_ / "admin-root.pem") + "\"\nkey = \"" + (dir_ / "admin-root.key") + "\"\nrole = \"kube-apiserver\"\n");
 
   // fleet status: all agree (exit 0); one host a version ahead (exit 1); one unreachable (exit 1).
   RunResult agreed = Ctl({"fleet", "status", "--fleet", dir_ / "fleet.toml"});
@@ -192,6 +236,19 @@ TEST_F(Fleet, DenyMasterCutsAMasterOffEveryHostAndEveryMemberInOneCommand) {
   EXPECT_NE(half.out.find("signer-a: already installed: governance version 2"), std::string::npos) << half.out;
   EXPECT_NE(half.out.find("signer-b: UNREACHABLE: "), std::string::npos) << half.out;
   b_.admin->Start();
+
+  // kubemaster-1's kube-apiserver holds a watch stream open, as its watch cache does.
+  Process watch({"/usr/bin/etcdctl", "--endpoints", "https://127.0.0.1:" + std::to_string(etcd_->port()), "--cacert",
+                 dir_ / "etcd/server-ca.pem", "--cert", dir_ / "kubemaster-1.pem", "--key", dir_ / "kubemaster-1.key",
+                 "watch", "--prefix", "/registry/"},
+                {{"ETCDCTL_API", "3"}}, dir_ / "watch.log");
+  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(Works("kubemaster-2", "before-incident"));
+  for (int i = 0; i < 50 && ReadFile(dir_ / "watch.log").find("before-incident") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_NE(ReadFile(dir_ / "watch.log").find("before-incident"), std::string::npos) << ReadFile(dir_ / "watch.log");
+  const int etcd_pid = etcd_->pid();
 
   // The incident, one command.
   const std::string serial1 = OpenSsl({"x509", "-noout", "-serial", "-in", dir_ / "kubemaster-1.pem"}).out.substr(7, 40);
@@ -234,8 +291,15 @@ TEST_F(Fleet, DenyMasterCutsAMasterOffEveryHostAndEveryMemberInOneCommand) {
     if (last.value("reason", "") == "identity-denied" && last.value("cn", "") == "kubemaster-1") ++denials;
   }
   EXPECT_EQ(denials, 2u) << refused.err;
+  EXPECT_NE(incident.out.find("etcd: revoked role kube-apiserver from user kubemaster-1"), std::string::npos)
+      << incident.out;
+  EXPECT_NE(incident.out.find("member etcd-1: restarted, healthy"), std::string::npos) << incident.out;
+  EXPECT_NE(etcd_->pid(), etcd_pid);
   EXPECT_FALSE(Works("kubemaster-1"));
-  EXPECT_TRUE(Works("kubemaster-2"));
+  EXPECT_TRUE(Works("kubemaster-2", "after-incident"));
+  // The stream kubemaster-1 opened before the incident sees nothing written after it.
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(ReadFile(dir_ / "watch.log").find("after-incident"), std::string::npos) << ReadFile(dir_ / "watch.log");
   RunResult after = Ctl({"fleet", "status", "--fleet", dir_ / "fleet.toml"});
   EXPECT_EQ(after.exit_code, 0) << after.out;
 }
