@@ -51,6 +51,7 @@ struct FleetHost {
   std::string name;
   std::string ssh;       // USER@HOST[:PORT]
   std::string endpoint;  // members: https://HOST:PORT, for the health check after a restart
+  std::string ssh_key;   // this host's key when not the fleet's (another forced command)
 };
 
 // The operators' access to etcd's own authentication (RBAC with the client certificate's CN as
@@ -87,13 +88,14 @@ std::vector<FleetHost> Hosts(const toml::node& node, const std::string& file, co
     if (!value.is_table()) BadFleet(file, "[" + table + "." + std::string(name.str()) + "] must be a table");
     const toml::table& t = *value.as_table();
     for (const auto& [key, v] : t) {
-      bool known = key.str() == "ssh" || (table == "members" && key.str() == "endpoint");
+      bool known = key.str() == "ssh" || key.str() == "ssh_key" || (table == "members" && key.str() == "endpoint");
       if (!known) BadFleet(file, table + "." + std::string(name.str()) + ": unknown key '" + std::string(key.str()) + "'");
     }
     auto ssh = t["ssh"].value<std::string>();
     if (!ssh) BadFleet(file, table + "." + std::string(name.str()) + " needs ssh = \"USER@HOST[:PORT]\"");
     requester::ParseServer(*ssh);
-    hosts.push_back({std::string(name.str()), *ssh, t["endpoint"].value_or(std::string())});
+    hosts.push_back({std::string(name.str()), *ssh, t["endpoint"].value_or(std::string()),
+                     t["ssh_key"].value_or(std::string())});
   }
   return hosts;
 }
@@ -173,7 +175,7 @@ requester::SshOptions OptionsFor(const Fleet& fleet, const FleetHost& host) {
   requester::SshOptions o;
   o.server = requester::ParseServer(host.ssh);
   o.known_hosts = fleet.known_hosts;
-  o.identity_file = fleet.ssh_key;
+  o.identity_file = host.ssh_key.empty() ? fleet.ssh_key : host.ssh_key;
   o.module = fleet.module;
   o.pin.file = fleet.pin_file;
   o.connect_timeout = fleet.connect_timeout;
