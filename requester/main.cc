@@ -401,7 +401,7 @@ const Command kCommands[] = {
     {"ssh-key", "Make the SSH key in the token if missing (never extractable) and print its authorized_keys line",
      DefineSshKey},
     {"certmonger",
-     "certmonger's CA helper (getcert add-ca -e '/usr/local/bin/etcd-requester certmonger --config FILE'): "
+     "certmonger's CA helper (getcert add-ca -e '/usr/bin/etcd-requester certmonger --config FILE'): "
      "the operation from CERTMONGER_OPERATION, the CSR from CERTMONGER_CSR; certmonger owns the key",
      DefineCertmonger},
 };

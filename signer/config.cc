@@ -172,10 +172,6 @@ void ValidateConfig(const SignerConfig& c) {
   if (c.governance_file.empty() != c.governance_cert.empty()) {
     Bad("governance_file and governance_cert go together: the document, and the certificate(s) whose key may sign it");
   }
-  if (!c.governance_file.empty() && !c.approved_keys.empty()) {
-    Bad("approved_keys cannot be used with governance_file: approvals come only from the governance document "
-        "(local denied_identities and denied_keys may still add denials)");
-  }
   if (c.approval == ApprovalMode::kNewKeys && c.approved_keys.empty() && c.governance_file.empty()) {
     Bad("approval = \"new-keys\" needs approved_keys (a file of NAME SHA256 lines) or governance_file");
   }

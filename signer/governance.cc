@@ -352,7 +352,7 @@ std::string SignGovernance(const GovernanceState& state, X509* cert, EVP_PKEY* k
   BioPtr data(BIO_new_mem_buf(content.data(), static_cast<int>(content.size())));
   if (X509_check_private_key(cert, key) != 1 && !pki::SamePublicKey(X509_get0_pubkey(cert), key)) {
     ERR_clear_error();
-    throw Failure(ExitCode::kUsage, "governance-signature", "the certificate given does not belong to the governance key");
+    throw Failure(ExitCode::kUsage, "cert-key-mismatch", "the certificate given (--cert) does not belong to the governance key");
   }
   ERR_clear_error();
   CmsPtr cms(CMS_sign(cert, key, nullptr, data.get(), CMS_BINARY | CMS_NOSMIMECAP));

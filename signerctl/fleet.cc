@@ -498,7 +498,10 @@ void AddSigningFlags(CLI::App& cmd, SigningFlags& s) {
 
 // The document in force on the fleet: the highest version any signer host has (each host
 // verified it against its governance_cert when it installed it).
-signer::GovernanceDocument FleetDocument(const Fleet& fleet, std::string& report) {
+// `governance_cert`: the governance key's certificate (--cert), which every document followed must
+// verify with: a signer host cannot hand the operators a state of its own to sign.
+signer::GovernanceDocument FleetDocument(const Fleet& fleet, const std::string& governance_cert, std::string& report) {
+  pki::X509Ptr trusted = pki::ReadCertificateFile(governance_cert);
   std::optional<signer::GovernanceDocument> best;
   for (const FleetHost& host : fleet.signers) {
     HostAnswer a = Ask(fleet, host, "document");
@@ -507,7 +510,7 @@ signer::GovernanceDocument FleetDocument(const Fleet& fleet, std::string& report
       continue;
     }
     try {
-      signer::GovernanceDocument doc = signer::ReadGovernance(a.out, {}, host.name + "'s document");
+      signer::GovernanceDocument doc = signer::ReadGovernance(a.out, {trusted.get()}, host.name + "'s document");
       if (!best || doc.state.version > best->state.version) best = std::move(doc);
     } catch (const Failure& f) {
       report += "  " + host.name + ": " + f.what() + "\n";
@@ -573,10 +576,12 @@ int RunDenyMaster(const Context& ctx, const DenyFlags& f) {
     report += what + " (" + Seconds(Clock::now() - since) + ")\n";
   };
   auto t = Clock::now();
-  signer::GovernanceDocument current = FleetDocument(fleet, report);
+  signer::GovernanceDocument current = FleetDocument(fleet, f.signing.cert, report);
   signer::GovernanceState next = current.state;
   next.version = current.state.version + 1;
   if (!next.DeniesIdentity(f.name)) next.denied_identities.push_back(f.name);
+  // Its keys are the stolen ones: no approval of them survives (allow-master approves the new key).
+  std::erase_if(next.approved_keys, [&](const signer::GovernanceKey& k) { return k.identity == f.name; });
   // Every valid serial of the name, from every host's audit log.
   std::set<pki::SerialBytes> revoked;
   for (const auto& r : next.revoked) revoked.insert(r.serial);
@@ -649,10 +654,10 @@ struct AllowFlags {
 int RunAllowMaster(const Context& ctx, const AllowFlags& f) {
   Fleet fleet = LoadFleet(f.fleet);
   std::string report;
-  signer::GovernanceDocument current = FleetDocument(fleet, report);
+  signer::GovernanceDocument current = FleetDocument(fleet, f.signing.cert, report);
   signer::GovernanceState next = current.state;
   std::erase(next.denied_identities, f.name);
-  next.approved_keys.push_back({f.name, f.key_sha256});
+  if (!next.ApprovesKey(f.name, f.key_sha256)) next.approved_keys.push_back({f.name, f.key_sha256});
   std::erase_if(next.denied_keys, [&](const signer::GovernanceKey& k) { return k.identity == f.name && k.sha256 == f.key_sha256; });
   next = signer::ParseGovernanceToml(signer::EncodeGovernanceToml(next), "the next state");
   next.version = current.state.version + 1;

@@ -6,6 +6,7 @@
 #include <pwd.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -183,9 +184,18 @@ void RequireGovernanceFile(const Context& ctx) {
 // Every install, done or refused, is a record of the signer's audit log (verb
 // governance-install, outcome installed or install-refused): when the policy changed, to which
 // version, from where.
+// The record goes only into a log the signer has made (its file and its lock): a log or lock made
+// here as root would be one the signer account cannot use. A record that cannot be written is a
+// warning: the install itself has happened.
 void RecordInstall(const Context& ctx, const std::string& outcome, std::uint64_t version, const Failure* failure,
                    const std::string& message) {
   if (ctx.config.audit_log.empty()) return;
+  const std::string& log = ctx.config.audit_log;
+  if (::access(log.c_str(), F_OK) != 0 || ::access((log + ".lock").c_str(), F_OK) != 0) {
+    std::fprintf(stderr, "etcd-signerctl: note: %s has not been started by the signer yet; this install is not recorded there\n",
+                 log.c_str());
+    return;
+  }
   signer::AuditRecord r;
   r.time = base::FormatRfc3339(ctx.now);
   r.outcome = outcome;
@@ -198,7 +208,11 @@ void RecordInstall(const Context& ctx, const std::string& outcome, std::uint64_t
     r.reason = failure->reason();
   }
   r.message = message;
-  signer::AuditLog(ctx.config.audit_log, ctx.config.syslog).Write(r);
+  try {
+    signer::AuditLog(log, ctx.config.syslog).Write(r);
+  } catch (const Failure& f) {
+    std::fprintf(stderr, "etcd-signerctl: warning: the install was not recorded in the audit log: %s\n", f.what());
+  }
 }
 
 // Installs `pem`: the same document again is "already installed" (a push that is repeated, or
@@ -223,11 +237,7 @@ std::string InstallDocument(const Context& ctx, const std::string& pem) {
     RecordInstall(ctx, "installed", doc.state.version, nullptr, line);
     return line;
   } catch (const Failure& f) {
-    try {
-      RecordInstall(ctx, "install-refused", 0, &f, f.what());
-    } catch (const Failure&) {
-      // The refusal is what the operator must see.
-    }
+    RecordInstall(ctx, "install-refused", 0, &f, f.what());
     throw;
   }
 }

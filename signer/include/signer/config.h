@@ -61,7 +61,8 @@ struct SignerConfig {
   std::string list_admin;         // an account besides root that may own the lists (and their directories)
   Members members;                // [members.NAME] tables
   // The fleet's signed governance document (#29, signer/governance.h): when set, the only source
-  // of approvals, and a source of denials besides the local lists.
+  // of approvals (a local approved_keys is not consulted: it could only allow), and a source of
+  // denials besides the local lists.
   std::string governance_file;
   std::string governance_cert;    // the certificate(s) whose key may sign it (PEM bundle)
   base::Seconds governance_warning{7 * 24 * 3600};  // `info` and metrics warn this long before expiry

@@ -172,7 +172,12 @@ TEST_F(Governance, SignedVerifiedIndependentlyAndInstalledOnlyForward) {
     EXPECT_EQ(Lines(r.err).size(), 1u) << r.err;
     EXPECT_EQ(r.out, "");
   };
-  refused("v1", 65, "governance-rollback");  // the same version again
+  // The same document again (a repeated push) is no change; another document of the same version is.
+  RunResult again = Install("v1");
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(again.out.rfind("already installed: governance version 1; SHA-256 ", 0), 0u) << again.out;
+  ASSERT_EQ(SignState("v1b", "version = 1\nexpires = \"" + UtcIn(86400) + "\"\n").exit_code, 0);
+  refused("v1b", 65, "governance-rollback");
 
   ASSERT_EQ(SignState("v2", "expires = \"" + UtcIn(86400) + "\"\n", "v1").exit_code, 0);
   ASSERT_EQ(Install("v2").exit_code, 0);
@@ -320,12 +325,16 @@ TEST_F(Governance, TheSignerObeysTheInstalledDocumentAndServesItsCrl) {
   EXPECT_EQ(nlohmann::json::parse(Ask("info").out)["governance_state"], "expired");
   EXPECT_EQ(Ask("crl").exit_code, 69);
 
-  // Approvals come only from the document: a local approved_keys with it is a configuration error.
-  UseGovernance("approved_keys = \"" + (*dir_ / "denied_identities") + "\"\n");
-  RunResult conflicting = Ask("sign", csr.b64);
-  EXPECT_EQ(conflicting.exit_code, 78) << conflicting.err;
-  EXPECT_NE(SignerLine(conflicting.err).find("approvals come only from the governance document"), std::string::npos)
-      << conflicting.err;
+  // Approvals come only from the document: a local approved_keys listing the key allows nothing
+  // (the packaged signer.toml names one; with a document it is not consulted).
+  ASSERT_EQ(SignState("v6", "expires = \"" + UtcIn(86400) + "\"\n", "v5").exit_code, 0);
+  ASSERT_EQ(Install("v6").exit_code, 0);
+  WriteFile(*dir_ / "approved_keys", "kubemaster-1 " + csr.key_sha256 + "\n", 0644);
+  UseGovernance("approval = \"new-keys\"\napproved_keys = \"" + (*dir_ / "approved_keys") + "\"\n");
+  RunResult local_approval = Ask("sign", csr.b64);
+  EXPECT_EQ(local_approval.exit_code, 75) << local_approval.err;
+  EXPECT_NE(SignerLine(local_approval.err).find("is not approved in the governance document (version 6)"), std::string::npos)
+      << local_approval.err;
 }
 
 // etcd members fetch the CRL themselves (etcd-requester crl): verified against the pinned root,
