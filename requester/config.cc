@@ -135,6 +135,7 @@ void LoadConfigFile(const std::string& path, RequesterConfig& c) {
     else if (key == "profile") c.profile = ParseProfileSetting(str(node, key));
     else if (key == "ca_bundle") c.ca_bundle = str(node, key);
     else if (key == "crl_file") c.crl_file = str(node, key);
+    else if (key == "governance_cert") c.governance_cert = str(node, key);
     else if (key == "ca_sha256") c.ca_sha256 = CaSha256(str(node, key));
     else if (key == "lifetime") c.lifetime = dur(node, key);
     else if (key == "skew_tolerance") c.skew_tolerance = dur(node, key);

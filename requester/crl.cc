@@ -10,12 +10,14 @@
 
 #include <cerrno>
 #include <exception>
+#include <set>
 
 #include "base/duration.h"
 #include "base/failure.h"
 #include "base/files.h"
 #include "base/text.h"
 #include "pki/crl.h"
+#include "pki/governance.h"
 #include "pki/verify.h"
 #include "requester/exchange.h"
 #include "requester/requester.h"
@@ -41,10 +43,30 @@ void CheckCrlIssuer(X509* issuer, const std::string& server) {
   }
 }
 
+// The CRL against the signed document sent after it: the same serials, the same version.
+void CheckGoverned(const std::string& answer, const std::vector<X509*>& governance, std::uint64_t number,
+                   const std::vector<pki::CrlEntry>& entries, const std::string& server) {
+  auto refuse = [&](const std::string& why) {
+    throw Failure(ExitCode::kDataErr, "crl-not-governed", "the CRL from " + server + " " + why);
+  };
+  std::size_t at = answer.find("-----BEGIN CMS-----");
+  if (at == std::string::npos) refuse("comes without its governance document (a signer older than #29?)");
+  pki::GovernanceDocument doc = pki::ReadGovernance(answer.substr(at), governance, "the governance document from " + server);
+  if (doc.state.version != number) {
+    refuse("has cRLNumber " + std::to_string(number) + " but its governance document is version " +
+           std::to_string(doc.state.version));
+  }
+  std::set<pki::SerialBytes> listed, signed_;
+  for (const auto& e : entries) listed.insert(e.serial);
+  for (const auto& r : doc.state.revoked) signed_.insert(r.serial);
+  if (listed != signed_) refuse("does not list exactly the serials its governance document revokes");
+}
+
 }  // namespace
 
 VerifiedCrl VerifyServedCrl(const std::string& answer, const std::vector<X509*>& anchors, TimePoint now,
-                            std::chrono::seconds skew, const std::string& server) {
+                            std::chrono::seconds skew, const std::string& server,
+                            const std::vector<X509*>& governance) {
   std::size_t start = answer.find_first_not_of(" \t\r\n");
   if (start == std::string::npos || answer.compare(start, 24, "-----BEGIN X509 CRL-----") != 0) {
     Bad(server, "does not start with a PEM CRL");
@@ -88,7 +110,9 @@ VerifiedCrl VerifyServedCrl(const std::string& answer, const std::vector<X509*>&
                   "the CRL from " + server + " (cRLNumber " + std::to_string(v.number) + ") ended at " +
                       base::FormatRfc3339(v.next_update) + ": its governance document expired; the operators sign a new one");
   }
-  v.entries = pki::CrlEntries(crl.get()).size();
+  std::vector<pki::CrlEntry> entries = pki::CrlEntries(crl.get());
+  v.entries = entries.size();
+  if (!governance.empty()) CheckGoverned(answer, governance, v.number, entries, server);
   return v;
 }
 
@@ -105,6 +129,8 @@ std::string FetchCrl(const RequesterConfig& c, const RequesterEnv& env) {
       Log(env, "WARNING: " + std::string(f.what()) + ": it is replaced");  // etcd refuses every client with it
     }
   }
+  std::vector<pki::X509Ptr> governance_certs;
+  if (!c.governance_cert.empty()) governance_certs = pki::ReadCertificateBundleFile(c.governance_cert);
   std::exception_ptr last;
   for (const std::string& server : ServerOrder(c)) {
     try {
@@ -113,10 +139,12 @@ std::string FetchCrl(const RequesterConfig& c, const RequesterEnv& env) {
       std::vector<pki::X509Ptr> anchors = TrustAnchors(c, ssh, &fetched);
       std::vector<X509*> raw;
       for (auto& a : anchors) raw.push_back(a.get());
+      std::vector<X509*> governance;
+      for (auto& g : governance_certs) governance.push_back(g.get());
       ExecResult r = ssh.Exec("crl", "");
       if (r.exit_status != 0) SignerFailed(r);
       if (r.out.size() > kMaxCrlBytes) Bad(server, "is larger than " + std::to_string(kMaxCrlBytes) + " bytes");
-      VerifiedCrl v = VerifyServedCrl(r.out, raw, env.now(), c.skew_tolerance, server);
+      VerifiedCrl v = VerifyServedCrl(r.out, raw, env.now(), c.skew_tolerance, server, governance);
       std::string what = "cRLNumber " + std::to_string(v.number) + " (" + std::to_string(v.entries) +
                          " revoked serials, until " + base::FormatRfc3339(v.next_update) + ") from " + server;
       if (current && v.number == *current) return "unchanged: " + c.crl_file + " already holds " + what;

@@ -94,6 +94,8 @@ struct Flags {
     }
     str("--crl-file", "etcd's --client-crl-file: diagnose checks the certificate's serials against it",
         &RequesterConfig::crl_file);
+    str("--governance-cert", "The governance key's certificate: crl accepts only a CRL that lists exactly the signed "
+        "document's serials under its version", &RequesterConfig::governance_cert);
     dur("--lifetime", "Requested lifetime (default: the signer's)", &RequesterConfig::lifetime);
     dur("--skew-tolerance", "Clock skew tolerated when checking validity (default 5m)", &RequesterConfig::skew_tolerance);
     dur("--connect-timeout", "SSH connect timeout (default 10s)", &RequesterConfig::connect_timeout);

@@ -514,7 +514,10 @@ int ServeCrl(RequestContext& rq, const base::Deadline& deadline) {
   if (X509_CRL_verify(crl.get(), X509_get0_pubkey(ca.cert.get())) != 1) {
     pki::ThrowOpenSsl(ExitCode::kSoftware, "self-check-failed", "the token's CRL signature does not verify");
   }
-  std::string answer = pki::ToPem(crl.get()) + (ca.chain_pem.empty() ? pki::ToPem(ca.cert.get()) : ca.chain_pem);
+  // Then the document itself: a member that pins the governance certificate checks that the CRL
+  // lists exactly the document's serials under its version (a host cannot serve its own list).
+  std::string answer =
+      pki::ToPem(crl.get()) + (ca.chain_pem.empty() ? pki::ToPem(ca.cert.get()) : ca.chain_pem) + doc->pem;
   rq.record.CommitAnswer("served");
   WriteAll(rq.env.output, answer);
   return 0;

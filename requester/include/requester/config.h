@@ -46,6 +46,7 @@ struct RequesterConfig {
   std::string cert;             // where the certificate is stored
   std::string ca_bundle;        // the operator's trust anchors for verification (required)
   std::string ca_sha256;        // the root's SHA-256, 64 lowercase hex: checks a first fetch (#24)
+  std::string governance_cert;  // the governance key's certificate(s): `crl` checks the CRL against the document (#29)
   std::string crl_file;         // etcd's --client-crl-file, which `diagnose` checks the certificate against (#28)
   base::Seconds lifetime{0};    // 0 = the signer's default
   base::Seconds skew_tolerance{300};

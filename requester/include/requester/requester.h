@@ -184,8 +184,14 @@ struct VerifiedCrl {
   std::size_t entries = 0;
   TimePoint this_update{}, next_update{};
 };
+// With `governance` (the governance_cert's certificates), the answer must also carry the signed
+// governance document after the chain, verified with one of them, and the CRL must hold exactly
+// its revoked serials under cRLNumber = its version: Failure(kDataErr, "crl-not-governed")
+// otherwise. A signer host then cannot serve a list of its own (nor a number that freezes the
+// members' file).
 VerifiedCrl VerifyServedCrl(const std::string& answer, const std::vector<X509*>& anchors, TimePoint now,
-                            std::chrono::seconds skew, const std::string& server);
+                            std::chrono::seconds skew, const std::string& server,
+                            const std::vector<X509*>& governance = {});
 
 // Fetches the CRL from the first signer (in this master's order) that serves a valid one, and
 // replaces crl_file atomically when its cRLNumber is above the one there ("unchanged" when equal;

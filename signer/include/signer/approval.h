@@ -16,6 +16,10 @@
 #include "signer/list_file.h"
 #include "signer/pending.h"
 
+namespace pki {
+struct GovernanceState;
+}
+
 namespace signer {
 
 // Where etcd-signerctl looks for the signer's configuration when --config is not given (the
@@ -26,14 +30,12 @@ constexpr const char* kDefaultConfigFile = "/etc/etcd-signer/signer.toml";
 // (Failure(kConfig, "bad-config") when no such account exists).
 std::vector<uid_t> ListOwners(const SignerConfig& config);
 
-struct GovernanceState;
-
 // The checks of one request: each configured list is read once, when its check runs. With a
 // governance document (#29, `governance`: the installed one, verified and unexpired), its denials
 // are added to the local lists' and approvals come from it alone.
 class ApprovalGate {
  public:
-  explicit ApprovalGate(const SignerConfig& config, const GovernanceState* governance = nullptr)
+  explicit ApprovalGate(const SignerConfig& config, const pki::GovernanceState* governance = nullptr)
       : config_(config), owners_(ListOwners(config)), governance_(governance) {}
   // Failure(kNoPerm, "identity-denied") if `name` is in denied_identities.
   void CheckIdentity(std::string_view name);
@@ -45,7 +47,7 @@ class ApprovalGate {
  private:
   const SignerConfig& config_;
   std::vector<uid_t> owners_;
-  const GovernanceState* governance_;
+  const pki::GovernanceState* governance_;
 };
 
 // "etcd-signerctl [--config FILE] approve NAME SHA256": what an operator runs on the signer host.

@@ -30,41 +30,23 @@
 #include <vector>
 
 #include "pki/crl.h"
+#include "pki/governance.h"
 #include "pki/openssl.h"
 #include "signer/config.h"
 
 namespace signer {
 
-// Documents (and sources) larger than this are refused: 100,000 revoked serials are about 6 MB.
-constexpr std::size_t kMaxGovernanceBytes = 16u << 20;
-
-struct GovernanceKey {
-  std::string identity;
-  std::string sha256;  // canonical SPKI SHA-256, 64 lowercase hex digits (protocol.md §4)
-  bool operator<(const GovernanceKey& o) const { return identity != o.identity ? identity < o.identity : sha256 < o.sha256; }
-  bool operator==(const GovernanceKey& o) const = default;
-};
-
-struct GovernanceRevocation {
-  pki::SerialBytes serial;
-  pki::RevocationReason reason = pki::RevocationReason::kUnspecified;
-};
-
-struct GovernanceState {
-  std::uint64_t version = 0;  // 0 in a source without one: `governance sign` chooses
-  pki::TimePoint issued{};    // set by `governance sign`
-  pki::TimePoint expires{};
-  std::vector<std::string> denied_identities;  // sorted, each once
-  std::vector<GovernanceKey> denied_keys;      // sorted, each once
-  std::vector<GovernanceKey> approved_keys;    // sorted, each once, none also denied
-  std::vector<GovernanceRevocation> revoked;   // sorted by serial, each once
-
-  bool DeniesIdentity(std::string_view name) const;
-  bool DeniesKey(std::string_view name, std::string_view sha256) const;
-  bool ApprovesKey(std::string_view name, std::string_view sha256) const;
-  // Every name the document mentions (for the install-time name check).
-  std::vector<std::string> Names() const;
-};
+// The document's format (pki/governance.h), under the names the signer's code uses.
+using pki::GovernanceDocument;
+using pki::GovernanceKey;
+using pki::GovernanceRevocation;
+using pki::GovernanceState;
+using pki::kMaxGovernanceBytes;
+using pki::ReadGovernance;
+using pki::SignGovernance;
+using pki::EncodeGovernanceContent;
+using pki::DecodeGovernanceContent;
+using pki::GovernanceCrlFields;
 
 // The operators' STATE.toml. `file` names it in errors. Strict: unknown keys, wrong types,
 // malformed names, keys, serials or reasons, duplicate entries and a key both approved and denied
@@ -75,25 +57,9 @@ GovernanceState ParseGovernanceToml(std::string_view text, const std::string& fi
 // operators' configuration management); ParseGovernanceToml reads it back to the same state.
 std::string EncodeGovernanceToml(const GovernanceState& state);
 
-// The canonical content (what is signed), and its strict decoding.
-std::string EncodeGovernanceContent(const GovernanceState& state);
-GovernanceState DecodeGovernanceContent(std::string_view content, const std::string& file);
 
-// The signed document, PEM ("-----BEGIN CMS-----"): `key` (a token key) signs, `cert` is its
-// certificate and is carried in the document.
-std::string SignGovernance(const GovernanceState& state, X509* cert, EVP_PKEY* key);
 
-struct GovernanceDocument {
-  GovernanceState state;
-  pki::X509Ptr signer;  // the certificate whose key signed it
-  std::string sha256;   // SHA-256 of the document's bytes, lowercase hex: what `info` and `fleet status` compare
-};
 
-// Parses and verifies `pem`: one SignerInfo, whose certificate must be one of `trusted` (the
-// governance_cert bundle, pinned: no chain is built), a signature that verifies, and content
-// that decodes. With `trusted` empty the signature is checked against the certificate the
-// document carries, and nothing says who may have signed it (`governance show` without --cert).
-GovernanceDocument ReadGovernance(std::string_view pem, const std::vector<X509*>& trusted, const std::string& file);
 
 // What a signer host does with its configured document: reads governance_file (a regular file
 // only root and list_admin can change, as the lists: governance-unsafe otherwise) and
@@ -119,9 +85,6 @@ std::uint64_t ReadGovernanceMark(const SignerConfig& config);
 // leaves the installed document and the mark as they were. Returns the installed document.
 GovernanceDocument InstallGovernance(const SignerConfig& config, std::string_view pem, pki::TimePoint now);
 
-// The CRL a signer serves for the document (`crl` verb): its revoked serials, cRLNumber = the
-// document's version, thisUpdate = its issue time, nextUpdate = its expiry, so that every host's
-// CRL for one version lists the same serials with the same number. Unsigned.
-pki::CrlFields GovernanceCrlFields(const GovernanceState& state);
+
 
 }  // namespace signer

@@ -140,11 +140,12 @@ TEST_F(Fleet, DenyMasterCutsAMasterOffEveryHostAndEveryMemberInOneCommand) {
   ::mkdir((dir_ / "etcd").c_str(), 0700);
   const std::string crl_file = dir_ / "etcd/client-crl.pem";
   std::vector<std::string> member_fetch = RequesterArgs("crl", "etcd-1", member_key);
-  member_fetch.insert(member_fetch.end(), {"--crl-file", crl_file});
+  member_fetch.insert(member_fetch.end(), {"--crl-file", crl_file, "--governance-cert", dir_ / "governance.crt"});
   etcd_ = std::make_unique<EtcdServer>(dir_ / "etcd");
   etcd_->set_supervised(true);
   std::vector<std::string> agent = RequesterArgs("member-agent", "etcd-1", member_key);
-  agent.insert(agent.end(), {"--crl-file", crl_file, "--restart-command", "/bin/sh", etcd_->restart_script()});
+  agent.insert(agent.end(), {"--crl-file", crl_file, "--governance-cert", dir_ / "governance.crt", "--restart-command",
+                             "/bin/sh", etcd_->restart_script()});
   std::string forced;
   for (const auto& word : agent) forced += (forced.empty() ? "" : " ") + word;
   member_admin_->Authorize(dir_ / "fleet-key", forced);

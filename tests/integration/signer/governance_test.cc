@@ -343,10 +343,11 @@ TEST_F(Governance, TheSignerObeysTheInstalledDocumentAndServesItsCrl) {
 TEST_F(Governance, MembersFetchTheCrlVerifiedAndOnlyForward) {
   UseGovernance("");
   const std::string crl_file = *dir_ / "etcd-crl.pem";
-  // `bundle`: trust another CA bundle instead (and no pinned root).
-  auto fetch = [&](const std::string& bundle = "") {
+  // `bundle`: trust another CA bundle instead (and no pinned root). The member pins the
+  // governance certificate (`governance`), so the CRL must be the signed document's list.
+  auto fetch = [&](const std::string& bundle = "", const std::string& governance = *dir_ / "governance.crt") {
     std::vector<std::string> args = deployment_->RequesterArgs("crl", "kubemaster-1", *master_key_);
-    args.insert(args.end(), {"--crl-file", crl_file});
+    args.insert(args.end(), {"--crl-file", crl_file, "--governance-cert", governance});
     if (!bundle.empty()) {
       auto at = std::find(args.begin(), args.end(), "--ca-bundle");
       *(at + 1) = bundle;
@@ -378,6 +379,12 @@ TEST_F(Governance, MembersFetchTheCrlVerifiedAndOnlyForward) {
   ASSERT_EQ(second.exit_code, 0) << second.err;
   EXPECT_NE(second.out.find("stored cRLNumber 2 (2 revoked serials"), std::string::npos) << second.out;
   const std::string v2 = ReadFile(crl_file);
+
+  // A governance certificate that did not sign the document: refused, the file stays.
+  RunResult ungoverned = fetch("", other_->ca_cert);
+  EXPECT_EQ(ungoverned.exit_code, 65) << ungoverned.err;
+  EXPECT_NE(ungoverned.err.find("governance-signature"), std::string::npos) << ungoverned.err;
+  EXPECT_EQ(ReadFile(crl_file), v2);
 
   // A CA we do not trust: the signer's answer is refused and the file stays.
   RunResult untrusted = fetch(other_->ca_cert);
