@@ -308,16 +308,18 @@ TEST_F(Governance, TheSignerObeysTheInstalledDocumentAndServesItsCrl) {
   EXPECT_NE(SignerLine(local.err).find("(denied_identities)"), std::string::npos) << local.err;
   WriteFile(*dir_ / "denied_identities", "# none\n", 0644);
 
-  // A document that expires in 2 s: `info` warns at once (inside governance_warning), and once
-  // expired every issuing request is refused, renewals included.
-  ASSERT_EQ(SignState("v5", "expires = \"" + UtcIn(2) + "\"\napproved_keys = [{identity = \"kubemaster-1\", sha256 = \"" +
+  // Version 4 expires in a day, inside governance_warning (7 days): `info` warns.
+  EXPECT_EQ(nlohmann::json::parse(Ask("info").out)["governance_state"], "expiring");
+  // A document that expires in 5 s: once expired every issuing request is refused, renewals
+  // included.
+  auto installed_at = std::chrono::steady_clock::now();
+  ASSERT_EQ(SignState("v5", "expires = \"" + UtcIn(5) + "\"\napproved_keys = [{identity = \"kubemaster-1\", sha256 = \"" +
                                 csr.key_sha256 + "\"}]\n",
                       "v4")
                 .exit_code,
             0);
   ASSERT_EQ(Install("v5").exit_code, 0);
-  EXPECT_EQ(nlohmann::json::parse(Ask("info").out)["governance_state"], "expiring");
-  std::this_thread::sleep_for(3s);
+  std::this_thread::sleep_until(installed_at + 6s);
   RunResult expired = Ask("sign", csr.b64);
   EXPECT_EQ(expired.exit_code, 69) << expired.err;
   EXPECT_EQ(SignerLine(expired.err).rfind("etcd-signer: governance-expired: ", 0), 0u) << expired.err;
