@@ -43,8 +43,8 @@ constexpr const char* kDescription =
     "rotated predecessor audit_log.1. Exit codes: 0 ok, 64 usage, 65 the chain is broken (one "
     "line\n"
     "names the first broken place), 66 a file cannot be read, 73 cannot write the metrics or a\n"
-    "list file, 75 a list file is locked by another edit, 78 configuration. Errors are one line:\n"
-    "'etcd-signerctl: <reason>: <sentence>'. See etcd-signerctl(8).";
+    "list file, 75 a list file is locked by another edit, 78 configuration. Errors are one\n"
+    "line: 'etcd-signerctl: <reason>: <sentence>'. See etcd-signerctl(8).";
 
 // Which configuration a verb reads without --config: the list edits find their files in the
 // signer's own (/etc/etcd-signer/signer.toml); the audit views need --config only for defaults.
