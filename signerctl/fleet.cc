@@ -525,13 +525,7 @@ std::string SignNext(const Context& ctx, const SigningFlags& s, signer::Governan
   state.issued = std::chrono::floor<std::chrono::seconds>(ctx.now);
   state.expires = state.issued + base::ParseDuration(s.valid);
   pki::X509Ptr cert = pki::ReadCertificateFile(s.cert);
-  hsm::Pkcs11Uri uri = hsm::Pkcs11Uri::Parse(s.key);
-  hsm::Module module(hsm::ModulePath(s.module, &uri));
-  hsm::Session session(module, hsm::SelectorFor(uri), false);
-  session.LoginWith(hsm::PinSource{s.pin_file, ""}, &uri);
-  hsm::TokenKey key = session.FindPrivateKey(uri.object, uri.id);
-  std::string pem = signer::SignGovernance(state, cert.get(), key.private_key.get());
-  signer::ReadGovernance(pem, {cert.get()}, s.out);  // the self-check
+  std::string pem = SignWithGovernanceToken(s.module, s.key, s.pin_file, cert.get(), state);
   base::AtomicFileWriter(s.out, 0644).Write(pem);
   base::AtomicFileWriter(s.out + ".toml", 0644).Write(signer::EncodeGovernanceToml(state));
   return pem;

@@ -102,13 +102,7 @@ int Sign(const Context& ctx, const SignFlags& f) {
     throw Failure(ExitCode::kDataErr, "governance-expired",
                   f.state + ": expires " + base::FormatRfc3339(state.expires) + " is not in the future");
   }
-  hsm::Pkcs11Uri uri = hsm::Pkcs11Uri::Parse(f.key);
-  hsm::Module module(hsm::ModulePath(f.module, &uri));
-  hsm::Session session(module, hsm::SelectorFor(uri), false);
-  session.LoginWith(hsm::PinSource{f.pin_file, ""}, &uri);
-  hsm::TokenKey key = session.FindPrivateKey(uri.object, uri.id);
-  std::string pem = signer::SignGovernance(state, cert.get(), key.private_key.get());
-  // The self-check: what leaves verifies with the certificate given, and says what was asked.
+  std::string pem = SignWithGovernanceToken(f.module, f.key, f.pin_file, cert.get(), state);
   signer::GovernanceDocument signed_doc = signer::ReadGovernance(pem, {cert.get()}, f.out);
   base::AtomicFileWriter(f.out, 0644).Write(pem);
   Print("signed governance version " + std::to_string(signed_doc.state.version) + " (" + Counts(signed_doc.state) +
@@ -305,6 +299,19 @@ int Agent(const Context& ctx) {
 }
 
 }  // namespace
+
+std::string SignWithGovernanceToken(const std::string& module_path, const std::string& key_uri,
+                                    const std::string& pin_file, X509* cert, const signer::GovernanceState& state) {
+  hsm::Pkcs11Uri uri = hsm::Pkcs11Uri::Parse(key_uri);
+  hsm::Module module(hsm::ModulePath(module_path, &uri));
+  hsm::Session session(module, hsm::SelectorFor(uri), false);
+  session.LoginWith(hsm::PinSource{pin_file, ""}, &uri);
+  hsm::TokenKey key = session.FindPrivateKey(uri.object, uri.id);
+  std::string pem = signer::SignGovernance(state, cert, key.private_key.get());
+  // The self-check: what leaves verifies with the certificate given.
+  signer::ReadGovernance(pem, {cert}, "the signed document");
+  return pem;
+}
 
 VerbRun DefineGovernanceSign(CLI::App& cmd) {
   auto f = std::make_shared<SignFlags>();

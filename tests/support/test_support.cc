@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -435,6 +436,15 @@ std::vector<std::string> SignerDeployment::RequesterArgs(const std::string& verb
           "--known-hosts", ssh.known_hosts(), "--key-file", dir + "/" + name + ".key", "--cert",
           dir + "/" + name + ".pem", "--ca-bundle", dir + "/ca-bundle.pem", "--ca-sha256", RootSha256(ca.ca_cert),
           "--connect-timeout", "5s"};
+}
+
+std::string UtcIn(long seconds) {
+  std::time_t t = std::time(nullptr) + seconds;
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 RunResult OpenSsl(const std::vector<std::string>& args, const std::string& input) {

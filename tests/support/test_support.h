@@ -158,6 +158,9 @@ class SignerDeployment {
   SshServer ssh;
 };
 
+// The UTC time `seconds` from now, RFC 3339 ("2026-12-04T08:00:00Z").
+std::string UtcIn(long seconds);
+
 // openssl CLI helpers (the reference implementation the tests compare against).
 RunResult OpenSsl(const std::vector<std::string>& args, const std::string& input = "");
 

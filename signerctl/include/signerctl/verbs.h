@@ -6,6 +6,7 @@
 
 #include <functional>
 
+#include "signer/governance.h"
 #include "signerctl/context.h"
 
 namespace signerctl {
@@ -39,6 +40,10 @@ VerbRun DefineGovernanceInstall(CLI::App& cmd);
 // The forced command of the operators' fleet key on a signer host: SSH_ORIGINAL_COMMAND is
 // `info`, `install` (the document on stdin), `document` or `serials NAME`.
 VerbRun DefineGovernanceAgent(CLI::App& cmd);
+// `state` signed with the governance key `key_uri` (its token opened with `module_path` and the PIN
+// in `pin_file`), `cert` being the key's certificate; verified with `cert` before it is returned.
+std::string SignWithGovernanceToken(const std::string& module_path, const std::string& key_uri,
+                                    const std::string& pin_file, X509* cert, const signer::GovernanceState& state);
 
 // fleet.cc: `fleet push`, `fleet status`, `fleet deny-master`, `fleet allow-master` (#29).
 VerbRun DefineFleetPush(CLI::App& cmd);

@@ -30,15 +30,6 @@ namespace {
 using namespace testing_support;
 using namespace std::chrono_literals;
 
-std::string UtcIn(long seconds) {
-  std::time_t t = std::time(nullptr) + seconds;
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 class Fleet : public ::testing::Test {
  protected:
   // One signer host: its deployment (the masters' sshd), its intermediate, and the operators'

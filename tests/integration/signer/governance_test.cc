@@ -20,15 +20,6 @@ namespace {
 using namespace testing_support;
 using namespace std::chrono_literals;
 
-std::string UtcIn(long seconds) {
-  std::time_t t = std::time(nullptr) + seconds;
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 std::string SignerLine(const std::string& err) {
   auto lines = Lines(err);
   return lines.empty() ? "" : lines.back();
