@@ -128,6 +128,13 @@ void LoadConfigFile(const std::string& path, RequesterConfig& c) {
       c.accept_new_host_key = *b;
     } else if (key == "key_file") c.key_file = str(node, key);
     else if (key == "key") c.key_uri = str(node, key);
+    else if (key == "tpm_key") c.tpm_key = str(node, key);
+    else if (key == "tcti") c.tcti = str(node, key);
+    else if (key == "attestation") {
+      auto b = node.value<bool>();
+      if (!b) Bad("attestation must be true or false");
+      c.attestation = *b;
+    }
     else if (key == "module") c.module = str(node, key);
     else if (key == "pin_file") c.pin.file = str(node, key);
     else if (key == "pin_env") c.pin.env_name = str(node, key);
@@ -205,8 +212,12 @@ std::vector<std::string> ServerOrder(const RequesterConfig& c) {
 void ValidateConfig(const RequesterConfig& c, bool need_server) {
   CheckName(c);
   if (c.cert.empty()) throw Failure(ExitCode::kUsage, "usage", "--cert FILE is required");
-  if (c.key_file.empty() == c.key_uri.empty()) {
-    throw Failure(ExitCode::kUsage, "usage", "give exactly one of --key-file FILE or --key PKCS11-URI");
+  if (int(!c.key_file.empty()) + int(!c.key_uri.empty()) + int(!c.tpm_key.empty()) != 1) {
+    throw Failure(ExitCode::kUsage, "usage", "give exactly one of --key-file FILE, --key PKCS11-URI or tpm_key FILE");
+  }
+  if (c.attestation && c.tpm_key.empty()) {
+    // Only a key made through ESAPI can be certified by the TPM (requester/tpm.h says why).
+    Bad("attestation = true needs the key in tpm_key (a key file or a PKCS#11 key cannot be attested)");
   }
   if (!need_server) return;
   if (c.servers.empty()) throw Failure(ExitCode::kUsage, "bad-server", "--server USER@HOST[:PORT] is required");

@@ -164,6 +164,8 @@ std::string RequestWords(const RequesterConfig& c, const std::string& verb) {
   if (c.lifetime.count() > 0) command += " --lifetime " + std::to_string(c.lifetime.count());
   // No --profile for etcd-client: masters and signers before #26 speak the same request.
   if (c.profile != pki::LeafProfile::kClient) command += std::string(" --profile ") + pki::ProfileName(c.profile);
+  // The body then carries TPM2_Certify evidence after the CSR (#27).
+  if (c.attestation) command += " --attested";
   return command;
 }
 

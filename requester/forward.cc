@@ -359,6 +359,7 @@ std::unique_ptr<KeyStore> BorrowKeyStore(KeyStore& open) {
     explicit Borrowed(KeyStore& k) : k_(k) {}
     bool Open(bool) override { return false; }
     EVP_PKEY* private_key() override { return k_.private_key(); }
+    Tpm* tpm() override { return k_.tpm(); }
     EVP_PKEY* public_key() override { return k_.public_key(); }
     std::string Describe() const override { return k_.Describe(); }
 

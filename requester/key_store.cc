@@ -9,12 +9,14 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 
 #include "base/failure.h"
 #include "base/fd.h"
 #include "base/files.h"
 #include "hsm/session.h"
 #include "hsm/uri.h"
+#include "requester/tpm.h"
 
 namespace requester {
 namespace {
@@ -74,10 +76,17 @@ std::string NewPrivateKeyPem() {
 
 // Creates `name` in the checked directory: O_EXCL|O_NOFOLLOW, 0600, written and fsynced (file and
 // directory) before anyone reads it.
-void CreateKeyFile(int dir_fd, const std::string& name, const std::string& path) {
+void CreateKeyFile(int dir_fd, const std::string& name, const std::string& path,
+                   const std::function<std::string()>& make_key) {
   base::UniqueFd fd(::openat(dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (fd.get() < 0) base::ThrowErrno("write-failed", "cannot create", path, errno);
-  std::string pem = NewPrivateKeyPem();
+  std::string pem;
+  try {
+    pem = make_key();
+  } catch (...) {
+    ::unlinkat(dir_fd, name.c_str(), 0);
+    throw;
+  }
   std::size_t done = 0;
   while (done < pem.size()) {
     ssize_t n = ::write(fd.get(), pem.data() + done, pem.size() - done);
@@ -121,6 +130,34 @@ class FileKeyStore : public KeyStore {
   pki::EvpPkeyPtr key_;
 };
 
+// A key made and used inside the TPM through ESAPI (tpm_key, #27): the file holds its public area and
+// its private area encrypted by the TPM's SRK, with the same file rules as a key file.
+class TpmKeyStore : public KeyStore {
+ public:
+  explicit TpmKeyStore(const RequesterConfig& c) : config_(c) {}
+
+  bool Open(bool create) override {
+    tpm_.emplace(config_.tcti.empty() ? kDefaultTcti : config_.tcti);
+    std::string auth = config_.pin.file.empty() && config_.pin.env_name.empty() ? "" : hsm::ReadPin(config_.pin);
+    bool generated = false;
+    std::string text = ReadKeyFileWith(config_.tpm_key, create ? &generated : nullptr,
+                                       [&] { return EncodeTpmKeyFile(tpm_->CreateSigningKey(auth)); });
+    key_ = tpm_->LoadSigningKey(DecodeTpmKeyFile(text), auth);
+    base::Scrub(auth);
+    return generated;
+  }
+
+  EVP_PKEY* private_key() override { return key_.get(); }
+  EVP_PKEY* public_key() override { return key_.get(); }
+  std::string Describe() const override { return "TPM key " + config_.tpm_key; }
+  Tpm* tpm() override { return tpm_ ? &*tpm_ : nullptr; }
+
+ private:
+  const RequesterConfig& config_;
+  std::optional<Tpm> tpm_;
+  pki::EvpPkeyPtr key_;  // before tpm_ in destruction: it signs through it
+};
+
 class TokenKeyStore : public KeyStore {
  public:
   explicit TokenKeyStore(const RequesterConfig& c) : config_(c) {}
@@ -142,6 +179,10 @@ class TokenKeyStore : public KeyStore {
 }  // namespace
 
 std::string ReadPrivateKeyFile(const std::string& path, bool* created) {
+  return ReadKeyFileWith(path, created, NewPrivateKeyPem);
+}
+
+std::string ReadKeyFileWith(const std::string& path, bool* created, const std::function<std::string()>& make_key) {
   std::filesystem::path p(path);
   std::string name = p.filename().string();
   std::string dir = p.parent_path().string();
@@ -165,7 +206,7 @@ std::string ReadPrivateKeyFile(const std::string& path, bool* created) {
   constexpr int kReadFlags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
   int raw = ::openat(dir_fd.get(), name.c_str(), kReadFlags);
   if (raw < 0 && errno == ENOENT && created != nullptr) {
-    CreateKeyFile(dir_fd.get(), name, path);
+    CreateKeyFile(dir_fd.get(), name, path, make_key);
     *created = true;
     raw = ::openat(dir_fd.get(), name.c_str(), kReadFlags);
   }
@@ -232,6 +273,7 @@ TokenKeyHandle::~TokenKeyHandle() {
 
 std::unique_ptr<KeyStore> MakeKeyStore(const RequesterConfig& config) {
   if (!config.key_file.empty()) return std::make_unique<FileKeyStore>(config.key_file);
+  if (!config.tpm_key.empty()) return std::make_unique<TpmKeyStore>(config);
   return std::make_unique<TokenKeyStore>(config);
 }
 

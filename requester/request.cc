@@ -13,6 +13,7 @@
 #include "pki/base64.h"
 #include "pki/csr.h"
 #include "pki/verify.h"
+#include "requester/attestation.h"
 #include "requester/exchange.h"
 #include "requester/forward.h"
 #include "requester/key_store.h"
@@ -80,6 +81,8 @@ RequestOutcome DoRequest(const RequesterConfig& c, const RequesterEnv& env, bool
       if (gate.owns_lock()) gate.unlock();
       std::vector<unsigned char> der = pki::ToDer(csr.get());
       body = pki::EncodeBase64(der.data(), der.size(), 76);
+      // With attestation (#27) the TPM certifies this very key for this very CSR.
+      if (c.attestation) body = AttestedBody(*keys->tpm(), der, body);
     };
     // An SSH key in a token authenticates while no other module is loaded (one C_Initialize per
     // process): then each connection comes first and the certificate key after it. Otherwise a key
@@ -94,7 +97,14 @@ RequestOutcome DoRequest(const RequesterConfig& c, const RequesterEnv& env, bool
       if (!keys) open_keys();
       fetched_bundle.clear();
       audit_head.clear();
-      issued = SignOver(ssh, c, env, body, keys->public_key(), c.name, &fetched_bundle, &audit_head);
+      try {
+        issued = SignOver(ssh, c, env, body, keys->public_key(), c.name, &fetched_bundle, &audit_head);
+      } catch (const SignerRefusal& r) {
+        // A signer that does not know this TPM yet: enroll it there, once, and ask again (#27).
+        if (!c.attestation || r.signer_reason() != "ak-not-enrolled") throw;
+        EnrollTpm(ssh, c, env, *keys->tpm());
+        issued = SignOver(ssh, c, env, body, keys->public_key(), c.name, &fetched_bundle, &audit_head);
+      }
     });
     state.served_by = served_by;
     if (std::string warning = KeepWitness(state, served_by, audit_head, base::FormatRfc3339(env.now()));

@@ -50,6 +50,8 @@ std::string ToJson(const AuditRecord& r) {
   if (r.requested_lifetime >= 0) j["requested_lifetime"] = r.requested_lifetime;
   if (r.granted_lifetime >= 0) j["granted_lifetime"] = r.granted_lifetime;
   if (r.governance_version > 0) j["governance_version"] = r.governance_version;
+  if (r.attested) j["attested"] = *r.attested;
+  if (!r.ek_sha256.empty()) j["ek_sha256"] = r.ek_sha256;
   // ensure_ascii: every non-ASCII character leaves as \uXXXX, so C1 controls, U+2028 and U+202E
   // cannot reach a terminal or a log viewer raw; invalid UTF-8 becomes U+FFFD, never a throw.
   return j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);

@@ -137,7 +137,17 @@ void LoadConfigFile(const std::string& path, SignerConfig& c) {
     else if (key == "governance_file") c.governance_file = String(node, key);
     else if (key == "governance_cert") c.governance_cert = String(node, key);
     else if (key == "governance_warning") c.governance_warning = Duration(node, key);
-    else if (key == "approval") {
+    else if (key == "ek_roots") c.ek_roots = String(node, key);
+    else if (key == "enrollment_dir") c.enrollment_dir = String(node, key);
+    else if (key == "attestation") {
+      std::string mode = String(node, key);
+      if (mode != "off" && mode != "optional" && mode != "required") {
+        Bad("attestation must be \"off\", \"optional\" or \"required\"");
+      }
+      c.attestation = mode == "off" ? AttestationMode::kOff
+                      : mode == "optional" ? AttestationMode::kOptional
+                                           : AttestationMode::kRequired;
+    } else if (key == "approval") {
       std::string mode = String(node, key);
       if (mode != "none" && mode != "new-keys") Bad("approval must be \"none\" or \"new-keys\"");
       c.approval = mode == "none" ? ApprovalMode::kNone : ApprovalMode::kNewKeys;
@@ -172,6 +182,10 @@ void ValidateConfig(const SignerConfig& c) {
   if (c.governance_file.empty() != c.governance_cert.empty()) {
     Bad("governance_file and governance_cert go together: the document, and the certificate(s) whose key may sign it");
   }
+  if (c.attestation != AttestationMode::kOff && c.ek_roots.empty()) {
+    Bad("attestation needs ek_roots: the TPM manufacturers' CA certificates (PEM) that EK certificates chain to");
+  }
+  if (c.enrollment_dir.empty()) Bad("enrollment_dir must not be empty");
   if (c.approval == ApprovalMode::kNewKeys && c.approved_keys.empty() && c.governance_file.empty()) {
     Bad("approval = \"new-keys\" needs approved_keys (a file of NAME SHA256 lines) or governance_file");
   }

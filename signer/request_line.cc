@@ -53,13 +53,18 @@ RequestLine ParseRequestLine(std::string_view text) {
   RequestLine request;
   if (words.empty()) return request;  // an empty command means sign
   const std::string& verb = words[0];
-  if (verb == "ca" || verb == "info" || verb == "crl") {
+  if (verb == "ca" || verb == "info" || verb == "crl" || verb == "enroll" || verb == "activate") {
     if (words.size() != 1) Bad("bad-request", "'" + verb + "' takes no arguments");
-    request.verb = verb == "ca" ? Verb::kCa : verb == "info" ? Verb::kInfo : Verb::kCrl;
+    request.verb = verb == "ca"       ? Verb::kCa
+                   : verb == "info"   ? Verb::kInfo
+                   : verb == "crl"    ? Verb::kCrl
+                   : verb == "enroll" ? Verb::kEnroll
+                                      : Verb::kActivate;
     return request;
   }
   if (verb != "sign" && verb != "check") {
-    Bad("unknown-verb", "unknown request '" + verb.substr(0, 32) + "' (expected sign, check, ca, info or crl)");
+    Bad("unknown-verb",
+        "unknown request '" + verb.substr(0, 32) + "' (expected sign, check, ca, info, crl, enroll or activate)");
   }
   if (verb == "check") request.verb = Verb::kCheck;
   bool format_given = false;
@@ -83,6 +88,11 @@ RequestLine ParseRequestLine(std::string_view text) {
       request.format = BodyFormat::kK8s;
       continue;
     }
+    if (words[i] == "--attested") {
+      if (request.attested) Bad("bad-request", "--attested given twice");
+      request.attested = true;
+      continue;
+    }
     std::optional<std::string> value = OptionValue(words, i, "--lifetime", "a duration");
     if (!value) Bad("bad-request", "unknown argument '" + words[i].substr(0, 32) + "' to " + verb);
     if (request.lifetime) Bad("bad-request", "--lifetime given twice");
@@ -96,6 +106,10 @@ RequestLine ParseRequestLine(std::string_view text) {
   // disagree would leave the client unsure which one was granted.
   if (request.format == BodyFormat::kK8s && request.lifetime) {
     Bad("bad-request", "--lifetime cannot be used with --format k8s (use spec.expirationSeconds)");
+  }
+  // Evidence rides after the base64 CSR (§8); a Kubernetes object has no place for it.
+  if (request.format == BodyFormat::kK8s && request.attested) {
+    Bad("bad-request", "--attested cannot be used with --format k8s");
   }
   // A Kubernetes object names its signer, which issues client certificates only.
   if (request.format == BodyFormat::kK8s && request.profile != pki::LeafProfile::kClient) {
@@ -111,6 +125,8 @@ std::string VerbName(Verb verb) {
     case Verb::kCa: return "ca";
     case Verb::kInfo: return "info";
     case Verb::kCrl: return "crl";
+    case Verb::kEnroll: return "enroll";
+    case Verb::kActivate: return "activate";
   }
   return "unknown";
 }

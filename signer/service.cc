@@ -22,6 +22,7 @@
 #include "pki/base64.h"
 #include "pki/crl.h"
 #include "signer/approval.h"
+#include "signer/attestation.h"
 #include "signer/audit.h"
 #include "signer/governance.h"
 #include "signer/issuance.h"
@@ -109,6 +110,7 @@ std::string InfoJson(const SignerConfig& c, pki::TimePoint now) {
   j["profiles"] = {"etcd-client", "etcd-server", "etcd-peer"};
   j["name_pattern"] = c.name_pattern;
   j["signer_name"] = c.signer_name;
+  j["attestation"] = AttestationModeName(c.attestation);  // #27: whether masters must prove TPM keys
   if (!c.identity.empty()) {
     j["identity"] = c.identity;
     // A member's names (#26): what its etcd-server and etcd-peer certificates carry.
@@ -340,6 +342,8 @@ struct RequestContext {
   pki::TimePoint now{};              // Answer: whole seconds (certificates carry no fractions)
   std::optional<K8sCsr> k8s_object;  // CheckPolicy, --format k8s: the client's object
   RequestFacts facts;                // CheckPolicy: the CN asked for, the key type, the key's SHA-256
+  std::optional<pki::Bytes> evidence;  // ReadAttestedBody, --attested: TPM2_Certify evidence (#27)
+  pki::Bytes csr_der;                  // CheckPolicy, --attested: the CSR's DER, which the evidence names
 
   bool k8s() const { return line.format == BodyFormat::kK8s; }
   void AtStage(const std::string& stage) const {
@@ -378,6 +382,7 @@ Approval CheckPolicy(RequestContext& rq, const std::string& body) {
   Approval approval;
   try {
     pki::X509ReqPtr req = rq.k8s() ? DecodeK8sBody(body, rq.config, rq.k8s_object) : DecodeRequestBody(body);
+    if (rq.line.attested) rq.csr_der = pki::ToDer(req.get());  // canonical: the bytes that were sent
     approval = ApplyPolicy(req.get(), rq.k8s() ? rq.k8s_object->expiration : rq.line.lifetime, rq.config, rq.facts,
                            rq.line.profile);
   } catch (...) {
@@ -406,6 +411,41 @@ void CheckApprovalLists(const RequestContext& rq) {
   ApprovalGate gate(rq.config, governance ? &governance->state : nullptr);
   gate.CheckIdentity(rq.facts.common_name);
   gate.CheckKey(rq.facts.common_name, rq.facts.public_key_sha256);
+}
+
+// `sign`/`check` --attested: the CSR, and the evidence after it (#27).
+std::string ReadAttestedBody(RequestContext& rq) {
+  AttestedBody parts = SplitAttestedBody(ReadBody(rq), rq.line.attested);
+  rq.evidence = std::move(parts.evidence);
+  return parts.csr;
+}
+
+// A master's key in its enrolled TPM (#27): etcd-client requests, after the lists, before the
+// token. The record says whether the key was attested whenever attestation is not off.
+void CheckKeyAttestation(const RequestContext& rq) {
+  if (rq.line.profile != pki::LeafProfile::kClient || rq.config.attestation == AttestationMode::kOff) return;
+  bool attested = false;
+  try {
+    attested = CheckAttestation(rq.config, rq.facts.common_name, rq.evidence, rq.csr_der, rq.facts.public_key_sha256);
+  } catch (...) {
+    rq.record.Note([](AuditRecord& r) { r.attested = false; });
+    throw;
+  }
+  rq.record.Note([&](AuditRecord& r) { r.attested = attested; });
+}
+
+void NoteEnrollment(const RequestContext& rq, const Enrollment& e) {
+  rq.record.Note([&](AuditRecord& r) {
+    r.common_name = e.identity;
+    r.ek_sha256 = e.ek_sha256;
+  });
+}
+
+void RequireAttestationOn(const SignerConfig& config) {
+  if (config.attestation == AttestationMode::kOff) {
+    throw Failure(ExitCode::kUnavailable, "attestation-off",
+                  "this signer does not attest keys (attestation = \"off\"): there is nothing to enroll");
+  }
 }
 
 // The signing certificate and the chain sent after each leaf.
@@ -481,9 +521,10 @@ int ServeCaBundle(RequestContext& rq) {
 // lists — without the token, a serial or a certificate. The answer is one JSON line; a refusal
 // is `sign`'s own exit code, reason and line. Its record says "checked", never "issued".
 int ServeCheck(RequestContext& rq) {
-  std::string body = ReadBody(rq);
+  std::string body = ReadAttestedBody(rq);
   CheckPolicy(rq, body);
   CheckApprovalLists(rq);
+  CheckKeyAttestation(rq);
   nlohmann::ordered_json j;
   j["would_issue"] = true;
   j["identity"] = rq.facts.common_name;
@@ -526,9 +567,10 @@ int ServeCrl(RequestContext& rq, const base::Deadline& deadline) {
 // sign: input → policy → approval/deny lists → CA → validity → token (signs, self-checks) →
 // audit → output.
 int ServeSign(RequestContext& rq, const base::Deadline& deadline) {
-  std::string body = ReadBody(rq);
+  std::string body = ReadAttestedBody(rq);
   Approval approval = CheckPolicy(rq, body);
   CheckApprovalLists(rq);
+  CheckKeyAttestation(rq);
   SigningCa ca = LoadSigningCa(rq.config);
   Validity validity = ValidityFor(rq, ca, approval);
   pki::X509Ptr cert = SignWithToken(rq.config, approval, ca.cert.get(), validity, rq.env.serial(), TokenLockWait(deadline));
@@ -538,6 +580,48 @@ int ServeSign(RequestContext& rq, const base::Deadline& deadline) {
   rq.AtStage("committed");
   WriteAll(rq.env.output, answer);
   WitnessHead(rq);
+  return 0;
+}
+
+// enroll (#27): a master's EK certificate and AK checked, a secret sealed to them; the answer is
+// the credential only that TPM can open.
+int ServeEnroll(RequestContext& rq) {
+  RequireAttestationOn(rq.config);
+  std::string body = ReadBody(rq);
+  Enrollment facts;
+  std::string answer;
+  try {
+    answer = BeginEnrollment(rq.config, body, rq.now, &facts);
+  } catch (...) {
+    NoteEnrollment(rq, facts);
+    throw;
+  }
+  NoteEnrollment(rq, facts);
+  rq.record.CommitAnswer("challenged");
+  WriteAll(rq.env.output, answer);
+  return 0;
+}
+
+// activate (#27): the opened secret; the TPM is enrolled for the identity from now on.
+int ServeActivate(RequestContext& rq) {
+  RequireAttestationOn(rq.config);
+  std::string body = ReadBody(rq);
+  Enrollment facts;
+  try {
+    facts = FinishEnrollment(rq.config, body, rq.now, &facts);
+  } catch (...) {
+    NoteEnrollment(rq, facts);
+    throw;
+  }
+  NoteEnrollment(rq, facts);
+  nlohmann::ordered_json j;
+  j["enrolled"] = true;
+  j["identity"] = facts.identity;
+  j["ek_sha256"] = facts.ek_sha256;
+  j["ak_sha256"] = facts.ak_sha256;
+  std::string line = j.dump() + "\n";
+  rq.record.CommitAnswer("enrolled");
+  WriteAll(rq.env.output, line);
   return 0;
 }
 
@@ -552,6 +636,8 @@ int Answer(RequestContext& rq, const Invocation& invocation, const std::optional
   if (rq.line.verb == Verb::kCa) return ServeCaBundle(rq);
   if (rq.line.verb == Verb::kCheck) return ServeCheck(rq);
   if (rq.line.verb == Verb::kCrl) return ServeCrl(rq, deadline);
+  if (rq.line.verb == Verb::kEnroll) return ServeEnroll(rq);
+  if (rq.line.verb == Verb::kActivate) return ServeActivate(rq);
   return ServeSign(rq, deadline);
 }
 

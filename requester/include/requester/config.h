@@ -40,7 +40,10 @@ struct RequesterConfig {
   std::string known_hosts;      // required: the signer's host key
   bool accept_new_host_key = false;  // trust on first use, only when explicitly asked
   std::string key_file;         // PKCS#8 PEM, 0600 — or:
-  std::string key_uri;          // pkcs11:token=...;object=...
+  std::string key_uri;          // pkcs11:token=...;object=...  — or:
+  std::string tpm_key;          // a key made in the TPM through ESAPI, attestable (#27, requester/tpm.h)
+  std::string tcti;             // how to reach that TPM; default device:/dev/tpmrm0
+  bool attestation = false;     // enroll this TPM and send TPM2_Certify evidence with every CSR (#27)
   std::string module;
   hsm::PinSource pin;
   std::string cert;             // where the certificate is stored
@@ -62,7 +65,7 @@ struct RequesterConfig {
 };
 
 // Keys as in the flags with '-' → '_' (name, profile, server, ssh_key, known_hosts, accept_new_host_key,
-// key_file, key, module, pin_file, pin_env, cert, ca_bundle, ca_sha256, lifetime, skew_tolerance,
+// key_file, key, tpm_key, tcti, attestation, module, pin_file, pin_env, cert, ca_bundle, ca_sha256, lifetime, skew_tolerance,
 // connect_timeout, io_timeout, post_renew_hook (array), state_file, prometheus_file), and for the
 // forwarder forward_listen, forward_endpoints (array), forward_ca, forward_listen_group,
 // forward_listen_mode (octal string "0660"), forward_max_connections.

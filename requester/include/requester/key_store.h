@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// Where the requester's private key lives: a PKCS#11 token (TPM via tpm2-pkcs11, SoftHSM) or a
-// PKCS#8 PEM file (0600) for clients that need a file. The key is made once, when missing, and
+// Where the requester's private key lives: a PKCS#11 token (TPM via tpm2-pkcs11, SoftHSM), a TPM
+// key through ESAPI (tpm_key: the one that can be attested, #27) or a PKCS#8 PEM file (0600) for
+// clients that need a file. The key is made once, when missing, and
 // reused for every renewal.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +18,8 @@
 
 namespace requester {
 
+class Tpm;
+
 class KeyStore {
  public:
   virtual ~KeyStore() = default;
@@ -26,6 +30,8 @@ class KeyStore {
   virtual EVP_PKEY* private_key() = 0;
   virtual EVP_PKEY* public_key() = 0;
   virtual std::string Describe() const = 0;
+  // The TPM the key lives in, for attestation (#27): only a tpm_key store has one.
+  virtual Tpm* tpm() { return nullptr; }
 };
 
 // A key in a PKCS#11 token, open for this object's lifetime: module, session, one login (a wrong
@@ -64,5 +70,9 @@ std::unique_ptr<KeyStore> MakeKeyStore(const RequesterConfig& config);
 // file is Failure(kNoInput, "key-missing") unless `created` is non-null: then an EC P-256 key is
 // generated into a new 0600 file (O_EXCL|O_NOFOLLOW) first and *created is set to true.
 std::string ReadPrivateKeyFile(const std::string& path, bool* created = nullptr);
+
+// The same rules for any key file of ours (tpm_key's too, #27): a missing file with `created`
+// non-null is made from make_key()'s text.
+std::string ReadKeyFileWith(const std::string& path, bool* created, const std::function<std::string()>& make_key);
 
 }  // namespace requester

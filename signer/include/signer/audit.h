@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "signer/audit_chain.h"
@@ -33,6 +34,10 @@ struct AuditRecord {
   long long requested_lifetime = -1;  // seconds; -1 = not requested
   long long granted_lifetime = -1;
   std::uint64_t governance_version = 0;  // the governance document the decision used (#29); 0 = none
+  // With attestation "optional" or "required" (#27), on etcd-client requests: whether the key was
+  // proven to be a non-duplicable key of the identity's enrolled TPM.
+  std::optional<bool> attested;
+  std::string ek_sha256;  // enroll/activate: the TPM's EK (#27)
   // The hash chain (audit_chain.h), filled in under the log's lock; 0 = not on file (a record
   // syslog got although the file refused it).
   std::uint64_t seq = 0;

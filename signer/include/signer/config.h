@@ -24,6 +24,15 @@ enum class ApprovalMode {
   kNewKeys,  // "new-keys": only approved (name, key) pairs; others are answered pending-approval
 };
 
+// Whether a master's CSR must come with proof that its key lives in an enrolled TPM (#27).
+enum class AttestationMode {
+  kOff,       // "off": evidence is not asked for (nor read)
+  kOptional,  // "optional": checked when sent; the audit record says whether the key was attested
+  kRequired,  // "required": etcd-client certificates only for keys proven to be TPM-bound
+};
+
+constexpr const char* kDefaultEnrollmentDir = "/var/lib/etcd-signer/enrollments";
+
 // The etcd members this signer issues server and peer certificates to (#26): [members.NAME] with
 // `dns` and `ip` arrays. The certificate's CN is NAME and its subjectAltName exactly these names,
 // never anything from the CSR.
@@ -66,13 +75,17 @@ struct SignerConfig {
   std::string governance_file;
   std::string governance_cert;    // the certificate(s) whose key may sign it (PEM bundle)
   base::Seconds governance_warning{7 * 24 * 3600};  // `info` and metrics warn this long before expiry
+  // TPM attestation of masters' keys (#27, signer/attestation.h).
+  AttestationMode attestation = AttestationMode::kOff;
+  std::string ek_roots;           // PEM bundle: the TPM manufacturers' CAs EK certificates chain to
+  std::string enrollment_dir = kDefaultEnrollmentDir;  // the signer account's: one file per enrolled master
   std::string config_file;        // the TOML file read, if any
 };
 
 // Reads a TOML config file over `config` (keys: module, key, pin_file, pin_env, ca_cert,
 // ca_bundle, ca_chain, identity, name_pattern, signer_name, lifetime_default, lifetime_min, lifetime_max, backdate,
 // audit_log, lock_file, syslog, deadline, input_timeout, approval, approved_keys, denied_keys,
-// denied_identities, list_admin, governance_file, governance_cert, governance_warning, and [members.NAME] tables with dns and ip arrays; durations as strings like "24h" or integers in seconds). Unknown keys are errors (Failure kConfig "bad-config").
+// denied_identities, list_admin, governance_file, governance_cert, governance_warning, attestation, ek_roots, enrollment_dir, and [members.NAME] tables with dns and ip arrays; durations as strings like "24h" or integers in seconds). Unknown keys are errors (Failure kConfig "bad-config").
 void LoadConfigFile(const std::string& path, SignerConfig& config);
 
 // Returns `value` for the identity binding; an empty value is Failure(kConfig, "bad-config").

@@ -13,8 +13,11 @@
 //   "check [--profile NAME] [--lifetime DUR]"
 //                             -> what `sign` would decide for the same body, without the token and
 //                                without issuing (#28): policy, approval and deny lists
+//   "sign ... --attested"     -> sign or check; the body carries TPM2_Certify evidence after the
+//                                CSR (#27, docs/protocol.md §8)
 //   "ca" | "info" | "crl"     -> those verbs, no arguments (crl: the governance document's
 //                                revocations as a CRL signed by this host's CA key, #29)
+//   "enroll" | "activate"     -> a master's TPM enrollment, its two steps (#27), no arguments
 // Anything else is Failure(kUsage, "unknown-verb" | "bad-request").
 #pragma once
 
@@ -27,7 +30,7 @@
 
 namespace signer {
 
-enum class Verb { kSign, kCheck, kCa, kInfo, kCrl };
+enum class Verb { kSign, kCheck, kCa, kInfo, kCrl, kEnroll, kActivate };
 
 // What `sign` reads on stdin and prints on stdout.
 enum class BodyFormat {
@@ -40,6 +43,7 @@ struct RequestLine {
   std::optional<base::Seconds> lifetime;  // sign and check only
   BodyFormat format = BodyFormat::kBase64Csr;  // sign only
   pki::LeafProfile profile = pki::LeafProfile::kClient;  // sign and check only
+  bool attested = false;  // sign and check: evidence follows the CSR (#27)
 };
 
 RequestLine ParseRequestLine(std::string_view text);
