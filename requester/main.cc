@@ -36,6 +36,7 @@ struct Flags {
   std::deque<std::string> text;
   std::deque<std::vector<std::string>> lists;
   bool accept_new = false;
+  bool attestation = false;
 
   void Add(CLI::App* cmd) {
     cmd->add_option("--config", config_path, "TOML file with the same keys (flags win)");
@@ -73,6 +74,9 @@ struct Flags {
     str("--known-hosts", "known_hosts file with the signer's host key", &RequesterConfig::known_hosts);
     str("--key-file", "Private key file (PKCS#8 PEM, 0600), created if missing", &RequesterConfig::key_file);
     str("--key", "PKCS#11 URI of the private key, created in the token if missing", &RequesterConfig::key_uri);
+    str("--tpm-key", "A key made and kept in the TPM (tpm2-tss ESAPI; the one that can be attested), created if "
+        "missing; --pin-* give its authValue", &RequesterConfig::tpm_key);
+    str("--tcti", "How to reach that TPM (default device:/dev/tpmrm0)", &RequesterConfig::tcti);
     str("--module", "PKCS#11 module path (SoftHSM, tpm2-pkcs11)", &RequesterConfig::module);
     {
       std::string& v = text.emplace_back();
@@ -107,6 +111,8 @@ struct Flags {
                              ->expected(1, 64)->allow_extra_args(false),
                          [&hook](RequesterConfig& c) { c.post_renew_hook = hook; });
     }
+    cmd->add_flag("--attestation", attestation,
+                  "Enroll this TPM with each signer and send TPM2_Certify evidence with every CSR (needs --tpm-key)");
     cmd->add_flag("--accept-new-host-key", accept_new,
                   "Trust an unknown signer host key once and record it (never a changed one)");
   }
@@ -118,6 +124,7 @@ struct Flags {
       if (option->count() > 0) fn(c);
     }
     if (accept_new) c.accept_new_host_key = true;
+    if (attestation) c.attestation = true;
     return c;
   }
 };

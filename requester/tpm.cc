@@ -168,15 +168,10 @@ struct Tpm::State {
 
   ~State() {
     if (esys != nullptr) {
-      for (ESYS_TR t : {key, ak}) {
-        if (t != ESYS_TR_NONE) Esys_FlushContext(esys, t);
-      }
-      if (parent != ESYS_TR_NONE) {
-        if (parent_transient) Esys_FlushContext(esys, parent); else Esys_TR_Close(esys, &parent);
-      }
-      if (ek != ESYS_TR_NONE) {
-        if (ek_transient) Esys_FlushContext(esys, ek); else Esys_TR_Close(esys, &ek);
-      }
+      if (key != ESYS_TR_NONE) Esys_FlushContext(esys, key);
+      FlushAk();
+      FlushParent();
+      FlushEk();
       Esys_Finalize(&esys);
     }
     if (tcti != nullptr) Tss2_TctiLdr_Finalize(&tcti);
@@ -219,6 +214,25 @@ struct Tpm::State {
       if (ek_transient) ek = CreatePrimary(ESYS_TR_RH_ENDORSEMENT, EkTemplate(), nullptr);
     }
     return ek;
+  }
+
+  // A TPM without a resource manager (swtpm, a TCTI straight to the device) holds three loaded
+  // objects: the parent and the AK go as soon as they are used, so that only the key stays.
+  void FlushParent() {
+    if (parent != ESYS_TR_NONE) {
+      if (parent_transient) Esys_FlushContext(esys, parent); else Esys_TR_Close(esys, &parent);
+      parent = ESYS_TR_NONE;
+    }
+  }
+  void FlushAk() {
+    if (ak != ESYS_TR_NONE) Esys_FlushContext(esys, ak);
+    ak = ESYS_TR_NONE;
+  }
+  void FlushEk() {
+    if (ek != ESYS_TR_NONE) {
+      if (ek_transient) Esys_FlushContext(esys, ek); else Esys_TR_Close(esys, &ek);
+      ek = ESYS_TR_NONE;
+    }
   }
 
   ESYS_TR Ak(TPM2B_PUBLIC** out_public) {
@@ -287,6 +301,7 @@ TpmKeyBlobs Tpm::CreateSigningKey(const std::string& auth) {
                            &outside, &pcrs, &out_private, &out_public, nullptr, nullptr, nullptr);
   EsysPtr<TPM2B_PRIVATE> priv(out_private);
   EsysPtr<TPM2B_PUBLIC> pub(out_public);
+  s_->FlushParent();
   if (rc != TSS2_RC_SUCCESS) TpmFailed("TPM2_Create", rc, "tpm-key");
   return {Marshal(*pub, Tss2_MU_TPM2B_PUBLIC_Marshal), Marshal(*priv, Tss2_MU_TPM2B_PRIVATE_Marshal)};
 }
@@ -340,6 +355,7 @@ pki::EvpPkeyPtr Tpm::LoadSigningKey(const TpmKeyBlobs& blobs, const std::string&
   std::lock_guard lock(s_->mu);
   if (s_->key == ESYS_TR_NONE) {
     TSS2_RC rc = Esys_Load(s_->esys, s_->Parent(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &priv, &pub, &s_->key);
+    s_->FlushParent();  // a loaded key needs its parent no more
     if (rc != TSS2_RC_SUCCESS) TpmFailed("TPM2_Load of the key (made by another TPM, or under another SRK?)", rc, "tpm-key");
     TPM2B_AUTH a = AuthValue(auth);
     Esys_TR_SetAuth(s_->esys, s_->key, &a);
@@ -405,6 +421,7 @@ pki::Bytes Tpm::AkPublic() {
   TPM2B_PUBLIC* out = nullptr;
   s_->Ak(&out);
   EsysPtr<TPM2B_PUBLIC> pub(out);
+  s_->FlushAk();
   return Marshal(*pub, Tss2_MU_TPM2B_PUBLIC_Marshal);
 }
 
@@ -422,17 +439,25 @@ pki::Bytes Tpm::ActivateCredential(const pki::Credential& credential) {
   ESYS_TR session = ESYS_TR_NONE;
   TSS2_RC rc = Esys_StartAuthSession(s_->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                      nullptr, TPM2_SE_POLICY, &sym, TPM2_ALG_SHA256, &session);
-  if (rc != TSS2_RC_SUCCESS) TpmFailed("TPM2_StartAuthSession", rc);
+  if (rc != TSS2_RC_SUCCESS) {
+    s_->FlushAk();
+    s_->FlushEk();
+    TpmFailed("TPM2_StartAuthSession", rc);
+  }
   rc = Esys_PolicySecret(s_->esys, ESYS_TR_RH_ENDORSEMENT, session, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
                          nullptr, nullptr, nullptr, 0, nullptr, nullptr);
   if (rc != TSS2_RC_SUCCESS) {
     Esys_FlushContext(s_->esys, session);
+    s_->FlushAk();
+    s_->FlushEk();
     TpmFailed("TPM2_PolicySecret(endorsement)", rc);
   }
   TPM2B_DIGEST* out = nullptr;
   rc = Esys_ActivateCredential(s_->esys, ak, ek, ESYS_TR_PASSWORD, session, ESYS_TR_NONE, &blob, &secret, &out);
   EsysPtr<TPM2B_DIGEST> cert_info(out);
   Esys_FlushContext(s_->esys, session);
+  s_->FlushAk();
+  s_->FlushEk();
   if (rc != TSS2_RC_SUCCESS) {
     throw Failure(ExitCode::kNoPerm, "credential-not-for-this-tpm",
                   std::string("this TPM cannot open the signer's credential (it was made for another EK or AK): ") +
@@ -463,6 +488,7 @@ pki::AttestationEvidence Tpm::Certify(const pki::Bytes& qualifying) {
                     &attest_out, &sig_out);
   EsysPtr<TPM2B_ATTEST> attest(attest_out);
   EsysPtr<TPMT_SIGNATURE> sig(sig_out);
+  s_->FlushAk();
   if (rc != TSS2_RC_SUCCESS) TpmFailed("TPM2_Certify", rc);
   pki::AttestationEvidence e;
   e.key_public = Marshal(*key_public, Tss2_MU_TPM2B_PUBLIC_Marshal);

@@ -37,17 +37,20 @@ constexpr std::size_t kMaxStoreFile = 64 * 1024;
   throw Failure(ExitCode::kDataErr, "attestation-invalid", message);
 }
 
-// The enrollment directory: the signer account's (or root's), writable by its owner only.
-void CheckDirectory(const std::string& dir) {
+// The enrollment directory: writable by its owner only, and that owner is the signer account
+// (or root) when the signer reads it; root (etcd-signerctl) reads a signer account's directory.
+// Returns the owner, whom every file in it must belong to.
+uid_t CheckDirectory(const std::string& dir) {
   struct stat st {};
   if (::lstat(dir.c_str(), &st) != 0) {
     throw Failure(ExitCode::kUnavailable, "enrollment-unavailable",
                   "the enrollment directory " + dir + " is missing (mkdir -m 0700 it, owned by the signer account)");
   }
   if (!S_ISDIR(st.st_mode)) Unsafe("the enrollment directory " + dir + " is not a directory");
-  if ((st.st_uid != ::geteuid() && st.st_uid != 0) || (st.st_mode & 022) != 0) {
+  if ((::geteuid() != 0 && st.st_uid != ::geteuid() && st.st_uid != 0) || (st.st_mode & 022) != 0) {
     Unsafe("the enrollment directory " + dir + " can be changed by an account other than the signer's or root");
   }
+  return st.st_uid;
 }
 
 std::string PathFor(const SignerConfig& c, const std::string& identity, const char* suffix) {
@@ -55,14 +58,14 @@ std::string PathFor(const SignerConfig& c, const std::string& identity, const ch
 }
 
 // A file of the store, read through the descriptor that was checked; nothing when missing.
-std::optional<std::string> ReadStoreFile(const std::string& path) {
+std::optional<std::string> ReadStoreFile(const std::string& path, uid_t owner) {
   base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ENOENT) return std::nullopt;
     Unsafe("cannot open " + path + " (" + std::string(std::strerror(errno)) + "): a link or unreadable");
   }
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 077) != 0 ||
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || (st.st_uid != owner && st.st_uid != ::geteuid()) || (st.st_mode & 077) != 0 ||
       st.st_nlink != 1 || st.st_size > static_cast<off_t>(kMaxStoreFile)) {
     Unsafe(path + " is not a private (0600) regular file of the signer account");
   }
@@ -159,9 +162,9 @@ std::string AttestationModeName(AttestationMode mode) {
 }
 
 std::optional<Enrollment> FindEnrollment(const SignerConfig& c, const std::string& identity) {
-  CheckDirectory(c.enrollment_dir);
+  uid_t owner = CheckDirectory(c.enrollment_dir);
   std::string path = PathFor(c, identity, ".json");
-  std::optional<std::string> text = ReadStoreFile(path);
+  std::optional<std::string> text = ReadStoreFile(path, owner);
   if (!text) return std::nullopt;
   json j;
   try {
@@ -208,9 +211,11 @@ std::string BeginEnrollment(const SignerConfig& c, const std::string& body, pki:
   pki::X509Ptr ek = pki::VerifyEkCertificate(ek_der, roots, now);
   EVP_PKEY* ek_key = X509_get0_pubkey(ek.get());
   facts->ek_sha256 = pki::CanonicalizeKey(ek_key).sha256;
-  char issuer[512];
-  X509_NAME_oneline(X509_get_issuer_name(ek.get()), issuer, sizeof issuer);
-  facts->ek_issuer = issuer;
+  pki::BioPtr issuer(BIO_new(BIO_s_mem()));
+  X509_NAME_print_ex(issuer.get(), X509_get_issuer_name(ek.get()), 0, XN_FLAG_RFC2253);
+  char* issuer_text = nullptr;
+  long issuer_len = BIO_get_mem_data(issuer.get(), &issuer_text);
+  facts->ek_issuer.assign(issuer_text, static_cast<std::size_t>(issuer_len));
   pki::BignumPtr serial(ASN1_INTEGER_to_BN(X509_get0_serialNumber(ek.get()), nullptr));
   char* hex = serial ? BN_bn2hex(serial.get()) : nullptr;
   facts->ek_serial = hex != nullptr ? hex : "";
@@ -248,9 +253,9 @@ Enrollment FinishEnrollment(const SignerConfig& c, const std::string& body, pki:
   facts->identity = identity;
   CheckIdentity(c, identity);
   pki::Bytes secret = Base64Field(j, "secret", "the activation");
-  CheckDirectory(c.enrollment_dir);
+  uid_t owner = CheckDirectory(c.enrollment_dir);
   std::string path = PathFor(c, identity, ".challenge");
-  std::optional<std::string> text = ReadStoreFile(path);
+  std::optional<std::string> text = ReadStoreFile(path, owner);
   // One answer per challenge, right or wrong: a second guess needs a new challenge (and a new record).
   ::unlink(path.c_str());
   auto none = [&](const std::string& why) {

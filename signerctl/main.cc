@@ -35,6 +35,7 @@ constexpr const char* kDescription =
     "  etcd-signerctl governance sign --module SO --key URI --pin-file F --cert CERT --state STATE.toml\n"
     "      --out FILE [--previous FILE] | governance show FILE [--cert CERT] [--json]\n"
     "  etcd-signerctl [--config signer.toml] governance install FILE\n"
+    "  etcd-signerctl [--config signer.toml] enrollment list [--json] | enrollment remove NAME\n"
     "  etcd-signerctl fleet push --fleet FLEET.toml FILE | fleet status --fleet FLEET.toml [--json]\n"
     "  etcd-signerctl fleet deny-master --fleet FLEET.toml NAME [--reason R] --governance-key URI --pin-file F\n"
     "      --cert CERT --out FILE | fleet allow-master ... NAME --key SHA256\n"
@@ -65,6 +66,7 @@ struct Group {
 
 const Group kGroups[] = {{"audit", "Audit log: verify, list, report"},
                          {"governance", "The fleet's signed governance document: sign, show, install"},
+                         {"enrollment", "The masters' TPMs enrolled on this signer host (#27): list, remove"},
                          {"fleet", "Every signer host and etcd member at once, over SSH: push, status, the incident"}};
 
 const Command kCommands[] = {
@@ -96,6 +98,10 @@ const Command kCommands[] = {
      "Forced command for the operators' fleet key: SSH_ORIGINAL_COMMAND info | install (stdin) | document | "
      "serials NAME",
      ConfigFile::kSignerDefault, DefineGovernanceAgent},
+    {"enrollment", "list", "Every master's enrolled TPM: EK fingerprint, issuer and serial, when",
+     ConfigFile::kSignerDefault, DefineEnrollmentList},
+    {"enrollment", "remove", "Forget NAME's TPM: its next attested request enrolls a TPM again",
+     ConfigFile::kSignerDefault, DefineEnrollmentRemove},
     {"fleet", "push", "Install a governance document on every signer host", ConfigFile::kIfGiven, DefineFleetPush},
     {"fleet", "status", "One table of every signer host's governance version, audit head, CA and software; exit 1 "
      "on any disagreement, near expiry or unreachable host", ConfigFile::kIfGiven, DefineFleetStatus},

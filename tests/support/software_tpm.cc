@@ -39,4 +39,39 @@ SoftwareTpm::SoftwareTpm(const std::string& dir) {
   if (init.exit_code != 0) throw std::runtime_error("etcd-hsm init-token: " + init.err);
 }
 
+TpmManufacturer::TpmManufacturer(const std::string& d) : dir(d) {
+  ::mkdir(dir.c_str(), 0700);
+  ::mkdir((dir + "/ca").c_str(), 0700);
+  WriteFile(dir + "/localca.conf", "statedir = " + dir + "/ca\nsigningkey = " + dir + "/ca/signkey.pem\nissuercert = " +
+                                       dir + "/ca/issuercert.pem\ncertserial = " + dir + "/ca/certserial\n");
+  WriteFile(dir + "/localca.options", "--platform-manufacturer Debian\n--platform-version 2.1\n--platform-model swtpm\n");
+  setup_conf = dir + "/swtpm_setup.conf";
+  WriteFile(setup_conf, "create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = " + dir +
+                            "/localca.conf\ncreate_certs_tool_options = " + dir + "/localca.options\n");
+}
+
+std::string TpmManufacturer::RootsPem() const {
+  return ReadFile(dir + "/ca/swtpm-localca-rootca-cert.pem") + ReadFile(dir + "/ca/issuercert.pem");
+}
+
+EndorsedTpm::EndorsedTpm(const std::string& dir, const TpmManufacturer& manufacturer) {
+  if (::access("/usr/bin/swtpm_setup", X_OK) != 0) throw std::runtime_error("swtpm-tools is not installed");
+  ::mkdir(dir.c_str(), 0700);
+  ::mkdir((dir + "/state").c_str(), 0700);
+  RunResult setup = Run({"/usr/bin/swtpm_setup", "--tpm2", "--tpmstate", dir + "/state", "--config",
+                         manufacturer.setup_conf, "--create-ek-cert", "--overwrite"},
+                        {.timeout = std::chrono::seconds(60)});
+  if (setup.exit_code != 0) throw std::runtime_error("swtpm_setup: " + setup.out + setup.err);
+  int port = FreePort();
+  while (port > 65000 || !PortIsFree(port + 1)) port = FreePort();
+  swtpm_ = std::make_unique<Process>(
+      std::vector<std::string>{"/usr/bin/swtpm", "socket", "--tpm2", "--server",
+                               "type=tcp,port=" + std::to_string(port) + ",bindaddr=127.0.0.1", "--ctrl",
+                               "type=tcp,port=" + std::to_string(port + 1) + ",bindaddr=127.0.0.1", "--tpmstate",
+                               "dir=" + dir + "/state", "--flags", "not-need-init,startup-clear"},
+      std::map<std::string, std::string>{}, dir + "/swtpm.log");
+  if (!WaitForPort(port, std::chrono::seconds(10))) throw std::runtime_error("swtpm: " + ReadFile(dir + "/swtpm.log"));
+  tcti_ = "swtpm:host=127.0.0.1,port=" + std::to_string(port);
+}
+
 }  // namespace testing_support

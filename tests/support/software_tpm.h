@@ -27,4 +27,31 @@ class SoftwareTpm {
   std::map<std::string, std::string> env_;
 };
 
+// A manufacturer's CA for TPM endorsement keys: swtpm_localca with a private configuration and
+// state under `dir` (never the machine's /var/lib/swtpm-localca). Its root and issuing certificates
+// appear once the first TPM is manufactured with it.
+struct TpmManufacturer {
+  explicit TpmManufacturer(const std::string& dir);
+  std::string dir;
+  std::string setup_conf;  // swtpm_setup's --config
+  // root + issuer certificates (PEM), what a signer's ek_roots names. Valid after the first TPM.
+  std::string RootsPem() const;
+};
+
+// A TPM 2.0 with an endorsement key certificate (#27): swtpm_setup --create-ek-cert by
+// `manufacturer`, then swtpm on loopback. EK at 0x81010001, its certificate at NV 0x01c00002.
+class EndorsedTpm {
+ public:
+  EndorsedTpm(const std::string& dir, const TpmManufacturer& manufacturer);
+  const std::string& tcti() const { return tcti_; }
+  // TPM2TOOLS_TCTI for tpm2-tools, and a quiet tpm2-tss log.
+  std::map<std::string, std::string> env() const {
+    return {{"TPM2TOOLS_TCTI", tcti_}, {"TSS2_LOG", "all+NONE"}};
+  }
+
+ private:
+  std::unique_ptr<Process> swtpm_;
+  std::string tcti_;
+};
+
 }  // namespace testing_support

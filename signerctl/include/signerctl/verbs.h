@@ -51,4 +51,8 @@ VerbRun DefineFleetStatus(CLI::App& cmd);
 VerbRun DefineFleetDenyMaster(CLI::App& cmd);
 VerbRun DefineFleetAllowMaster(CLI::App& cmd);
 
+// enrollments.cc: `enrollment list`, `enrollment remove` (#27).
+VerbRun DefineEnrollmentList(CLI::App& cmd);
+VerbRun DefineEnrollmentRemove(CLI::App& cmd);
+
 }  // namespace signerctl

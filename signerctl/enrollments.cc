@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: Apache-2.0
+// `enrollment list` and `enrollment remove` (#27): the TPMs enrolled on this signer host.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "base/failure.h"
+#include "signer/attestation.h"
+#include "signerctl/verbs.h"
+
+namespace signerctl {
+namespace {
+
+struct ListFlags {
+  bool json = false;
+};
+
+int List(const Context& ctx, const ListFlags& flags) {
+  std::vector<signer::Enrollment> all = signer::ListEnrollments(ctx.config);
+  if (flags.json) {
+    nlohmann::ordered_json j = nlohmann::ordered_json::array();
+    for (const signer::Enrollment& e : all) {
+      j.push_back({{"identity", e.identity}, {"ek_sha256", e.ek_sha256}, {"ek_issuer", e.ek_issuer},
+                   {"ek_serial", e.ek_serial}, {"ak_sha256", e.ak_sha256}, {"enrolled", e.time}});
+    }
+    Print(j.dump() + "\n");
+    return 0;
+  }
+  std::string out;
+  for (const signer::Enrollment& e : all) {
+    out += e.identity + "  enrolled " + e.time + "  EK " + e.ek_sha256.substr(0, 16) + "…  issuer " + e.ek_issuer +
+           "  serial " + e.ek_serial + "\n";
+  }
+  if (all.empty()) out = "no TPM is enrolled on this signer host (" + ctx.config.enrollment_dir + ")\n";
+  Print(out);
+  return 0;
+}
+
+int Remove(const Context& ctx, const std::string& name) {
+  if (!signer::RemoveEnrollment(ctx.config, name)) {
+    throw base::Failure(base::ExitCode::kNoInput, "not-enrolled", name + " has no enrollment on this signer host");
+  }
+  Print("removed the enrollment of " + name + ": its next attested request enrolls its TPM again\n");
+  return 0;
+}
+
+}  // namespace
+
+VerbRun DefineEnrollmentList(CLI::App& cmd) {
+  auto flags = std::make_shared<ListFlags>();
+  cmd.add_flag("--json", flags->json, "One JSON array instead of lines");
+  return [flags](const Context& ctx) { return List(ctx, *flags); };
+}
+
+VerbRun DefineEnrollmentRemove(CLI::App& cmd) {
+  auto name = std::make_shared<std::string>();
+  cmd.add_option("NAME", *name, "The master whose TPM enrollment goes")->required();
+  return [name](const Context& ctx) { return Remove(ctx, *name); };
+}
+
+}  // namespace signerctl
