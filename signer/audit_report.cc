@@ -110,6 +110,10 @@ std::optional<AuditEntry> ParseAuditEntry(std::string_view line) {
           e.seq = std::stoull(value);
         continue;
       }
+      if (f.key == "attested" && !f.is_string) {
+        if (value == "true" || value == "false") e.attested = value == "true";
+        continue;
+      }
       if (!f.is_string) continue;
       if (f.key == "time")
         time = Time(value);
@@ -162,6 +166,7 @@ std::optional<AuditEntry> ParseAuditEntry(std::string_view line) {
   e.profile = Field(j, "profile");
   e.not_before = Time(Field(j, "not_before"));
   e.not_after = Time(Field(j, "not_after"));
+  if (auto a = j.find("attested"); a != j.end() && a->is_boolean()) e.attested = a->get<bool>();
   return e;
 }
 
@@ -234,6 +239,7 @@ void AuditSummary::Add(const AuditEntry& e) {
     bool key_changed = !s.last_key.empty() && e.public_key_sha256 != s.last_key;
     if (in_window) {
       ++s.issued;
+      if (e.attested) ++(*e.attested ? s.attested : s.unattested);
       if (key_changed) {
         ++s.key_changes;
         s.new_key = true;
@@ -277,8 +283,8 @@ std::vector<IdentitySummary> AuditSummary::Identities() const {
 std::string FormatReport(const std::vector<IdentitySummary>& identities, TimePoint now) {
   std::string out;
   char buf[1024];
-  std::snprintf(buf, sizeof buf, "%-20s %6s %7s %4s %-16s %-20s %-12s %-30s %s\n", "IDENTITY",
-                "ISSUED", "REFUSED", "KEYS", "LAST SERIAL", "NOT AFTER", "KEY", "LAST REFUSAL",
+  std::snprintf(buf, sizeof buf, "%-20s %6s %8s %7s %4s %-16s %-20s %-12s %-30s %s\n", "IDENTITY",
+                "ISSUED", "ATTESTED", "REFUSED", "KEYS", "LAST SERIAL", "NOT AFTER", "KEY", "LAST REFUSAL",
                 "FLAGS");
   out += buf;
   for (const auto& s : identities) {
@@ -289,9 +295,13 @@ std::string FormatReport(const std::vector<IdentitySummary>& identities, TimePoi
             : "-";
     std::string flags;
     for (const auto& f : s.Flags()) flags += (flags.empty() ? "" : ",") + f;
-    std::snprintf(buf, sizeof buf, "%-20s %6llu %7llu %4llu %-16s %-20s %-12s %-30s %s\n",
+    // ATTESTED (#27): attested/unattested issuances, "-" when no record said (attestation off).
+    std::string attested = s.attested + s.unattested == 0
+                               ? "-"
+                               : std::to_string(s.attested) + "/" + std::to_string(s.unattested);
+    std::snprintf(buf, sizeof buf, "%-20s %6llu %8s %7llu %4llu %-16s %-20s %-12s %-30s %s\n",
                   base::Printable(s.profile.empty() ? s.who : s.who + " " + s.profile, 40).c_str(),
-                  static_cast<unsigned long long>(s.issued),
+                  static_cast<unsigned long long>(s.issued), attested.c_str(),
                   static_cast<unsigned long long>(s.refused),
                   static_cast<unsigned long long>(s.key_changes), Short(s.last_serial, 16).c_str(),
                   Rfc3339(s.last_not_after).c_str(), Short(s.last_key, 12).c_str(),
@@ -312,6 +322,8 @@ std::string FormatReportJson(const std::vector<IdentitySummary>& identities, Tim
     j["identity"] = s.who;
     if (!s.profile.empty()) j["profile"] = s.profile;
     j["issued"] = s.issued;
+    j["attested"] = s.attested;      // #27: issuances whose key was proven TPM-bound
+    j["unattested"] = s.unattested;  // and those that were not (attestation = "optional")
     j["refused"] = s.refused;
     j["key_changes"] = s.key_changes;
     j["last_serial"] = s.last_serial;

@@ -29,6 +29,7 @@ struct AuditEntry {
   std::string public_key_sha256, serial;
   std::optional<TimePoint> not_before, not_after;
   std::string profile;  // sign requests: etcd-client, etcd-server, etcd-peer ("" in records before #26)
+  std::optional<bool> attested;  // with attestation not off (#27): the key was proven TPM-bound
   // `identity`, or for a key not bound to one, "cn:" + the CN it asked for.
   std::string Who() const;
   // What a report line is about: Who(), and for a member's certificates the profile too
@@ -63,6 +64,8 @@ struct IdentitySummary {
   std::optional<TimePoint> last_issued, last_not_before, last_not_after;
   // Within the window:
   std::uint64_t issued = 0, refused = 0, key_changes = 0;
+  // Of `issued`, those whose record says whether the key was attested (#27).
+  std::uint64_t attested = 0, unattested = 0;
   std::optional<TimePoint> last_refusal;
   std::string last_refusal_reason;
   std::uint64_t refusals_last_hour = 0;  // before `now`, for metrics

@@ -167,6 +167,19 @@ TEST_F(Attestation, RequiredIssuesOnlyToANonDuplicableKeyOfTheEnrolledTpm) {
   RunResult moved = Do(Args("request", "kubemaster-1", TpmKey(shared_->b, "b.tpmkey")));
   EXPECT_EQ(moved.exit_code, 0) << moved.err;
   EXPECT_NE(ReadFile(cert), before);
+
+  // attestation = "optional": a key file gets its certificate, recorded as not attested, and the
+  // report counts both kinds per identity.
+  WriteSignerConfig("attestation = \"optional\"\n");
+  RunResult optional = Do(Args("request", "kubemaster-1", {"--key-file", dir_ / "master/file.key"}));
+  EXPECT_EQ(optional.exit_code, 0) << optional.err;
+  EXPECT_EQ(AuditRecords(dir_ / "audit.log").back()["attested"], false);
+  RunResult report = testing_support::Run({Binary("etcd-signerctl"), "--config", dir_ / "signer.toml", "audit", "report", "--json"});
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  json identities = json::parse(report.out)["identities"];
+  ASSERT_EQ(identities.size(), 1u) << report.out;
+  EXPECT_EQ(identities[0]["attested"], 3) << report.out;  // request, renewal, then TPM B's key
+  EXPECT_EQ(identities[0]["unattested"], 1) << report.out;
 }
 
 // A TPM key created duplicable (no fixedTPM/fixedParent) in an enrolled TPM: key-not-fixed.
