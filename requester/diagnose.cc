@@ -21,6 +21,7 @@
 #include "pki/csr.h"
 #include "pki/key.h"
 #include "pki/verify.h"
+#include "requester/attestation.h"
 #include "requester/exchange.h"
 #include "requester/key_store.h"
 #include "requester/renewal.h"
@@ -144,6 +145,15 @@ std::string IssuingFix(const std::string& reason, const std::string& name) {
            "and have the new one approved";
   }
   if (reason == "pending-approval") return "an operator approves the key on the signer host with the command above";
+  // Attestation (#27).
+  if (reason == "ak-not-enrolled") return "run 'etcd-requester request': it enrolls this TPM with that signer first";
+  if (reason == "attestation-required") {
+    return "this signer needs a TPM-attested key: set tpm_key and attestation = true (etcd-requester(8), ATTESTATION)";
+  }
+  if (reason == "key-not-fixed") return "the key can leave its TPM: remove the tpm_key file and run 'request' for a new key";
+  if (reason == "enrollment-exists") {
+    return "the signer has another TPM enrolled for this name: an operator runs etcd-signerctl enrollment remove " + name;
+  }
   return "troubleshooting.md, reason '" + base::Printable(reason, 40) + "'";
 }
 
@@ -338,6 +348,22 @@ void CheckSigners(Diagnosis& d) {
   for (const std::string& server : ServerOrder(d.c)) CheckSigner(d, server);
 }
 
+// With attestation (#27): the TPM certifies the key for the CSR `check` sends, and holds an EK
+// certificate to enroll with. Whether each signer has this TPM enrolled is `check`'s answer.
+void CheckAttestationEvidence(Diagnosis& d, const std::vector<unsigned char>& der) {
+  try {
+    Tpm& tpm = *d.keys->tpm();
+    d.csr_body = AttestedBody(tpm, der, d.csr_body);
+    pki::Bytes ek = tpm.EkCertificate();
+    d.report.Line(true, "attestation",
+                  "the TPM certifies this key, and holds an EK certificate (" + std::to_string(ek.size()) +
+                      " bytes) to enroll with");
+  } catch (const Failure& f) {
+    d.report.Line(false, "attestation", f.what(),
+                  "the TPM must hold an RSA EK certificate at NV 0x01c00002 (etcd-requester(8), ATTESTATION)");
+  }
+}
+
 void CheckKey(Diagnosis& d) {
   try {
     d.keys = MakeKeyStore(d.c);
@@ -347,6 +373,7 @@ void CheckKey(Diagnosis& d) {
     std::vector<unsigned char> der = pki::ToDer(csr.get());
     d.csr_body = pki::EncodeBase64(der.data(), der.size(), 76);
     d.report.Line(true, "key", d.keys->Describe() + " is present");
+    if (d.c.attestation) CheckAttestationEvidence(d, der);
     // An SSH key in a token authenticates only while no other module is loaded (one C_Initialize
     // per process, as in `request`): the key is put away before the signers are asked.
     if (IsTokenKey(d.c.ssh_key)) d.keys.reset();

@@ -103,6 +103,7 @@ RequestOutcome DoRequest(const RequesterConfig& c, const RequesterEnv& env, bool
         // A signer that does not know this TPM yet: enroll it there, once, and ask again (#27).
         if (!c.attestation || r.signer_reason() != "ak-not-enrolled") throw;
         EnrollTpm(ssh, c, env, *keys->tpm());
+        state.tpm_enrolled[server] = base::FormatRfc3339(env.now());
         issued = SignOver(ssh, c, env, body, keys->public_key(), c.name, &fetched_bundle, &audit_head);
       }
     });
@@ -246,6 +247,11 @@ RequesterState LoadState(const std::string& path) {
         if (w.is_object()) state.signer_witness[server] = {w.value("head", ""), w.value("time", ""), w.value("warning", "")};
       }
     }
+    if (j.contains("tpm_enrolled") && j["tpm_enrolled"].is_object()) {
+      for (auto& [server, time] : j["tpm_enrolled"].items()) {
+        if (time.is_string()) state.tpm_enrolled[server] = time.get<std::string>();
+      }
+    }
   } catch (const std::exception&) {
     // A damaged state file only loses counters; it must never stop a renewal.
   }
@@ -270,6 +276,7 @@ void SaveState(const std::string& path, const RequesterState& s) {
     if (!w.warning.empty()) witness[server]["warning"] = w.warning;
   }
   j["signer_witness"] = witness;
+  j["tpm_enrolled"] = s.tpm_enrolled;
   base::AtomicFileWriter(path, 0644).Write(j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 

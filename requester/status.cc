@@ -76,6 +76,8 @@ std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat f
     j["last_error"] = state.last_error;
     j["pending_approval"] = pending;
     j["served_by"] = state.served_by;
+    j["attestation"] = c.attestation;
+    j["tpm_enrolled"] = state.tpm_enrolled;
     j["signer_errors"] = state.signer_errors;
     // What an operator compares with each signer host's audit log (etcd-signerctl audit verify --head).
     nlohmann::ordered_json witness = nlohmann::ordered_json::object();
@@ -133,7 +135,14 @@ std::string RenderStatus(const RequesterConfig& c, TimePoint now, StatusFormat f
     row(left > 0 ? "expires" : "expired", Ago(s.not_after, now));
     row("renews", base::FormatRfc3339(s.renew_at) + " (" + Ago(s.renew_at, now) + ")");
   }
-  row("key", c.key_file.empty() ? c.key_uri : c.key_file);
+  row("key", !c.key_file.empty() ? c.key_file : !c.tpm_key.empty() ? "TPM key " + c.tpm_key : c.key_uri);
+  if (c.attestation) {
+    // #27: which signers know this TPM; the next request enrolls it with any other.
+    std::string enrolled;
+    for (const auto& [server, time] : state.tpm_enrolled) enrolled += (enrolled.empty() ? "" : ", ") + server + " (" + time + ")";
+    row("attestation", enrolled.empty() ? "on: not enrolled with any signer yet (the next request enrolls)"
+                                        : "on: enrolled with " + enrolled);
+  }
   row("last success", state.last_success.empty() ? "never" : state.last_success);
   row("failures", Paint(std::to_string(state.consecutive_failures),
                         state.consecutive_failures == 0 ? Tone::kGood : Tone::kBad, colour) +

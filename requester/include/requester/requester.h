@@ -100,6 +100,7 @@ struct RequesterState {
   std::map<std::string, std::string> signer_errors;    // each signer's last error, until it serves
   std::map<std::string, SignerPinBackoff> signer_pin_backoff;  // signers resting after a PIN problem
   std::map<std::string, SignerWitness> signer_witness;         // each signer's last audit head
+  std::map<std::string, std::string> tpm_enrolled;             // signers this TPM enrolled with, when (#27)
 };
 RequesterState LoadState(const std::string& path);
 void SaveState(const std::string& path, const RequesterState& state);

@@ -128,6 +128,19 @@ TEST_F(Attestation, RequiredIssuesOnlyToANonDuplicableKeyOfTheEnrolledTpm) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_EQ(ReadFile(dir_ / "master/a.tpmkey").rfind("etcd-requester tpm2 key v1\n", 0), 0u);
 
+  // status shows the enrollment; diagnose has the TPM certify the key and the signer check it.
+  std::vector<std::string> status = Args("status", "kubemaster-1", TpmKey(shared_->a, "a.tpmkey"));
+  status.push_back("--json");
+  RunResult st_json = Do(status);
+  ASSERT_EQ(st_json.exit_code, 0) << st_json.err;
+  json sj = json::parse(st_json.out);
+  EXPECT_EQ(sj["attestation"], true);
+  EXPECT_EQ(sj["tpm_enrolled"].size(), 1u) << st_json.out;
+  RunResult diagnose = Do(Args("diagnose", "kubemaster-1", TpmKey(shared_->a, "a.tpmkey")));
+  EXPECT_NE(diagnose.out.find("the TPM certifies this key"), std::string::npos) << diagnose.out << diagnose.err;
+  EXPECT_NE(diagnose.out.find("the signer would issue to 'kubemaster-1' for this key"), std::string::npos)
+      << diagnose.out;
+
   // A renewal with the same key: evidence again, no second enrollment.
   std::string before = ReadFile(cert);
   std::vector<std::string> renew = Args("renew", "kubemaster-1", TpmKey(shared_->a, "a.tpmkey"));
