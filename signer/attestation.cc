@@ -17,6 +17,7 @@
 #include "base/fd.h"
 #include "base/files.h"
 #include "base/name_pattern.h"
+#include "signer/approval.h"
 #include "pki/base64.h"
 #include "pki/key.h"
 
@@ -127,6 +128,7 @@ json EnrollmentJson(const Enrollment& e) {
   j["ak_public"] = B64(e.ak_public);
   j["ak_sha256"] = e.ak_sha256;
   j["time"] = e.time;
+  j["approved"] = e.approved;
   return j;
 }
 
@@ -139,6 +141,7 @@ Enrollment EnrollmentFrom(const json& j, const std::string& path) {
     e.ek_serial = j.at("ek_serial").get<std::string>();
     e.ak_sha256 = j.at("ak_sha256").get<std::string>();
     e.time = j.at("time").get<std::string>();
+    e.approved = j.at("approved").get<bool>();
     auto ak = pki::DecodeBase64(j.at("ak_public").get<std::string>());
     if (!ak || Sha256Hex(*ak) != e.ak_sha256) throw json::other_error::create(501, "ak", nullptr);
     e.ak_public = std::move(*ak);
@@ -283,6 +286,10 @@ Enrollment FinishEnrollment(const SignerConfig& c, const std::string& body, pki:
                       " enrolled: another TPM answered, or the AK is not in the TPM that holds that EK");
   }
   e.time = Rfc3339(now);
+  // A new TPM waits for an operator when approval is on; the same TPM again keeps its standing.
+  std::optional<Enrollment> old = FindEnrollment(c, identity);
+  e.approved = c.approval != ApprovalMode::kNewKeys || (old && old->ek_sha256 == e.ek_sha256 && old->approved);
+  *facts = e;
   base::AtomicFileWriter(PathFor(c, identity, ".json"), 0600).Write(EnrollmentJson(e).dump() + "\n");
   return e;
 }
@@ -294,6 +301,27 @@ AttestedBody SplitAttestedBody(const std::string& body, bool attested) {
   auto evidence = pki::DecodeBase64(std::string_view(body).substr(dot + 1));
   if (!evidence) BadBody("the evidence after the CSR is not base64");
   return {body.substr(0, dot), std::move(*evidence)};
+}
+
+Enrollment ApproveEnrollment(const SignerConfig& c, const std::string& identity, const std::string& ek_sha256) {
+  uid_t owner = CheckDirectory(c.enrollment_dir);
+  std::optional<Enrollment> e = FindEnrollment(c, identity);
+  if (!e) throw Failure(ExitCode::kNoInput, "not-enrolled", identity + " has no enrollment on this signer host");
+  if (!ek_sha256.empty() && ek_sha256 != e->ek_sha256) {
+    throw Failure(ExitCode::kDataErr, "ek-mismatch",
+                  identity + "'s enrolled TPM has EK SHA-256 " + e->ek_sha256 + ", not " + ek_sha256);
+  }
+  e->approved = true;
+  base::AtomicFileWriter writer(PathFor(c, identity, ".json"), 0600);
+  writer.set_owner(owner, static_cast<unsigned>(-1));
+  writer.Write(EnrollmentJson(*e).dump() + "\n");
+  return *e;
+}
+
+std::string ApproveEnrollmentCommand(const SignerConfig& c, const std::string& identity, const std::string& ek_sha256) {
+  std::string command = "etcd-signerctl";
+  if (!c.config_file.empty() && c.config_file != kDefaultConfigFile) command += " --config " + c.config_file;
+  return command + " enrollment approve " + identity + " " + ek_sha256;
 }
 
 bool CheckAttestation(const SignerConfig& c, const std::string& identity, const std::optional<pki::Bytes>& evidence,
@@ -311,6 +339,12 @@ bool CheckAttestation(const SignerConfig& c, const std::string& identity, const 
   if (!enrolled) {
     throw Failure(ExitCode::kNoPerm, "ak-not-enrolled",
                   "no TPM is enrolled for " + identity + " on this signer (the requester enrolls it: enroll, activate)");
+  }
+  if (!enrolled->approved) {
+    throw Failure(ExitCode::kTempFail, "enrollment-pending",
+                  "the TPM enrolled for " + identity + " (EK issuer " + enrolled->ek_issuer + ", serial " +
+                      enrolled->ek_serial + ") is not approved yet; an operator approves it on the signer host with: " +
+                      ApproveEnrollmentCommand(c, identity, enrolled->ek_sha256));
   }
   pki::VerifyEvidence(pki::DecodeEvidence(*evidence), enrolled->ak_public, csr_der, csr_key_sha256);
   return true;

@@ -434,6 +434,20 @@ void CheckKeyAttestation(const RequestContext& rq) {
   rq.record.Note([&](AuditRecord& r) { r.attested = attested; });
 }
 
+// The deny lists, then the key's attestation, then its approval: a denied master learns nothing
+// about attestation, and an operator approves only a key already proven to be TPM-bound (#27).
+void CheckListsAndAttestation(const RequestContext& rq) {
+  std::optional<Failure> pending;
+  try {
+    CheckApprovalLists(rq);
+  } catch (const Failure& f) {
+    if (f.reason() != "pending-approval") throw;
+    pending = f;
+  }
+  CheckKeyAttestation(rq);
+  if (pending) throw *pending;
+}
+
 void NoteEnrollment(const RequestContext& rq, const Enrollment& e) {
   rq.record.Note([&](AuditRecord& r) {
     r.common_name = e.identity;
@@ -523,8 +537,7 @@ int ServeCaBundle(RequestContext& rq) {
 int ServeCheck(RequestContext& rq) {
   std::string body = ReadAttestedBody(rq);
   CheckPolicy(rq, body);
-  CheckApprovalLists(rq);
-  CheckKeyAttestation(rq);
+  CheckListsAndAttestation(rq);
   nlohmann::ordered_json j;
   j["would_issue"] = true;
   j["identity"] = rq.facts.common_name;
@@ -569,8 +582,7 @@ int ServeCrl(RequestContext& rq, const base::Deadline& deadline) {
 int ServeSign(RequestContext& rq, const base::Deadline& deadline) {
   std::string body = ReadAttestedBody(rq);
   Approval approval = CheckPolicy(rq, body);
-  CheckApprovalLists(rq);
-  CheckKeyAttestation(rq);
+  CheckListsAndAttestation(rq);
   SigningCa ca = LoadSigningCa(rq.config);
   Validity validity = ValidityFor(rq, ca, approval);
   pki::X509Ptr cert = SignWithToken(rq.config, approval, ca.cert.get(), validity, rq.env.serial(), TokenLockWait(deadline));
@@ -619,6 +631,7 @@ int ServeActivate(RequestContext& rq) {
   j["identity"] = facts.identity;
   j["ek_sha256"] = facts.ek_sha256;
   j["ak_sha256"] = facts.ak_sha256;
+  j["approved"] = facts.approved;  // false: an operator approves the new TPM first (approval = "new-keys")
   std::string line = j.dump() + "\n";
   rq.record.CommitAnswer("enrolled");
   WriteAll(rq.env.output, line);

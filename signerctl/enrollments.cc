@@ -20,14 +20,15 @@ int List(const Context& ctx, const ListFlags& flags) {
     nlohmann::ordered_json j = nlohmann::ordered_json::array();
     for (const signer::Enrollment& e : all) {
       j.push_back({{"identity", e.identity}, {"ek_sha256", e.ek_sha256}, {"ek_issuer", e.ek_issuer},
-                   {"ek_serial", e.ek_serial}, {"ak_sha256", e.ak_sha256}, {"enrolled", e.time}});
+                   {"ek_serial", e.ek_serial}, {"ak_sha256", e.ak_sha256}, {"enrolled", e.time},
+                   {"approved", e.approved}});
     }
     Print(j.dump() + "\n");
     return 0;
   }
   std::string out;
   for (const signer::Enrollment& e : all) {
-    out += e.identity + "  enrolled " + e.time + "  EK " + e.ek_sha256.substr(0, 16) + "…  issuer " + e.ek_issuer +
+    out += e.identity + (e.approved ? "  enrolled " : "  PENDING approval, enrolled ") + e.time + "  EK " + e.ek_sha256.substr(0, 16) + "…  issuer " + e.ek_issuer +
            "  serial " + e.ek_serial + "\n";
   }
   if (all.empty()) out = "no TPM is enrolled on this signer host (" + ctx.config.enrollment_dir + ")\n";
@@ -43,7 +44,35 @@ int Remove(const Context& ctx, const std::string& name) {
   return 0;
 }
 
+struct ApproveFlags {
+  std::string name, ek_sha256;
+};
+
+int Approve(const Context& ctx, const ApproveFlags& flags) {
+  signer::Enrollment e = signer::ApproveEnrollment(ctx.config, flags.name, flags.ek_sha256);
+  Print("approved the TPM of " + e.identity + " (EK SHA-256 " + e.ek_sha256 + ", issuer " + e.ek_issuer +
+        ", serial " + e.ek_serial + ")\n");
+  return 0;
+}
+
 }  // namespace
+
+std::string FormatPendingEnrollments(const signer::SignerConfig& config) {
+  std::string out;
+  for (const signer::Enrollment& e : signer::ListEnrollments(config)) {
+    if (e.approved) continue;
+    out += "TPM " + e.identity + "  EK issuer " + e.ek_issuer + "  serial " + e.ek_serial + "  enrolled " + e.time +
+           "\n    approve: " + signer::ApproveEnrollmentCommand(config, e.identity, e.ek_sha256) + "\n";
+  }
+  return out;
+}
+
+VerbRun DefineEnrollmentApprove(CLI::App& cmd) {
+  auto flags = std::make_shared<ApproveFlags>();
+  cmd.add_option("NAME", flags->name, "The master whose enrolled TPM is approved")->required();
+  cmd.add_option("EK_SHA256", flags->ek_sha256, "The TPM's EK SHA-256 as `pending` shows it (checked when given)");
+  return [flags](const Context& ctx) { return Approve(ctx, *flags); };
+}
 
 VerbRun DefineEnrollmentList(CLI::App& cmd) {
   auto flags = std::make_shared<ListFlags>();

@@ -91,6 +91,10 @@ int Pending(const Context& ctx, const PendingFlags& flags) {
     if (flags.all || !settled) keys.push_back(std::move(k));
   }
   Print(flags.json ? signer::PendingJson(keys) : signer::FormatPending(keys));
+  // TPMs waiting for approval (#27), when this host attests keys.
+  if (!flags.json && ctx.config.attestation != signer::AttestationMode::kOff) {
+    Print(FormatPendingEnrollments(ctx.config));
+  }
   return 0;
 }
 

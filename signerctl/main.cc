@@ -35,7 +35,8 @@ constexpr const char* kDescription =
     "  etcd-signerctl governance sign --module SO --key URI --pin-file F --cert CERT --state STATE.toml\n"
     "      --out FILE [--previous FILE] | governance show FILE [--cert CERT] [--json]\n"
     "  etcd-signerctl [--config signer.toml] governance install FILE\n"
-    "  etcd-signerctl [--config signer.toml] enrollment list [--json] | enrollment remove NAME\n"
+    "  etcd-signerctl [--config signer.toml] enrollment list [--json] | enrollment approve NAME [EK_SHA256]\n"
+    "      | enrollment remove NAME\n"
     "  etcd-signerctl fleet push --fleet FLEET.toml FILE | fleet status --fleet FLEET.toml [--json]\n"
     "  etcd-signerctl fleet deny-master --fleet FLEET.toml NAME [--reason R] --governance-key URI --pin-file F\n"
     "      --cert CERT --out FILE | fleet allow-master ... NAME --key SHA256\n"
@@ -100,6 +101,8 @@ const Command kCommands[] = {
      ConfigFile::kSignerDefault, DefineGovernanceAgent},
     {"enrollment", "list", "Every master's enrolled TPM: EK fingerprint, issuer and serial, when",
      ConfigFile::kSignerDefault, DefineEnrollmentList},
+    {"enrollment", "approve", "Approve NAME's newly enrolled TPM (approval = \"new-keys\")", ConfigFile::kSignerDefault,
+     DefineEnrollmentApprove},
     {"enrollment", "remove", "Forget NAME's TPM: its next attested request enrolls a TPM again",
      ConfigFile::kSignerDefault, DefineEnrollmentRemove},
     {"fleet", "push", "Install a governance document on every signer host", ConfigFile::kIfGiven, DefineFleetPush},

@@ -30,6 +30,9 @@ struct Enrollment {
   pki::Bytes ak_public;    // the AK's TPM2B_PUBLIC
   std::string ak_sha256;   // SHA-256 of ak_public's bytes
   std::string time;        // RFC 3339: enrolled (or challenged)
+  // With approval = "new-keys" (#14), a new TPM waits for an operator (etcd-signerctl enrollment
+  // approve); the same TPM enrolling again keeps its approval.
+  bool approved = true;
 };
 
 // enroll: the body {"identity", "ek_certificate" (base64 DER), "ak_public" (base64 TPM2B_PUBLIC)}
@@ -54,6 +57,13 @@ std::optional<Enrollment> FindEnrollment(const SignerConfig& config, const std::
 std::vector<Enrollment> ListEnrollments(const SignerConfig& config);
 // Removes the identity's enrollment (an operator's command). False when there was none.
 bool RemoveEnrollment(const SignerConfig& config, const std::string& identity);
+// Approves the identity's enrollment (an operator's command, root's or the signer account's); the
+// file keeps its owner. Failure(kNoInput, "not-enrolled") when there is none; when `ek_sha256` is
+// given it must be the enrolled TPM's (Failure(kDataErr, "ek-mismatch")).
+Enrollment ApproveEnrollment(const SignerConfig& config, const std::string& identity, const std::string& ek_sha256);
+// The command an operator runs to approve `identity`'s TPM.
+std::string ApproveEnrollmentCommand(const SignerConfig& config, const std::string& identity,
+                                     const std::string& ek_sha256);
 
 // A sign/check body with `--attested`: the base64 CSR, a line ".", the base64 evidence.
 struct AttestedBody {
@@ -65,7 +75,8 @@ AttestedBody SplitAttestedBody(const std::string& body, bool attested);
 // The attestation policy for an etcd-client request by `identity`: returns whether the key was
 // attested. Off: false, evidence unread. Optional/required: evidence, when sent, must verify
 // against the identity's enrolled AK (pki::VerifyEvidence's reasons; ak-not-enrolled when none);
-// required without evidence is 77 attestation-required.
+// required without evidence is 77 attestation-required; a TPM enrolled but not approved yet is
+// 75 enrollment-pending with the command that approves it.
 bool CheckAttestation(const SignerConfig& config, const std::string& identity, const std::optional<pki::Bytes>& evidence,
                       const pki::Bytes& csr_der, const std::string& csr_key_sha256);
 

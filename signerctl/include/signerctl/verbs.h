@@ -54,5 +54,8 @@ VerbRun DefineFleetAllowMaster(CLI::App& cmd);
 // enrollments.cc: `enrollment list`, `enrollment remove` (#27).
 VerbRun DefineEnrollmentList(CLI::App& cmd);
 VerbRun DefineEnrollmentRemove(CLI::App& cmd);
+VerbRun DefineEnrollmentApprove(CLI::App& cmd);
+// `pending`'s second part: TPMs enrolled but not approved yet, with the command that approves each.
+std::string FormatPendingEnrollments(const signer::SignerConfig& config);
 
 }  // namespace signerctl

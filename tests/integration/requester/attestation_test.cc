@@ -195,6 +195,54 @@ TEST_F(Attestation, RequiredIssuesOnlyToANonDuplicableKeyOfTheEnrolledTpm) {
   EXPECT_EQ(identities[0]["unattested"], 1) << report.out;
 }
 
+// approval = "new-keys" (#14): a new TPM enrollment waits for an operator, `pending` shows its EK
+// certificate's issuer and serial, and after its approval the key itself is approved as ever.
+TEST_F(Attestation, ANewEnrollmentWaitsForApprovalWhenApprovalIsOn) {
+  WriteFile(dir_ / "approved_keys", "", 0644);
+  WriteSignerConfig("attestation = \"required\"\napproval = \"new-keys\"\napproved_keys = \"" + (dir_ / "approved_keys") +
+                    "\"\n");
+  RunResult r = Do(Args("request", "kubemaster-2", TpmKey(shared_->a, "pending.tpmkey")));
+  EXPECT_EQ(r.exit_code, 75) << r.err;
+  EXPECT_NE(r.err.find("etcd-signer: enrollment-pending: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("enrollment approve kubemaster-2 "), std::string::npos) << r.err;
+  std::vector<std::string> ctl{Binary("etcd-signerctl"), "--config", dir_ / "signer.toml"};
+  auto with = [&](std::vector<std::string> words) {
+    std::vector<std::string> a = ctl;
+    a.insert(a.end(), words.begin(), words.end());
+    return testing_support::Run(a);
+  };
+  RunResult pending = with({"pending"});
+  EXPECT_EQ(pending.exit_code, 0) << pending.err;
+  EXPECT_NE(pending.out.find("TPM kubemaster-2  EK issuer CN=swtpm-localca  serial "), std::string::npos) << pending.out;
+  json list = json::parse(with({"enrollment", "list", "--json"}).out);
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["approved"], false);
+  EXPECT_EQ(with({"enrollment", "approve", "kubemaster-2", std::string(64, '0')}).exit_code, 65);  // another TPM's EK
+  RunResult approved = with({"enrollment", "approve", "kubemaster-2", list[0]["ek_sha256"].get<std::string>()});
+  EXPECT_EQ(approved.exit_code, 0) << approved.err;
+  struct stat st {};
+  ASSERT_EQ(::stat((dir_ / "enrollments/kubemaster-2.json").c_str(), &st), 0);
+  EXPECT_NE(st.st_uid, 0u);  // still the signer account's file
+  // Now the key's own approval (#14), then the certificate.
+  RunResult key_pending = Do(Args("request", "kubemaster-2", TpmKey(shared_->a, "pending.tpmkey")));
+  EXPECT_EQ(key_pending.exit_code, 75) << key_pending.err;
+  EXPECT_NE(key_pending.err.find("etcd-signer: pending-approval: "), std::string::npos) << key_pending.err;
+  std::string approve_line = key_pending.err.substr(key_pending.err.find("etcd-signerctl"));
+  approve_line = approve_line.substr(0, approve_line.find('\n'));
+  std::vector<std::string> words;
+  for (std::size_t at = 0; at < approve_line.size();) {
+    std::size_t end = approve_line.find(' ', at);
+    if (end == std::string::npos) end = approve_line.size();
+    words.push_back(approve_line.substr(at, end - at));
+    at = end + 1;
+  }
+  ASSERT_EQ(words.back().size(), 64u) << approve_line;
+  EXPECT_EQ(with({"approve", "kubemaster-2", words.back()}).exit_code, 0);
+  RunResult issued = Do(Args("request", "kubemaster-2", TpmKey(shared_->a, "pending.tpmkey")));
+  EXPECT_EQ(issued.exit_code, 0) << issued.err;
+  EXPECT_EQ(AuditRecords(dir_ / "audit.log").back()["attested"], true);
+}
+
 // A TPM key created duplicable (no fixedTPM/fixedParent) in an enrolled TPM: key-not-fixed.
 TEST_F(Attestation, ADuplicableTpmKeyIsRefusedKeyNotFixed) {
   const EndorsedTpm& tpm = shared_->c;
