@@ -209,16 +209,20 @@ std::vector<std::string> ServerOrder(const RequesterConfig& c) {
   return order;
 }
 
-void ValidateConfig(const RequesterConfig& c, bool need_server) {
-  CheckName(c);
-  if (c.cert.empty()) throw Failure(ExitCode::kUsage, "usage", "--cert FILE is required");
+void CheckKeySource(const RequesterConfig& c) {
   if (int(!c.key_file.empty()) + int(!c.key_uri.empty()) + int(!c.tpm_key.empty()) != 1) {
-    throw Failure(ExitCode::kUsage, "usage", "give exactly one of --key-file FILE, --key PKCS11-URI or tpm_key FILE");
+    throw Failure(ExitCode::kUsage, "usage", "give exactly one of --key-file FILE, --key PKCS11-URI or --tpm-key FILE");
   }
   if (c.attestation && c.tpm_key.empty()) {
     // Only a key made through ESAPI can be certified by the TPM (requester/tpm.h says why).
     Bad("attestation = true needs the key in tpm_key (a key file or a PKCS#11 key cannot be attested)");
   }
+}
+
+void ValidateConfig(const RequesterConfig& c, bool need_server) {
+  CheckName(c);
+  if (c.cert.empty()) throw Failure(ExitCode::kUsage, "usage", "--cert FILE is required");
+  CheckKeySource(c);
   if (!need_server) return;
   if (c.servers.empty()) throw Failure(ExitCode::kUsage, "bad-server", "--server USER@HOST[:PORT] is required");
   for (const auto& server : c.servers) ParseServer(server);

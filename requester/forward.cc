@@ -129,9 +129,7 @@ void ValidateForwardConfig(const RequesterConfig& c) {
   for (const auto& e : f.endpoints) ParseEndpoint(e);
   if (f.etcd_ca.empty()) throw Failure(ExitCode::kUsage, "usage", "--etcd-ca FILE (etcd's server CA) is required");
   if (c.cert.empty()) throw Failure(ExitCode::kUsage, "usage", "--cert FILE is required");
-  if (c.key_file.empty() == c.key_uri.empty()) {
-    throw Failure(ExitCode::kUsage, "usage", "give exactly one of --key-file FILE or --key PKCS11-URI");
-  }
+  CheckKeySource(c);
   if (f.max_connections < 1 || f.max_connections > 4096) {
     throw Failure(ExitCode::kConfig, "bad-config", "forward_max_connections must be 1..4096");
   }

@@ -283,8 +283,13 @@ std::vector<IdentitySummary> AuditSummary::Identities() const {
 std::string FormatReport(const std::vector<IdentitySummary>& identities, TimePoint now) {
   std::string out;
   char buf[1024];
-  std::snprintf(buf, sizeof buf, "%-20s %6s %8s %7s %4s %-16s %-20s %-12s %-30s %s\n", "IDENTITY",
-                "ISSUED", "ATTESTED", "REFUSED", "KEYS", "LAST SERIAL", "NOT AFTER", "KEY", "LAST REFUSAL",
+  // ATTESTED (#27) only where some record said whether its key was attested: a signer with
+  // attestation off prints the table it always did.
+  bool attestation = false;
+  for (const auto& s : identities) attestation = attestation || s.attested + s.unattested > 0;
+  std::string attested_header = attestation ? " ATTESTED" : "";
+  std::snprintf(buf, sizeof buf, "%-20s %6s%s %7s %4s %-16s %-20s %-12s %-30s %s\n", "IDENTITY", "ISSUED",
+                attested_header.c_str(), "REFUSED", "KEYS", "LAST SERIAL", "NOT AFTER", "KEY", "LAST REFUSAL",
                 "FLAGS");
   out += buf;
   for (const auto& s : identities) {
@@ -295,13 +300,17 @@ std::string FormatReport(const std::vector<IdentitySummary>& identities, TimePoi
             : "-";
     std::string flags;
     for (const auto& f : s.Flags()) flags += (flags.empty() ? "" : ",") + f;
-    // ATTESTED (#27): attested/unattested issuances, "-" when no record said (attestation off).
-    std::string attested = s.attested + s.unattested == 0
-                               ? "-"
-                               : std::to_string(s.attested) + "/" + std::to_string(s.unattested);
-    std::snprintf(buf, sizeof buf, "%-20s %6llu %8s %7llu %4llu %-16s %-20s %-12s %-30s %s\n",
+    // attested/unattested issuances; "-" when none of its records said.
+    char attested[32] = "";
+    if (attestation) {
+      std::string count = s.attested + s.unattested == 0
+                              ? "-"
+                              : std::to_string(s.attested) + "/" + std::to_string(s.unattested);
+      std::snprintf(attested, sizeof attested, " %8s", count.c_str());
+    }
+    std::snprintf(buf, sizeof buf, "%-20s %6llu%s %7llu %4llu %-16s %-20s %-12s %-30s %s\n",
                   base::Printable(s.profile.empty() ? s.who : s.who + " " + s.profile, 40).c_str(),
-                  static_cast<unsigned long long>(s.issued), attested.c_str(),
+                  static_cast<unsigned long long>(s.issued), attested,
                   static_cast<unsigned long long>(s.refused),
                   static_cast<unsigned long long>(s.key_changes), Short(s.last_serial, 16).c_str(),
                   Rfc3339(s.last_not_after).c_str(), Short(s.last_key, 12).c_str(),

@@ -67,7 +67,7 @@ struct Group {
 
 const Group kGroups[] = {{"audit", "Audit log: verify, list, report"},
                          {"governance", "The fleet's signed governance document: sign, show, install"},
-                         {"enrollment", "The masters' TPMs enrolled on this signer host (#27): list, remove"},
+                         {"enrollment", "The masters' TPMs enrolled on this signer host (#27): list, approve, remove"},
                          {"fleet", "Every signer host and etcd member at once, over SSH: push, status, the incident"}};
 
 const Command kCommands[] = {

@@ -81,6 +81,10 @@ int ParsePort(const std::string& text);
 // An octal file mode "0660" (at most 0777). Failure(kConfig, "bad-config") otherwise.
 unsigned ParseMode(const std::string& text);
 
+// Exactly one of key_file, key_uri, tpm_key (Failure(kUsage, "usage")); attestation only with
+// tpm_key (Failure(kConfig, "bad-config")). Part of ValidateConfig; the forwarder's check too.
+void CheckKeySource(const RequesterConfig& config);
+
 // Throws Failure(kUsage/kConfig) for missing or contradictory settings. `need_server` is false
 // for verbs that work offline (status).
 void ValidateConfig(const RequesterConfig& config, bool need_server);

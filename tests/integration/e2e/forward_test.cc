@@ -310,6 +310,39 @@ TEST_F(Forward, RefusesServersThatAreNotProvenToBeEtcd) {
       << text;
 }
 
+// #27, end to end with etcd: a signer with attestation = "required"; the master's key made in its
+// TPM through ESAPI (tpm_key), enrolled on first contact, certified for its CSR; the same TPM key
+// then signs the forwarder's TLS handshakes with etcd --client-cert-auth.
+TEST_F(Forward, AttestedTpmKeyIsIssuedAndServesEtcdctlThroughForward) {
+  TpmManufacturer manufacturer(dir_ / "manufacturer");
+  EndorsedTpm tpm(dir_ / "master/endorsed-tpm", manufacturer);
+  WriteFile(dir_ / "signer/ek_roots.pem", manufacturer.RootsPem(), 0644);
+  ASSERT_EQ(::mkdir((dir_ / "signer/enrollments").c_str(), 0700), 0);
+  GiveToSigner(dir_ / "signer/enrollments");
+  signer_->WriteSignerConfig("attestation = \"required\"\nek_roots = \"" + (dir_ / "signer/ek_roots.pem") +
+                             "\"\nenrollment_dir = \"" + (dir_ / "signer/enrollments") + "\"\n");
+  std::string config = WriteConfig("tpm_key = \"" + (dir_ / "master/client.tpmkey") + "\"\ntcti = \"" + tpm.tcti() +
+                                       "\"\nattestation = true\n",
+                                   "forward_endpoints = [\"https://127.0.0.1:" + std::to_string(etcd_->port()) +
+                                       "\"]\nforward_ca = \"" + EtcdCa() + "\"\n");
+  RunResult request = testing_support::Run({Binary("etcd-requester"), "request", "--config", config},
+                                           {.env = tpm.env(), .timeout = 90s});
+  ASSERT_EQ(request.exit_code, 0) << request.err;
+  EXPECT_NE(request.err.find("enrolled this TPM"), std::string::npos) << request.err;
+  std::string audit = ReadFile(dir_ / "signer/audit.log");
+  EXPECT_NE(audit.find("\"attested\":true"), std::string::npos) << audit;
+
+  const std::string log = dir_ / "master/forward.log";
+  Process forward({Binary("etcd-requester"), "forward", "--config", config, "--listen", "unix:" + Socket(),
+                   "--listen-mode", "0600"},
+                  tpm.env(), log);
+  ASSERT_TRUE(WaitUntil([&] { return ReadFile(log).find("forwarding unix:") != std::string::npos; }, 30s))
+      << ReadFile(log);
+  RunResult put = Ctl(Socket(), {"put", "attested", "signed by an enrolled TPM"});
+  ASSERT_EQ(put.exit_code, 0) << put.err << ReadFile(log);
+  EXPECT_EQ(Ctl(Socket(), {"get", "attested", "--print-value-only"}).out, "signed by an enrolled TPM\n");
+}
+
 // The key in a TPM (swtpm + tpm2-pkcs11): no key file anywhere, etcdctl works through `forward`.
 TEST_F(Forward, TpmKeyServesEtcdctlThroughForward) {
   SoftwareTpm tpm(dir_ / "master/tpm");
