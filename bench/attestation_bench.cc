@@ -29,7 +29,7 @@ void Measure(const char* label, int runs, const std::function<void()>& step) {
   }
   std::sort(us.begin(), us.end());
   auto at = [&](double q) { return us[static_cast<std::size_t>(q * static_cast<double>(us.size() - 1))]; };
-  std::printf("attest/%s %.0f %.0f %.0f\n", label, at(0.5), at(0.1), at(0.9));
+  std::printf("attest/%s\t%.0f\t%.0f\t%.0f\n", label, at(0.5), at(0.1), at(0.9));
 }
 
 }  // namespace

@@ -214,6 +214,110 @@ GovernanceDocument LoadInstalledGovernance(const SignerConfig& config) {
   return ReadGovernance(pem, Raw(certs), config.governance_file);
 }
 
+namespace {
+
+constexpr const char* kIndexHeader = "etcd-signer governance index v1";
+
+std::string Sha256Of(const std::string& bytes) {
+  return pki::Sha256Hex(std::vector<unsigned char>(bytes.begin(), bytes.end()));
+}
+
+std::int64_t UnixSeconds(pki::TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+// What an issuing request needs of a verified document, one entry per line, bound to the exact
+// bytes of the document and of governance_cert it was verified with.
+std::string EncodeGovernanceIndex(const GovernanceState& s, const std::string& document_sha256,
+                                  const std::string& certificates_sha256) {
+  std::string out = std::string(kIndexHeader) + "\ndocument " + document_sha256 + "\ncertificates " +
+                    certificates_sha256 + "\nversion " + std::to_string(s.version) + "\nissued " +
+                    std::to_string(UnixSeconds(s.issued)) + "\nexpires " + std::to_string(UnixSeconds(s.expires)) + "\n";
+  for (const std::string& name : s.denied_identities) out += "deny-identity " + name + "\n";
+  for (const GovernanceKey& k : s.denied_keys) out += "deny-key " + k.identity + " " + k.sha256 + "\n";
+  for (const GovernanceKey& k : s.approved_keys) out += "approve-key " + k.identity + " " + k.sha256 + "\n";
+  return out;
+}
+
+// The index's decisions, when it was written for exactly these bytes; nothing otherwise (an index
+// of another document, of other certificates, or not of this shape: the full check decides).
+std::optional<GovernanceState> DecodeGovernanceIndex(std::string_view text, const std::string& document_sha256,
+                                                     const std::string& certificates_sha256) {
+  GovernanceState s;
+  std::size_t line_no = 0;
+  auto number = [](std::string_view v) -> std::optional<std::int64_t> {
+    if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
+    return std::stoll(std::string(v));
+  };
+  while (!text.empty()) {
+    std::size_t end = text.find('\n');
+    if (end == std::string_view::npos) return std::nullopt;  // every line ends in a newline
+    std::string_view line = text.substr(0, end);
+    text.remove_prefix(end + 1);
+    std::size_t space = line.find(' ');
+    std::string_view word = line.substr(0, space);
+    std::string_view rest = space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
+    switch (line_no++) {
+      case 0: if (line != kIndexHeader) return std::nullopt; continue;
+      case 1: if (word != "document" || rest != document_sha256) return std::nullopt; continue;
+      case 2: if (word != "certificates" || rest != certificates_sha256) return std::nullopt; continue;
+      case 3: {
+        auto v = number(rest);
+        if (word != "version" || !v) return std::nullopt;
+        s.version = static_cast<std::uint64_t>(*v);
+        continue;
+      }
+      case 4:
+      case 5: {
+        auto v = number(rest);
+        if (word != (line_no == 5 ? "issued" : "expires") || !v) return std::nullopt;
+        (line_no == 5 ? s.issued : s.expires) = pki::TimePoint(std::chrono::seconds(*v));
+        continue;
+      }
+      default: break;
+    }
+    if (word == "deny-identity") {
+      s.denied_identities.emplace_back(rest);
+      continue;
+    }
+    std::size_t split = rest.find(' ');
+    if (split == std::string_view::npos) return std::nullopt;
+    GovernanceKey key{std::string(rest.substr(0, split)), std::string(rest.substr(split + 1))};
+    if (word == "deny-key") s.denied_keys.push_back(std::move(key));
+    else if (word == "approve-key") s.approved_keys.push_back(std::move(key));
+    else return std::nullopt;
+  }
+  // The look-ups search sorted lists: an index that is not sorted is not ours.
+  if (line_no < 6 || !std::is_sorted(s.denied_identities.begin(), s.denied_identities.end()) ||
+      !std::is_sorted(s.denied_keys.begin(), s.denied_keys.end()) ||
+      !std::is_sorted(s.approved_keys.begin(), s.approved_keys.end())) {
+    return std::nullopt;
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string GovernanceIndexPath(const SignerConfig& config) { return config.governance_file + ".index"; }
+
+GovernanceDocument LoadGovernanceDecisions(const SignerConfig& config) {
+  std::vector<uid_t> owners = ListOwners(config);
+  std::string pem = ReadTrustedFile(config.governance_file, owners, "governance document");
+  std::string certs = ReadTrustedFile(config.governance_cert, owners, "governance certificate");
+  std::string document_sha256 = Sha256Of(pem);
+  std::string index_path = GovernanceIndexPath(config);
+  if (::access(index_path.c_str(), F_OK) == 0) {
+    std::string index = ReadTrustedFile(index_path, owners, "governance index");
+    if (std::optional<GovernanceState> state = DecodeGovernanceIndex(index, document_sha256, Sha256Of(certs))) {
+      GovernanceDocument doc;
+      doc.state = std::move(*state);
+      doc.sha256 = std::move(document_sha256);
+      return doc;
+    }
+  }
+  return LoadInstalledGovernance(config);
+}
+
 void RequireUnexpired(const GovernanceDocument& document, pki::TimePoint now) {
   if (now >= document.state.expires) {
     throw Failure(ExitCode::kUnavailable, "governance-expired",
@@ -280,6 +384,12 @@ GovernanceDocument InstallGovernance(const SignerConfig& config, std::string_vie
   // which the next install still compares against.
   base::AtomicFileWriter(config.governance_file, 0644).Write(pem);
   base::AtomicFileWriter(GovernanceMarkPath(config), 0644).Write(std::to_string(doc.state.version) + "\n");
+  // The decisions of the document just verified, for issuing requests (#30): bound to its bytes
+  // and to governance_cert's, so a document or certificate changed by other means is verified in
+  // full again.
+  std::string certs_pem = ReadTrustedFile(config.governance_cert, ListOwners(config), "governance certificate");
+  base::AtomicFileWriter(GovernanceIndexPath(config), 0644)
+      .Write(EncodeGovernanceIndex(doc.state, Sha256Of(std::string(pem)), Sha256Of(certs_pem)));
   return doc;
 }
 

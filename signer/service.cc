@@ -395,9 +395,11 @@ Approval CheckPolicy(RequestContext& rq, const std::string& body) {
 
 // The installed governance document (#29), when configured: verified on every issuing request
 // and refused once expired (69 governance-expired: stale policy is noticed, not used).
-std::optional<GovernanceDocument> CheckGovernance(const RequestContext& rq) {
+std::optional<GovernanceDocument> CheckGovernance(const RequestContext& rq, bool in_full = false) {
   if (rq.config.governance_file.empty()) return std::nullopt;
-  GovernanceDocument doc = LoadInstalledGovernance(rq.config);
+  // Issuing requests take the install-time index of the verified document (#30); `crl` needs the
+  // document itself (its revocations, its bytes).
+  GovernanceDocument doc = in_full ? LoadInstalledGovernance(rq.config) : LoadGovernanceDecisions(rq.config);
   rq.record.Note([&](AuditRecord& r) { r.governance_version = doc.state.version; });
   RequireUnexpired(doc, rq.now);
   return doc;
@@ -557,7 +559,7 @@ int ServeCrl(RequestContext& rq, const base::Deadline& deadline) {
     throw Failure(ExitCode::kUnavailable, "no-governance",
                   "this signer has no governance_file: its revocations are not served (etcd-hsm crl makes a CRL by hand)");
   }
-  std::optional<GovernanceDocument> doc = CheckGovernance(rq);
+  std::optional<GovernanceDocument> doc = CheckGovernance(rq, /*in_full=*/true);
   SigningCa ca = LoadSigningCa(rq.config);
   pki::X509CrlPtr crl = pki::BuildCrl(GovernanceCrlFields(doc->state), ca.cert.get());
   WithCaKey(rq.config, ca.cert.get(), TokenLockWait(deadline), [&](EVP_PKEY* key) {

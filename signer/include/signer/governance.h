@@ -68,6 +68,17 @@ std::string EncodeGovernanceToml(const GovernanceState& state);
 GovernanceDocument LoadInstalledGovernance(const SignerConfig& config);
 
 // Failure(kUnavailable, "governance-expired") when `now` is at or past the document's expiry.
+// The installed document's decisions for an issuing request (#30: ≤ 1 ms). InstallGovernance,
+// having verified the document in full, writes GOVERNANCE_FILE.index: its version, dates, denied
+// names, denied and approved keys, and the SHA-256 of the document's bytes and of governance_cert's.
+// A request reads the document and the certificates (same ownership rules), hashes them, and
+// takes the index when both hashes match; otherwise (no index, another document, another
+// certificate, an index not of its shape) it verifies in full (LoadInstalledGovernance). The index
+// is trusted as the lists are: root's or list_admin's (governance-unsafe otherwise). The result
+// has no revoked serials, no signer certificate and no pem: `crl` and `info` load in full.
+GovernanceDocument LoadGovernanceDecisions(const SignerConfig& config);
+std::string GovernanceIndexPath(const SignerConfig& config);
+
 void RequireUnexpired(const GovernanceDocument& document, pki::TimePoint now);
 
 // governance-name: every name in the document must be one this host could issue to (its

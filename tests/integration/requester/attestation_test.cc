@@ -26,10 +26,7 @@ std::vector<json> AuditRecords(const std::string& path) {
 
 class Attestation : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    // Manufactured once per binary: three TPMs of a trusted manufacturer, one of another.
-    shared_ = new Shared;
-  }
+  static void SetUpTestSuite() { shared_ = new Shared; }
   static void TearDownTestSuite() {
     delete shared_;
     shared_ = nullptr;
@@ -38,6 +35,7 @@ class Attestation : public ::testing::Test {
   void SetUp() override {
     ca_ = std::make_unique<CaToken>(dir_ / "ca-token");
     ssh_ = std::make_unique<SshServer>(dir_.path());
+    shared_->a();  // the trusted manufacturer's CA comes with its first TPM
     WriteFile(dir_ / "ek_roots.pem", shared_->trusted.RootsPem(), 0644);
     ASSERT_EQ(::mkdir((dir_ / "enrollments").c_str(), 0700), 0);
     WriteSignerConfig("attestation = \"required\"\n");
@@ -79,14 +77,22 @@ class Attestation : public ::testing::Test {
     return ssh_->Ssh(keys_[name], command, input);
   }
 
+  // The TPMs, manufactured on first use (ctest runs each test in a process of its own, so a test
+  // pays only for the TPMs it uses): a, b and c of a trusted manufacturer, d of another.
   struct Shared {
     TempDir dir;
     TpmManufacturer trusted{dir / "trusted"};
     TpmManufacturer foreign{dir / "foreign"};
-    EndorsedTpm a{dir / "tpm-a", trusted};
-    EndorsedTpm b{dir / "tpm-b", trusted};
-    EndorsedTpm c{dir / "tpm-c", trusted};
-    EndorsedTpm d{dir / "tpm-d", foreign};
+    std::map<std::string, std::unique_ptr<EndorsedTpm>> tpms;
+    const EndorsedTpm& Get(const std::string& name) {
+      std::unique_ptr<EndorsedTpm>& tpm = tpms[name];
+      if (!tpm) tpm = std::make_unique<EndorsedTpm>(dir / ("tpm-" + name), name == "d" ? foreign : trusted);
+      return *tpm;
+    }
+    const EndorsedTpm& a() { return Get("a"); }
+    const EndorsedTpm& b() { return Get("b"); }
+    const EndorsedTpm& c() { return Get("c"); }
+    const EndorsedTpm& d() { return Get("d"); }
   };
   static Shared* shared_;
 
@@ -101,7 +107,7 @@ Attestation::Shared* Attestation::shared_ = nullptr;
 // The walk: a master enrolls its TPM on first contact and gets certificates for its TPM key; the
 // next renewal needs no enrollment; keys that cannot be proven to be TPM-bound get nothing.
 TEST_F(Attestation, RequiredIssuesOnlyToANonDuplicableKeyOfTheEnrolledTpm) {
-  RunResult r = Do(Args("request", "kubemaster-1", TpmKey(shared_->a, "a.tpmkey")));
+  RunResult r = Do(Args("request", "kubemaster-1", TpmKey(shared_->a(), "a.tpmkey")));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("enrolled this TPM with the signer for kubemaster-1"), std::string::npos) << r.err;
   const std::string cert = dir_ / "master/kubemaster-1.pem";
@@ -129,21 +135,21 @@ TEST_F(Attestation, RequiredIssuesOnlyToANonDuplicableKeyOfTheEnrolledTpm) {
   EXPECT_EQ(ReadFile(dir_ / "master/a.tpmkey").rfind("etcd-requester tpm2 key v1\n", 0), 0u);
 
   // status shows the enrollment; diagnose has the TPM certify the key and the signer check it.
-  std::vector<std::string> status = Args("status", "kubemaster-1", TpmKey(shared_->a, "a.tpmkey"));
+  std::vector<std::string> status = Args("status", "kubemaster-1", TpmKey(shared_->a(), "a.tpmkey"));
   status.push_back("--json");
   RunResult st_json = Do(status);
   ASSERT_EQ(st_json.exit_code, 0) << st_json.err;
   json sj = json::parse(st_json.out);
   EXPECT_EQ(sj["attestation"], true);
   EXPECT_EQ(sj["tpm_enrolled"].size(), 1u) << st_json.out;
-  RunResult diagnose = Do(Args("diagnose", "kubemaster-1", TpmKey(shared_->a, "a.tpmkey")));
+  RunResult diagnose = Do(Args("diagnose", "kubemaster-1", TpmKey(shared_->a(), "a.tpmkey")));
   EXPECT_NE(diagnose.out.find("the TPM certifies this key"), std::string::npos) << diagnose.out << diagnose.err;
   EXPECT_NE(diagnose.out.find("the signer would issue to 'kubemaster-1' for this key"), std::string::npos)
       << diagnose.out;
 
   // A renewal with the same key: evidence again, no second enrollment.
   std::string before = ReadFile(cert);
-  std::vector<std::string> renew = Args("renew", "kubemaster-1", TpmKey(shared_->a, "a.tpmkey"));
+  std::vector<std::string> renew = Args("renew", "kubemaster-1", TpmKey(shared_->a(), "a.tpmkey"));
   renew.push_back("--force");
   RunResult renewed = Do(renew);
   ASSERT_EQ(renewed.exit_code, 0) << renewed.err;
@@ -161,7 +167,7 @@ TEST_F(Attestation, RequiredIssuesOnlyToANonDuplicableKeyOfTheEnrolledTpm) {
 
   // A TPM key of another, unenrolled TPM for kubemaster-1: evidence by an AK that is not enrolled,
   // then an enrollment of that TPM, which the signer refuses: one TPM per identity.
-  RunResult other_tpm = Do(Args("request", "kubemaster-1", TpmKey(shared_->b, "b.tpmkey")));
+  RunResult other_tpm = Do(Args("request", "kubemaster-1", TpmKey(shared_->b(), "b.tpmkey")));
   EXPECT_EQ(other_tpm.exit_code, 77) << other_tpm.err;
   EXPECT_NE(other_tpm.err.find("etcd-signer: enrollment-exists: "), std::string::npos) << other_tpm.err;
   log = AuditRecords(dir_ / "audit.log");
@@ -177,7 +183,7 @@ TEST_F(Attestation, RequiredIssuesOnlyToANonDuplicableKeyOfTheEnrolledTpm) {
   EXPECT_EQ(removed.exit_code, 0) << removed.err;
   EXPECT_EQ(::access((dir_ / "enrollments/kubemaster-1.json").c_str(), F_OK), -1);
   // Then TPM B may enroll for kubemaster-1 and gets a certificate for its own key.
-  RunResult moved = Do(Args("request", "kubemaster-1", TpmKey(shared_->b, "b.tpmkey")));
+  RunResult moved = Do(Args("request", "kubemaster-1", TpmKey(shared_->b(), "b.tpmkey")));
   EXPECT_EQ(moved.exit_code, 0) << moved.err;
   EXPECT_NE(ReadFile(cert), before);
 
@@ -201,7 +207,7 @@ TEST_F(Attestation, ANewEnrollmentWaitsForApprovalWhenApprovalIsOn) {
   WriteFile(dir_ / "approved_keys", "", 0644);
   WriteSignerConfig("attestation = \"required\"\napproval = \"new-keys\"\napproved_keys = \"" + (dir_ / "approved_keys") +
                     "\"\n");
-  RunResult r = Do(Args("request", "kubemaster-2", TpmKey(shared_->a, "pending.tpmkey")));
+  RunResult r = Do(Args("request", "kubemaster-2", TpmKey(shared_->a(), "pending.tpmkey")));
   EXPECT_EQ(r.exit_code, 75) << r.err;
   EXPECT_NE(r.err.find("etcd-signer: enrollment-pending: "), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("enrollment approve kubemaster-2 "), std::string::npos) << r.err;
@@ -224,7 +230,7 @@ TEST_F(Attestation, ANewEnrollmentWaitsForApprovalWhenApprovalIsOn) {
   ASSERT_EQ(::stat((dir_ / "enrollments/kubemaster-2.json").c_str(), &st), 0);
   EXPECT_NE(st.st_uid, 0u);  // still the signer account's file
   // Now the key's own approval (#14), then the certificate.
-  RunResult key_pending = Do(Args("request", "kubemaster-2", TpmKey(shared_->a, "pending.tpmkey")));
+  RunResult key_pending = Do(Args("request", "kubemaster-2", TpmKey(shared_->a(), "pending.tpmkey")));
   EXPECT_EQ(key_pending.exit_code, 75) << key_pending.err;
   EXPECT_NE(key_pending.err.find("etcd-signer: pending-approval: "), std::string::npos) << key_pending.err;
   std::string approve_line = key_pending.err.substr(key_pending.err.find("etcd-signerctl"));
@@ -238,14 +244,14 @@ TEST_F(Attestation, ANewEnrollmentWaitsForApprovalWhenApprovalIsOn) {
   }
   ASSERT_EQ(words.back().size(), 64u) << approve_line;
   EXPECT_EQ(with({"approve", "kubemaster-2", words.back()}).exit_code, 0);
-  RunResult issued = Do(Args("request", "kubemaster-2", TpmKey(shared_->a, "pending.tpmkey")));
+  RunResult issued = Do(Args("request", "kubemaster-2", TpmKey(shared_->a(), "pending.tpmkey")));
   EXPECT_EQ(issued.exit_code, 0) << issued.err;
   EXPECT_EQ(AuditRecords(dir_ / "audit.log").back()["attested"], true);
 }
 
 // A TPM key created duplicable (no fixedTPM/fixedParent) in an enrolled TPM: key-not-fixed.
 TEST_F(Attestation, ADuplicableTpmKeyIsRefusedKeyNotFixed) {
-  const EndorsedTpm& tpm = shared_->c;
+  const EndorsedTpm& tpm = shared_->a();
   std::map<std::string, std::string> env = tpm.env();
   // An SRK at the standard persistent handle, as on a provisioned machine, and a key under it
   // made with tpm2-tools without fixedtpm and fixedparent.
@@ -277,7 +283,7 @@ TEST_F(Attestation, ADuplicableTpmKeyIsRefusedKeyNotFixed) {
 
 // An EK certificate from a CA that is not in ek_roots: ek-untrusted, nothing enrolled.
 TEST_F(Attestation, AnEkFromAnUntrustedManufacturerIsRefused) {
-  RunResult r = Do(Args("request", "kubemaster-3", TpmKey(shared_->d, "d.tpmkey")));
+  RunResult r = Do(Args("request", "kubemaster-3", TpmKey(shared_->d(), "d.tpmkey")));
   EXPECT_EQ(r.exit_code, 77) << r.err;
   EXPECT_NE(r.err.find("etcd-signer: ek-untrusted: "), std::string::npos) << r.err;
   EXPECT_EQ(::access((dir_ / "enrollments/kubemaster-3.json").c_str(), F_OK), -1);
@@ -289,8 +295,8 @@ TEST_F(Attestation, AnEkFromAnUntrustedManufacturerIsRefused) {
 // credential-mismatch; the challenge is gone after one answer (a replay is no-challenge); an
 // activate without enroll is no-challenge; an AK that is not restricted is ak-not-restricted.
 TEST_F(Attestation, EnrollmentAnsweredByAnotherTpmOrReplayedIsRefused) {
-  requester::Tpm a(shared_->a.tcti());
-  requester::Tpm b(shared_->b.tcti());
+  requester::Tpm a(shared_->a().tcti());
+  requester::Tpm b(shared_->b().tcti());
   auto b64 = [](const pki::Bytes& bytes) { return pki::EncodeBase64(bytes.data(), bytes.size()); };
   json begin = {{"identity", "kubemaster-1"}, {"ek_certificate", b64(a.EkCertificate())}, {"ak_public", b64(b.AkPublic())}};
   RunResult enrolled = Signer("kubemaster-1", "enroll", begin.dump());

@@ -51,7 +51,9 @@ class Governance : public ::testing::Test {
 
   void SetUp() override {
     // Each scenario starts from no installed document.
-    for (const char* name : {"governance.cms", "governance.cms.version"}) ::unlink((*dir_ / name).c_str());
+    for (const char* name : {"governance.cms", "governance.cms.version", "governance.cms.index"}) {
+      ::unlink((*dir_ / name).c_str());
+    }
   }
 
   static void UseGovernance(const std::string& extra = "approval = \"new-keys\"\n") {
@@ -155,6 +157,13 @@ TEST_F(Governance, SignedVerifiedIndependentlyAndInstalledOnlyForward) {
   ASSERT_EQ(installed.exit_code, 0) << installed.err;
   EXPECT_EQ(ReadFile(*dir_ / "governance.cms"), ReadFile(*dir_ / "v1.cms"));
   EXPECT_EQ(ReadFile(*dir_ / "governance.cms.version"), "1\n");
+  // The index of the verified document (#30), bound to its bytes: what issuing requests read.
+  std::string doc_sha = OpenSsl({"dgst", "-sha256", "-r", *dir_ / "governance.cms"}).out.substr(0, 64);
+  std::vector<std::string> index = Lines(ReadFile(*dir_ / "governance.cms.index"));
+  ASSERT_GE(index.size(), 6u);
+  EXPECT_EQ(index[0], "etcd-signer governance index v1");
+  EXPECT_EQ(index[1], "document " + doc_sha);
+  EXPECT_EQ(index[3], "version 1");
 
   auto refused = [&](const std::string& doc, int code, const std::string& reason) {
     RunResult r = Install(doc);
