@@ -54,7 +54,17 @@ uid_t CheckDirectory(const std::string& dir) {
   return st.st_uid;
 }
 
+// A master's name as a file name of the store: nothing but what name_pattern's default admits.
+bool StorableName(const std::string& identity) {
+  return !identity.empty() && identity.size() <= 64 &&
+         identity.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") == std::string::npos;
+}
+
 std::string PathFor(const SignerConfig& c, const std::string& identity, const char* suffix) {
+  if (!StorableName(identity)) {
+    throw Failure(ExitCode::kNoPerm, "name-policy",
+                  "'" + identity.substr(0, 64) + "' cannot have a TPM enrollment (lower-case letters, digits and '-')");
+  }
   return c.enrollment_dir + "/" + identity + suffix;
 }
 
@@ -112,8 +122,7 @@ void CheckIdentity(const SignerConfig& c, const std::string& identity) {
     throw Failure(ExitCode::kNoPerm, "identity-mismatch",
                   "this SSH key may enroll a TPM for " + c.identity + " only, not " + identity.substr(0, 64));
   }
-  if (identity.empty() || identity.size() > 64 || !base::CompiledNamePattern(c.name_pattern).Matches(identity) ||
-      identity.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos) {
+  if (!StorableName(identity) || !base::CompiledNamePattern(c.name_pattern).Matches(identity)) {
     throw Failure(ExitCode::kNoPerm, "name-policy",
                   "'" + identity.substr(0, 64) + "' is not a master's name (name_pattern): only masters enroll TPMs");
   }
@@ -199,7 +208,7 @@ std::vector<Enrollment> ListEnrollments(const SignerConfig& c) {
 
 bool RemoveEnrollment(const SignerConfig& c, const std::string& identity) {
   CheckDirectory(c.enrollment_dir);
-  if (identity.find('/') != std::string::npos || identity.empty() || identity[0] == '.') return false;
+  if (!StorableName(identity)) return false;
   ::unlink(PathFor(c, identity, ".challenge").c_str());
   return ::unlink(PathFor(c, identity, ".json").c_str()) == 0;
 }

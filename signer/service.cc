@@ -393,8 +393,9 @@ Approval CheckPolicy(RequestContext& rq, const std::string& body) {
   return approval;
 }
 
-// The installed governance document (#29), when configured: verified on every issuing request
-// and refused once expired (69 governance-expired: stale policy is noticed, not used).
+// The installed governance document (#29), when configured: read on every issuing request (its
+// install-time index when the bytes match, else verified in full; `crl` always in full, #30) and
+// refused once expired (69 governance-expired: stale policy is noticed, not used).
 std::optional<GovernanceDocument> CheckGovernance(const RequestContext& rq, bool in_full = false) {
   if (rq.config.governance_file.empty()) return std::nullopt;
   // Issuing requests take the install-time index of the verified document (#30); `crl` needs the
