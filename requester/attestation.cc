@@ -41,6 +41,15 @@ pki::Credential ParseCredential(const std::string& text) {
 
 }  // namespace
 
+Tpm& AttestingTpm(KeyStore& keys) {
+  Tpm* tpm = keys.tpm();
+  if (tpm == nullptr) {
+    throw Failure(ExitCode::kConfig, "bad-config",
+                  "attestation = true needs the key in tpm_key (" + keys.Describe() + " cannot be attested)");
+  }
+  return *tpm;
+}
+
 void EnrollTpm(SshClient& ssh, const RequesterConfig& c, const RequesterEnv& env, Tpm& tpm) {
   json request = json::object();
   request["identity"] = c.name;

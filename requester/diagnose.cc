@@ -352,7 +352,7 @@ void CheckSigners(Diagnosis& d) {
 // certificate to enroll with. Whether each signer has this TPM enrolled is `check`'s answer.
 void CheckAttestationEvidence(Diagnosis& d, const std::vector<unsigned char>& der) {
   try {
-    Tpm& tpm = *d.keys->tpm();
+    Tpm& tpm = AttestingTpm(*d.keys);
     d.csr_body = AttestedBody(tpm, der, d.csr_body);
     pki::Bytes ek = tpm.EkCertificate();
     d.report.Line(true, "attestation",

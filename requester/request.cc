@@ -82,7 +82,7 @@ RequestOutcome DoRequest(const RequesterConfig& c, const RequesterEnv& env, bool
       std::vector<unsigned char> der = pki::ToDer(csr.get());
       body = pki::EncodeBase64(der.data(), der.size(), 76);
       // With attestation (#27) the TPM certifies this very key for this very CSR.
-      if (c.attestation) body = AttestedBody(*keys->tpm(), der, body);
+      if (c.attestation) body = AttestedBody(AttestingTpm(*keys), der, body);
     };
     // An SSH key in a token authenticates while no other module is loaded (one C_Initialize per
     // process): then each connection comes first and the certificate key after it. Otherwise a key
@@ -102,7 +102,7 @@ RequestOutcome DoRequest(const RequesterConfig& c, const RequesterEnv& env, bool
       } catch (const SignerRefusal& r) {
         // A signer that does not know this TPM yet: enroll it there, once, and ask again (#27).
         if (!c.attestation || r.signer_reason() != "ak-not-enrolled") throw;
-        EnrollTpm(ssh, c, env, *keys->tpm());
+        EnrollTpm(ssh, c, env, AttestingTpm(*keys));
         state.tpm_enrolled[server] = base::FormatRfc3339(env.now());
         issued = SignOver(ssh, c, env, body, keys->public_key(), c.name, &fetched_bundle, &audit_head);
       }

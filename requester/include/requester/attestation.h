@@ -7,11 +7,16 @@
 
 #include "pki/attestation.h"
 #include "requester/config.h"
+#include "requester/key_store.h"
 #include "requester/requester.h"
 #include "requester/ssh_client.h"
 #include "requester/tpm.h"
 
 namespace requester {
+
+// The TPM of an attesting key store; Failure(kConfig, "bad-config") when the key is not a tpm_key
+// (ValidateConfig refuses that configuration first; this keeps every caller safe on its own).
+Tpm& AttestingTpm(KeyStore& keys);
 
 // enroll then activate over `ssh`: the EK certificate and AK go out, the signer's credential is
 // opened by this TPM (TPM2_ActivateCredential) and its secret sent back. The signer's refusals
