@@ -67,7 +67,6 @@ std::string EncodeGovernanceToml(const GovernanceState& state);
 // cannot be read.
 GovernanceDocument LoadInstalledGovernance(const SignerConfig& config);
 
-// Failure(kUnavailable, "governance-expired") when `now` is at or past the document's expiry.
 // The installed document's decisions for an issuing request (#30: ≤ 1 ms). InstallGovernance,
 // having verified the document in full, writes GOVERNANCE_FILE.index: its version, dates, denied
 // names, denied and approved keys, and the SHA-256 of the document's bytes and of governance_cert's.
@@ -79,6 +78,7 @@ GovernanceDocument LoadInstalledGovernance(const SignerConfig& config);
 GovernanceDocument LoadGovernanceDecisions(const SignerConfig& config);
 std::string GovernanceIndexPath(const SignerConfig& config);
 
+// Failure(kUnavailable, "governance-expired") when `now` is at or past the document's expiry.
 void RequireUnexpired(const GovernanceDocument& document, pki::TimePoint now);
 
 // governance-name: every name in the document must be one this host could issue to (its
