@@ -1,18 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "signerctl/context.h"
 
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cerrno>
 #include <thread>
 
 #include "base/duration.h"
 #include "base/failure.h"
 #include "base/files.h"
+#include "base/text.h"
 
 namespace signerctl {
 
@@ -32,6 +35,42 @@ Context MakeContext(const std::string& now_text, const std::string& config_path)
   ctx.config_path = config_path;
   if (!config_path.empty()) signer::LoadConfigFile(config_path, ctx.config);
   return ctx;
+}
+
+namespace {
+
+// "client_ip client_port" from SSH_CONNECTION (the fleet's push), or "local".
+std::string SshPeer() {
+  const char* connection = std::getenv("SSH_CONNECTION");
+  if (connection == nullptr || *connection == '\0') return "local";
+  std::string c = connection;
+  std::size_t first = c.find(' ');
+  return base::Printable(c.substr(0, first == std::string::npos ? first : c.find(' ', first + 1)), 64);
+}
+
+std::string RunningAccount() {
+  struct passwd* pw = ::getpwuid(::geteuid());
+  return pw != nullptr ? pw->pw_name : std::to_string(::geteuid());
+}
+
+}  // namespace
+
+void RecordInSignerLog(const Context& ctx, signer::AuditRecord r, const std::string& what) {
+  if (ctx.config.audit_log.empty()) return;
+  const std::string& log = ctx.config.audit_log;
+  if (::access(log.c_str(), F_OK) != 0 || ::access((log + ".lock").c_str(), F_OK) != 0) {
+    std::fprintf(stderr, "etcd-signerctl: note: %s has not been started by the signer yet; this %s is not recorded there\n",
+                 log.c_str(), what.c_str());
+    return;
+  }
+  r.time = base::FormatRfc3339(ctx.now);
+  r.user = RunningAccount();
+  r.ssh_peer = SshPeer();
+  try {
+    signer::AuditLog(log, ctx.config.syslog).Write(r);
+  } catch (const base::Failure& f) {
+    std::fprintf(stderr, "etcd-signerctl: warning: the %s was not recorded in the audit log: %s\n", what.c_str(), f.what());
+  }
 }
 
 void Print(const std::string& text) {

@@ -36,10 +36,23 @@ int List(const Context& ctx, const ListFlags& flags) {
   return 0;
 }
 
+// Approvals and removals are records of the signer's audit log, like the enrollments themselves.
+void Record(const Context& ctx, const std::string& verb, const std::string& outcome, const std::string& name,
+            const std::string& ek_sha256) {
+  signer::AuditRecord r;
+  r.verb = verb;
+  r.outcome = outcome;
+  r.common_name = name;
+  r.ek_sha256 = ek_sha256;
+  RecordInSignerLog(ctx, r, verb);
+}
+
 int Remove(const Context& ctx, const std::string& name) {
+  std::optional<signer::Enrollment> old = signer::FindEnrollment(ctx.config, name);
   if (!signer::RemoveEnrollment(ctx.config, name)) {
     throw base::Failure(base::ExitCode::kNoInput, "not-enrolled", name + " has no enrollment on this signer host");
   }
+  Record(ctx, "enrollment-remove", "removed", name, old ? old->ek_sha256 : "");
   Print("removed the enrollment of " + name + ": its next attested request enrolls its TPM again\n");
   return 0;
 }
@@ -50,6 +63,7 @@ struct ApproveFlags {
 
 int Approve(const Context& ctx, const ApproveFlags& flags) {
   signer::Enrollment e = signer::ApproveEnrollment(ctx.config, flags.name, flags.ek_sha256);
+  Record(ctx, "enrollment-approve", "approved", e.identity, e.ek_sha256);
   Print("approved the TPM of " + e.identity + " (EK SHA-256 " + e.ek_sha256 + ", issuer " + e.ek_issuer +
         ", serial " + e.ek_serial + ")\n");
   return 0;

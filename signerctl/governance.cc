@@ -59,20 +59,6 @@ std::string Counts(const signer::GovernanceState& s) {
 
 std::string SignerName(X509* cert) { return pki::NameToString(X509_get_subject_name(cert)); }
 
-// "client_ip client_port" from SSH_CONNECTION (the fleet's push), or "local".
-std::string SshPeer() {
-  const char* connection = std::getenv("SSH_CONNECTION");
-  if (connection == nullptr || *connection == '\0') return "local";
-  std::string c = connection;
-  std::size_t first = c.find(' ');
-  return base::Printable(c.substr(0, first == std::string::npos ? first : c.find(' ', first + 1)), 64);
-}
-
-std::string RunningAccount() {
-  struct passwd* pw = ::getpwuid(::geteuid());
-  return pw != nullptr ? pw->pw_name : std::to_string(::geteuid());
-}
-
 // --- sign ---------------------------------------------------------------------------------------
 
 struct SignFlags {
@@ -178,35 +164,18 @@ void RequireGovernanceFile(const Context& ctx) {
 // Every install, done or refused, is a record of the signer's audit log (verb
 // governance-install, outcome installed or install-refused): when the policy changed, to which
 // version, from where.
-// The record goes only into a log the signer has made (its file and its lock): a log or lock made
-// here as root would be one the signer account cannot use. A record that cannot be written is a
-// warning: the install itself has happened.
 void RecordInstall(const Context& ctx, const std::string& outcome, std::uint64_t version, const Failure* failure,
                    const std::string& message) {
-  if (ctx.config.audit_log.empty()) return;
-  const std::string& log = ctx.config.audit_log;
-  if (::access(log.c_str(), F_OK) != 0 || ::access((log + ".lock").c_str(), F_OK) != 0) {
-    std::fprintf(stderr, "etcd-signerctl: note: %s has not been started by the signer yet; this install is not recorded there\n",
-                 log.c_str());
-    return;
-  }
   signer::AuditRecord r;
-  r.time = base::FormatRfc3339(ctx.now);
   r.outcome = outcome;
   r.verb = "governance-install";
   r.governance_version = version;
-  r.user = RunningAccount();
-  r.ssh_peer = SshPeer();
   if (failure != nullptr) {
     r.exit_code = static_cast<int>(failure->code());
     r.reason = failure->reason();
   }
   r.message = message;
-  try {
-    signer::AuditLog(log, ctx.config.syslog).Write(r);
-  } catch (const Failure& f) {
-    std::fprintf(stderr, "etcd-signerctl: warning: the install was not recorded in the audit log: %s\n", f.what());
-  }
+  RecordInSignerLog(ctx, r, "install");
 }
 
 // Installs `pem`: the same document again is "already installed" (a push that is repeated, or

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "signer/audit.h"
 #include "signer/audit_chain.h"
 #include "signer/audit_report.h"
 #include "signer/config.h"
@@ -29,6 +30,13 @@ struct Context {
 // Context from the global flags. `now_text`: RFC 3339 or "" (a usage error otherwise); the
 // configuration is loaded when `config_path` is set (a configuration error if it is bad).
 Context MakeContext(const std::string& now_text, const std::string& config_path);
+
+// An operator's action on this host as a record of the signer's audit log (#29 governance install,
+// #27 enrollment approve/remove): `record` gets the time, this account and the SSH peer
+// ("local" without SSH_CONNECTION). Only into a log the signer has made (its file and its lock): a
+// log or lock made here as root would be one the signer account cannot use. A record that cannot be
+// written is a warning on stderr naming `what`: the action itself has happened.
+void RecordInSignerLog(const Context& ctx, signer::AuditRecord record, const std::string& what);
 
 // Writes `text` to stdout as it is.
 void Print(const std::string& text);

@@ -181,6 +181,10 @@ TEST_F(Attestation, RequiredIssuesOnlyToANonDuplicableKeyOfTheEnrolledTpm) {
   EXPECT_NE(list.out.find("issuer CN=swtpm-localca  serial "), std::string::npos) << list.out;
   RunResult removed = testing_support::Run({Binary("etcd-signerctl"), "--config", dir_ / "signer.toml", "enrollment", "remove", "kubemaster-1"});
   EXPECT_EQ(removed.exit_code, 0) << removed.err;
+  json removal = AuditRecords(dir_ / "audit.log").back();
+  EXPECT_EQ(removal["verb"], "enrollment-remove") << removal.dump();
+  EXPECT_EQ(removal["cn"], "kubemaster-1");
+  EXPECT_EQ(removal["ek_sha256"].get<std::string>().size(), 64u);
   EXPECT_EQ(::access((dir_ / "enrollments/kubemaster-1.json").c_str(), F_OK), -1);
   // Then TPM B may enroll for kubemaster-1 and gets a certificate for its own key.
   RunResult moved = Do(Args("request", "kubemaster-1", TpmKey(shared_->b(), "b.tpmkey")));
@@ -226,6 +230,10 @@ TEST_F(Attestation, ANewEnrollmentWaitsForApprovalWhenApprovalIsOn) {
   EXPECT_EQ(with({"enrollment", "approve", "kubemaster-2", std::string(64, '0')}).exit_code, 65);  // another TPM's EK
   RunResult approved = with({"enrollment", "approve", "kubemaster-2", list[0]["ek_sha256"].get<std::string>()});
   EXPECT_EQ(approved.exit_code, 0) << approved.err;
+  json approval = AuditRecords(dir_ / "audit.log").back();
+  EXPECT_EQ(approval["verb"], "enrollment-approve") << approval.dump();
+  EXPECT_EQ(approval["outcome"], "approved");
+  EXPECT_EQ(approval["ek_sha256"], list[0]["ek_sha256"]);
   struct stat st {};
   ASSERT_EQ(::stat((dir_ / "enrollments/kubemaster-2.json").c_str(), &st), 0);
   EXPECT_NE(st.st_uid, 0u);  // still the signer account's file
