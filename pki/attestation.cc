@@ -76,6 +76,19 @@ Bytes NameOf(const TPMT_PUBLIC& area) {
   return name;
 }
 
+// A public key of `type` from the parameters in `bld`; attestation-invalid with `failure` otherwise.
+EvpPkeyPtr PublicKeyFrom(OSSL_PARAM_BLD* bld, const char* type, const char* failure) {
+  OsslParamPtr params(bld != nullptr ? OSSL_PARAM_BLD_to_param(bld) : nullptr);
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+  EVP_PKEY* key = nullptr;
+  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+      EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
+    DrainOpenSslErrors();
+    Invalid(failure);
+  }
+  return EvpPkeyPtr(key);
+}
+
 EvpPkeyPtr EcP256Key(const TPMS_ECC_POINT& point) {
   if (point.x.size == 0 || point.x.size > 32 || point.y.size == 0 || point.y.size > 32) {
     Invalid("the EC point is not a P-256 point");
@@ -86,15 +99,7 @@ EvpPkeyPtr EcP256Key(const TPMS_ECC_POINT& point) {
   OsslParamBldPtr bld(OSSL_PARAM_BLD_new());
   OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0);
   OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, octets, sizeof octets);
-  OsslParamPtr params(OSSL_PARAM_BLD_to_param(bld.get()));
-  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
-  EVP_PKEY* key = nullptr;
-  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
-      EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
-    DrainOpenSslErrors();
-    Invalid("the EC point is not on P-256");
-  }
-  EvpPkeyPtr out(key);
+  EvpPkeyPtr out = PublicKeyFrom(bld.get(), "EC", "the EC point is not on P-256");
   // fromdata does not check the point: the canonical form does (and throws key-type if off-curve).
   try {
     CanonicalizeKey(out.get());
@@ -116,15 +121,7 @@ EvpPkeyPtr RsaKey(const TPMT_PUBLIC& area) {
       OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, bn_e.get()) != 1) {
     Invalid("the RSA key cannot be built");
   }
-  OsslParamPtr params(OSSL_PARAM_BLD_to_param(bld.get()));
-  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr));
-  EVP_PKEY* key = nullptr;
-  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
-      EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
-    DrainOpenSslErrors();
-    Invalid("the RSA key cannot be built");
-  }
-  return EvpPkeyPtr(key);
+  return PublicKeyFrom(bld.get(), "RSA", "the RSA key cannot be built");
 }
 
 EvpPkeyPtr KeyOf(const TPMT_PUBLIC& area) {

@@ -158,12 +158,15 @@ struct Tpm::State {
   std::mutex mu;
   TSS2_TCTI_CONTEXT* tcti = nullptr;
   ESYS_CONTEXT* esys = nullptr;
-  ESYS_TR parent = ESYS_TR_NONE;
-  bool parent_transient = false;
+  // A loaded object, and whether it is ours to flush (transient) or only to close (persistent).
+  struct ObjectRef {
+    ESYS_TR tr = ESYS_TR_NONE;
+    bool transient = false;
+  };
+  ObjectRef parent;
   ESYS_TR key = ESYS_TR_NONE;
   ESYS_TR ak = ESYS_TR_NONE;
-  ESYS_TR ek = ESYS_TR_NONE;
-  bool ek_transient = false;
+  ObjectRef ek;
   EC_KEY_METHOD* method = nullptr;
 
   ~State() {
@@ -198,41 +201,30 @@ struct Tpm::State {
     return handle;
   }
 
-  ESYS_TR Parent() {
-    if (parent == ESYS_TR_NONE) {
-      parent = Persistent(kSrkHandle);
-      parent_transient = parent == ESYS_TR_NONE;
-      if (parent_transient) parent = CreatePrimary(ESYS_TR_RH_OWNER, SrkTemplate(), nullptr);
+  // The persistent object at `handle` when the TPM has one, else a transient primary from `tmpl`.
+  ESYS_TR PersistentOrPrimary(ObjectRef& ref, TPM2_HANDLE handle, ESYS_TR hierarchy, const TPM2B_PUBLIC& tmpl) {
+    if (ref.tr == ESYS_TR_NONE) {
+      ref.tr = Persistent(handle);
+      ref.transient = ref.tr == ESYS_TR_NONE;
+      if (ref.transient) ref.tr = CreatePrimary(hierarchy, tmpl, nullptr);
     }
-    return parent;
+    return ref.tr;
   }
-
-  ESYS_TR Ek() {
-    if (ek == ESYS_TR_NONE) {
-      ek = Persistent(kEkHandle);
-      ek_transient = ek == ESYS_TR_NONE;
-      if (ek_transient) ek = CreatePrimary(ESYS_TR_RH_ENDORSEMENT, EkTemplate(), nullptr);
-    }
-    return ek;
-  }
+  ESYS_TR Parent() { return PersistentOrPrimary(parent, kSrkHandle, ESYS_TR_RH_OWNER, SrkTemplate()); }
+  ESYS_TR Ek() { return PersistentOrPrimary(ek, kEkHandle, ESYS_TR_RH_ENDORSEMENT, EkTemplate()); }
 
   // A TPM without a resource manager (swtpm, a TCTI straight to the device) holds three loaded
   // objects: the parent and the AK go as soon as they are used, so that only the key stays.
-  void FlushParent() {
-    if (parent != ESYS_TR_NONE) {
-      if (parent_transient) Esys_FlushContext(esys, parent); else Esys_TR_Close(esys, &parent);
-      parent = ESYS_TR_NONE;
-    }
+  void Release(ObjectRef& ref) {
+    if (ref.tr == ESYS_TR_NONE) return;
+    if (ref.transient) Esys_FlushContext(esys, ref.tr); else Esys_TR_Close(esys, &ref.tr);
+    ref.tr = ESYS_TR_NONE;
   }
+  void FlushParent() { Release(parent); }
+  void FlushEk() { Release(ek); }
   void FlushAk() {
     if (ak != ESYS_TR_NONE) Esys_FlushContext(esys, ak);
     ak = ESYS_TR_NONE;
-  }
-  void FlushEk() {
-    if (ek != ESYS_TR_NONE) {
-      if (ek_transient) Esys_FlushContext(esys, ek); else Esys_TR_Close(esys, &ek);
-      ek = ESYS_TR_NONE;
-    }
   }
 
   ESYS_TR Ak(TPM2B_PUBLIC** out_public) {

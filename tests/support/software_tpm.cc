@@ -7,22 +7,30 @@
 #include <stdexcept>
 
 namespace testing_support {
+namespace {
 
-SoftwareTpm::SoftwareTpm(const std::string& dir) {
-  if (::access(kModule, R_OK) != 0) throw std::runtime_error("libtpm2-pkcs11-1 is not installed");
-  if (::access("/usr/bin/swtpm", X_OK) != 0) throw std::runtime_error("swtpm is not installed");
-  for (const std::string& d : {dir, dir + "/state", dir + "/store"}) ::mkdir(d.c_str(), 0700);
+// swtpm on loopback over DIR/state, logging to DIR/swtpm.log; returns its TCTI configuration.
+std::string StartSwtpm(const std::string& dir, std::unique_ptr<Process>& swtpm) {
   // The swtpm TCTI always talks to the control channel on port + 1.
   int port = FreePort();
   while (port > 65000 || !PortIsFree(port + 1)) port = FreePort();
-  swtpm_ = std::make_unique<Process>(
+  swtpm = std::make_unique<Process>(
       std::vector<std::string>{"/usr/bin/swtpm", "socket", "--tpm2", "--server",
                                "type=tcp,port=" + std::to_string(port) + ",bindaddr=127.0.0.1", "--ctrl",
                                "type=tcp,port=" + std::to_string(port + 1) + ",bindaddr=127.0.0.1", "--tpmstate",
                                "dir=" + dir + "/state", "--flags", "not-need-init,startup-clear"},
       std::map<std::string, std::string>{}, dir + "/swtpm.log");
   if (!WaitForPort(port, std::chrono::seconds(10))) throw std::runtime_error("swtpm: " + ReadFile(dir + "/swtpm.log"));
-  std::string tcti = "swtpm:host=127.0.0.1,port=" + std::to_string(port);
+  return "swtpm:host=127.0.0.1,port=" + std::to_string(port);
+}
+
+}  // namespace
+
+SoftwareTpm::SoftwareTpm(const std::string& dir) {
+  if (::access(kModule, R_OK) != 0) throw std::runtime_error("libtpm2-pkcs11-1 is not installed");
+  if (::access("/usr/bin/swtpm", X_OK) != 0) throw std::runtime_error("swtpm is not installed");
+  for (const std::string& d : {dir, dir + "/state", dir + "/store"}) ::mkdir(d.c_str(), 0700);
+  std::string tcti = StartSwtpm(dir, swtpm_);
   env_ = {{"TPM2_PKCS11_TCTI", tcti}, {"TPM2_PKCS11_STORE", dir + "/store"}, {"TPM2TOOLS_TCTI", tcti},
           {"TSS2_LOG", "all+NONE"}};
   RunResult lockout = Run({"/usr/bin/tpm2_dictionarylockout", "--setup-parameters", "--max-tries=4294967295",
@@ -62,16 +70,7 @@ EndorsedTpm::EndorsedTpm(const std::string& dir, const TpmManufacturer& manufact
                          manufacturer.setup_conf, "--create-ek-cert", "--overwrite"},
                         {.timeout = std::chrono::seconds(60)});
   if (setup.exit_code != 0) throw std::runtime_error("swtpm_setup: " + setup.out + setup.err);
-  int port = FreePort();
-  while (port > 65000 || !PortIsFree(port + 1)) port = FreePort();
-  swtpm_ = std::make_unique<Process>(
-      std::vector<std::string>{"/usr/bin/swtpm", "socket", "--tpm2", "--server",
-                               "type=tcp,port=" + std::to_string(port) + ",bindaddr=127.0.0.1", "--ctrl",
-                               "type=tcp,port=" + std::to_string(port + 1) + ",bindaddr=127.0.0.1", "--tpmstate",
-                               "dir=" + dir + "/state", "--flags", "not-need-init,startup-clear"},
-      std::map<std::string, std::string>{}, dir + "/swtpm.log");
-  if (!WaitForPort(port, std::chrono::seconds(10))) throw std::runtime_error("swtpm: " + ReadFile(dir + "/swtpm.log"));
-  tcti_ = "swtpm:host=127.0.0.1,port=" + std::to_string(port);
+  tcti_ = StartSwtpm(dir, swtpm_);
 }
 
 }  // namespace testing_support
