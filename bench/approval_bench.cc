@@ -18,7 +18,6 @@
 // Output: tab-separated lines  label  count  wall_seconds  wall_us_per_item  cpu_us_per_item
 #include <time.h>
 
-#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -27,6 +26,7 @@
 
 #include "base/failure.h"
 #include "base/files.h"
+#include "base/flags.h"
 #include "signer/approval.h"
 #include "signer/audit_chain.h"
 #include "signer/config.h"
@@ -66,11 +66,14 @@ std::string Key(long i) {
 int main(int argc, char** argv) try {
   std::string dir;
   long keys = 10000, iterations = 2000;
-  CLI::App app("approval-bench: the per-request cost of the approval and deny lists");
-  app.add_option("--dir", dir, "Work directory")->required();
-  app.add_option("--keys", keys, "Lines in approved_keys")->check(CLI::Range(2L, 10000000L));
-  app.add_option("--iterations", iterations, "Requests timed")->check(CLI::Range(1L, 10000000L));
-  CLI11_PARSE(app, argc, argv);
+  int code = base::ParseCommandLine(
+      "approval-bench: the per-request cost of the approval and deny lists", argc, argv,
+      [&](base::Flags& app) {
+        app.Option("--dir", dir, "Work directory").Required();
+        app.Option("--keys", keys, "Lines in approved_keys").Range(2, 10000000);
+        app.Option("--iterations", iterations, "Requests timed").Range(1, 10000000);
+      });
+  if (code >= 0) return code;
 
   signer::SignerConfig config;
   config.approval = signer::ApprovalMode::kNewKeys;

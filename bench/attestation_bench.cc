@@ -6,13 +6,13 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <functional>
 #include <vector>
 
+#include "base/flags.h"
 #include "pki/attestation.h"
 #include "pki/csr.h"
 #include "pki/key.h"
@@ -35,12 +35,15 @@ void Measure(const char* label, int runs, const std::function<void()>& step) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"attestation-bench: TPM2_Certify on swtpm, the signer's evidence check, MakeCredential"};
   std::string tcti;
   int runs = 50;
-  app.add_option("--tcti", tcti, "The TPM (e.g. swtpm:host=127.0.0.1,port=2321)")->required();
-  app.add_option("--runs", runs, "Runs per row");
-  CLI11_PARSE(app, argc, argv);
+  int code = base::ParseCommandLine(
+      "attestation-bench: TPM2_Certify on swtpm, the signer's evidence check, MakeCredential", argc, argv,
+      [&](base::Flags& app) {
+        app.Option("--tcti", tcti, "The TPM (e.g. swtpm:host=127.0.0.1,port=2321)").Required();
+        app.Option("--runs", runs, "Runs per row");
+      });
+  if (code >= 0) return code;
   requester::Tpm tpm(tcti);
   pki::EvpPkeyPtr key = tpm.LoadSigningKey(tpm.CreateSigningKey(""), "");
   pki::X509ReqPtr csr = pki::BuildCsr("kubemaster-1", key.get());

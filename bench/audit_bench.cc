@@ -11,7 +11,6 @@
 //    line), report (per-identity summary), and a plain line scan as the I/O floor.
 //
 // Output: tab-separated lines  label  count  seconds  per_item_us  items_per_s
-#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -20,6 +19,7 @@
 
 #include "base/duration.h"
 #include "base/files.h"
+#include "base/flags.h"
 #include "signer/audit.h"
 #include "signer/audit_chain.h"
 #include "signer/audit_report.h"
@@ -71,16 +71,19 @@ signer::AuditRecord Sample(long i, std::chrono::system_clock::time_point t) {
 int main(int argc, char** argv) try {
   std::string dir;
   long appends = 2000, records = 1000000;
-  CLI::App app("audit-bench: the audit chain's append cost, and verify/report over a large log");
-  app.add_option("--dir", dir, "Work directory (on the file system the audit log would use)")
-      ->required();
-  app.add_option("--appends", appends, "fsync'd appends per append row")
-      ->check(CLI::Range(1L, 1000000L));
-  app.add_option("--records", records, "Records in the generated log")
-      ->check(CLI::Range(1L, 100000000L));
   bool keep = false;
-  app.add_flag("--keep", keep, "Keep DIR/big.log (to time etcd-signerctl on it)");
-  CLI11_PARSE(app, argc, argv);
+  int code = base::ParseCommandLine(
+      "audit-bench: the audit chain's append cost, and verify/report over a large log", argc, argv,
+      [&](base::Flags& app) {
+        app.Option("--dir", dir, "Work directory (on the file system the audit log would use)")
+            .Required();
+        app.Option("--appends", appends, "fsync'd appends per append row")
+            .Range(1, 1000000);
+        app.Option("--records", records, "Records in the generated log")
+            .Range(1, 100000000);
+        app.Switch("--keep", keep, "Keep DIR/big.log (to time etcd-signerctl on it)");
+      });
+  if (code >= 0) return code;
 
   auto now = std::chrono::system_clock::now();
   std::string plain_log = dir + "/plain.log", chained_log = dir + "/chained.log";

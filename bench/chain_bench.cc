@@ -9,26 +9,29 @@
 // Output: one tab-separated line  label  count  seconds  per_item_us  items_per_s
 #include <openssl/pem.h>
 
-#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 
 #include "base/failure.h"
 #include "base/files.h"
+#include "base/flags.h"
 #include "pki/openssl.h"
 #include "pki/verify.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"chain-bench: time pki::VerifyIssuedCertificate over one answer"};
   std::string label, answer_path, anchors_path, key_path, name;
   double seconds = 2;
-  app.add_option("--label", label, "Row label")->required();
-  app.add_option("--answer", answer_path, "The signer's answer (PEM: leaf, then chain)")->required();
-  app.add_option("--anchors", anchors_path, "Trust bundle (roots)")->required();
-  app.add_option("--key", key_path, "The requester's private key (PEM)")->required();
-  app.add_option("--name", name, "The master name (the certificate's CN)")->required();
-  app.add_option("--seconds", seconds, "How long to measure")->check(CLI::Range(0.1, 600.0));
-  CLI11_PARSE(app, argc, argv);
+  int code = base::ParseCommandLine(
+      "chain-bench: time pki::VerifyIssuedCertificate over one answer", argc, argv,
+      [&](base::Flags& app) {
+        app.Option("--label", label, "Row label").Required();
+        app.Option("--answer", answer_path, "The signer's answer (PEM: leaf, then chain)").Required();
+        app.Option("--anchors", anchors_path, "Trust bundle (roots)").Required();
+        app.Option("--key", key_path, "The requester's private key (PEM)").Required();
+        app.Option("--name", name, "The master name (the certificate's CN)").Required();
+        app.Option("--seconds", seconds, "How long to measure").Range(0.1, 600.0);
+      });
+  if (code >= 0) return code;
   try {
     std::string answer = base::ReadFileLimited(answer_path, 1 << 20, "answer");
     std::vector<pki::X509Ptr> anchors = pki::ReadCertificateBundleFile(anchors_path);

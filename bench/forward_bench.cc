@@ -18,7 +18,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -29,6 +28,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "base/flags.h"
 
 namespace {
 
@@ -189,24 +190,29 @@ void Report(const Options& o, std::vector<double> us, double seconds) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"forward-bench: etcd Put latency on one connection, or new-connection rate"};
   Options o;
-  app.require_subcommand(1);
-  auto* puts = app.add_subcommand("puts", "N sequential Put calls on one established connection");
-  auto* handshakes = app.add_subcommand("handshakes", "N new connections (until etcd's HTTP/2 SETTINGS)");
-  for (auto* cmd : {puts, handshakes}) {
-    cmd->add_option("--to", o.to, "unix:PATH or tcp:PORT: plaintext to the forwarder");
-    cmd->add_option("--tls", o.tls_port, "127.0.0.1:PORT of etcd, directly over TLS");
-    cmd->add_option("--ca", o.ca, "etcd's server CA (with --tls)");
-    cmd->add_option("--cert", o.cert, "client certificate (with --tls)");
-    cmd->add_option("--key", o.key, "client key file (with --tls)");
-    cmd->add_option("--count", o.count, "items (default 2000)");
-    cmd->add_option("--label", o.label, "row label");
-  }
-  handshakes->add_option("--parallel", o.parallel, "connections at once (default 1)");
-  CLI11_PARSE(app, argc, argv);
+  bool puts = false, handshakes = false;
+  int code = base::ParseCommandLine(
+      "forward-bench: etcd Put latency on one connection, or new-connection rate", argc, argv,
+      [&](base::Flags& app) {
+        app.RequireSubcommand();
+        base::Flags put_cmd = app.Subcommand("puts", "N sequential Put calls on one established connection", puts);
+        base::Flags handshake_cmd =
+            app.Subcommand("handshakes", "N new connections (until etcd's HTTP/2 SETTINGS)", handshakes);
+        for (base::Flags* cmd : {&put_cmd, &handshake_cmd}) {
+          cmd->Option("--to", o.to, "unix:PATH or tcp:PORT: plaintext to the forwarder");
+          cmd->Option("--tls", o.tls_port, "127.0.0.1:PORT of etcd, directly over TLS");
+          cmd->Option("--ca", o.ca, "etcd's server CA (with --tls)");
+          cmd->Option("--cert", o.cert, "client certificate (with --tls)");
+          cmd->Option("--key", o.key, "client key file (with --tls)");
+          cmd->Option("--count", o.count, "items (default 2000)");
+          cmd->Option("--label", o.label, "row label");
+        }
+        handshake_cmd.Option("--parallel", o.parallel, "connections at once (default 1)");
+      });
+  if (code >= 0) return code;
   try {
-    if (puts->parsed()) {
+    if (puts) {
       Http2 h(o);
       h.Put("bench/warmup", "x");
       std::vector<double> us;

@@ -12,7 +12,6 @@
 // bench/run reports. Output: two tab-separated lines, the sums over the rounds
 //   token-sign      ops  seconds  ops_per_s
 //   issuance        ops  seconds  ops_per_s
-#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -21,6 +20,7 @@
 
 #include "base/failure.h"
 #include "base/files.h"
+#include "base/flags.h"
 #include "hsm/ca_operations.h"
 #include "pki/certificate_profile.h"
 #include "pki/key.h"
@@ -65,20 +65,18 @@ void Print(const char* label, const Tally& t) {
 
 int main(int argc, char** argv) try {
   Options o;
-  CLI::App app("issuance-bench: issuance rate vs raw token signature rate");
-  app.add_option("--module", o.module, "PKCS#11 module (SoftHSM)")->required();
-  app.add_option("--key", o.key, "PKCS#11 URI of the CA key")->required();
-  app.add_option("--pin-file", o.pin_file, "File holding the token PIN")->required();
-  app.add_option("--ca-cert", o.ca_cert, "The CA certificate (PEM)")->required();
-  app.add_option("--csr-b64", o.csr_b64, "A base64 CSR, as the signer reads it")->required();
-  app.add_option("--seconds", o.seconds, "Seconds per measurement")->check(CLI::Range(0.1, 3600.0));
-  app.add_option("--rounds", o.rounds, "Alternating windows per measurement")->check(CLI::Range(1, 1000));
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? 0 : static_cast<int>(base::ExitCode::kUsage);
-  }
+  int code = base::ParseCommandLine(
+      "issuance-bench: issuance rate vs raw token signature rate", argc, argv,
+      [&](base::Flags& app) {
+        app.Option("--module", o.module, "PKCS#11 module (SoftHSM)").Required();
+        app.Option("--key", o.key, "PKCS#11 URI of the CA key").Required();
+        app.Option("--pin-file", o.pin_file, "File holding the token PIN").Required();
+        app.Option("--ca-cert", o.ca_cert, "The CA certificate (PEM)").Required();
+        app.Option("--csr-b64", o.csr_b64, "A base64 CSR, as the signer reads it").Required();
+        app.Option("--seconds", o.seconds, "Seconds per measurement").Range(0.1, 3600.0);
+        app.Option("--rounds", o.rounds, "Alternating windows per measurement").Range(1, 1000);
+      });
+  if (code >= 0) return code;
   hsm::OpenKey open({o.module, o.key, hsm::PinSource{o.pin_file, {}}});
   pki::X509Ptr ca = pki::ReadCertificateFile(o.ca_cert);
   pki::X509ReqPtr csr = signer::DecodeRequestBody(base::ReadFileLimited(o.csr_b64, 64 * 1024));

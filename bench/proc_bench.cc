@@ -15,7 +15,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -29,6 +28,8 @@
 #include <vector>
 
 extern char** environ;
+
+#include "base/flags.h"
 
 namespace {
 
@@ -51,20 +52,18 @@ struct Sample {
 
 Options ParseArgs(int argc, char** argv) {
   Options o;
-  CLI::App app("proc-bench: runs a command repeatedly and reports latency and peak RSS");
-  app.add_option("--label", o.label, "Row label")->required();
-  app.add_option("--runs", o.runs, "Measured runs")->check(CLI::Range(1, 1000000));
-  app.add_option("--parallel", o.parallel, "Runs at a time")->check(CLI::Range(1, 1000));
-  app.add_option("--warmup", o.warmup, "Unmeasured runs first")->check(CLI::Range(0, 1000));
-  app.add_option("--stdin", o.stdin_file, "File fed to each run's stdin (default /dev/null)");
-  app.add_flag("--expect-stdout", o.expect_stdout, "A run that prints nothing on stdout fails");
-  app.add_option("command", o.argv, "The command and its arguments, after --")->required();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    std::exit(code == 0 ? 0 : 64);
-  }
+  int code = base::ParseCommandLine(
+      "proc-bench: runs a command repeatedly and reports latency and peak RSS", argc, argv,
+      [&](base::Flags& app) {
+        app.Option("--label", o.label, "Row label").Required();
+        app.Option("--runs", o.runs, "Measured runs").Range(1, 1000000);
+        app.Option("--parallel", o.parallel, "Runs at a time").Range(1, 1000);
+        app.Option("--warmup", o.warmup, "Unmeasured runs first").Range(0, 1000);
+        app.Option("--stdin", o.stdin_file, "File fed to each run's stdin (default /dev/null)");
+        app.Switch("--expect-stdout", o.expect_stdout, "A run that prints nothing on stdout fails");
+        app.Option("command", o.argv, "The command and its arguments, after --").Required();
+      });
+  if (code >= 0) std::exit(code);
   return o;
 }
 

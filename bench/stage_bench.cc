@@ -17,7 +17,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -30,6 +29,7 @@
 #include "base/duration.h"
 #include "base/failure.h"
 #include "base/files.h"
+#include "base/flags.h"
 #include "base/program.h"
 #include "hsm/module.h"
 #include "hsm/pin.h"
@@ -228,23 +228,21 @@ int Parent(const std::string& self, const std::vector<std::string>& child_args, 
 }  // namespace
 
 int main(int argc, char** argv) try {
-  CLI::App app("stage-bench: one etcd-signer request's time, step by step, in fresh processes");
   std::string config, csr, identity;
   int runs = 20;
   bool child = false;
-  long long spawned_at = 0;
-  app.add_option("--config", config, "The signer's TOML configuration")->required();
-  app.add_option("--csr-b64", csr, "A base64 CSR, as the signer reads it")->required();
-  app.add_option("--identity", identity, "As etcd-signer --identity");
-  app.add_option("--runs", runs, "Fresh processes to time")->check(CLI::Range(1, 10000));
-  app.add_flag("--child", child)->group("");
-  app.add_option("--spawned-at", spawned_at)->group("");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? 0 : static_cast<int>(base::ExitCode::kUsage);
-  }
+  long spawned_at = 0;
+  int code = base::ParseCommandLine(
+      "stage-bench: one etcd-signer request's time, step by step, in fresh processes", argc, argv,
+      [&](base::Flags& app) {
+        app.Option("--config", config, "The signer's TOML configuration").Required();
+        app.Option("--csr-b64", csr, "A base64 CSR, as the signer reads it").Required();
+        app.Option("--identity", identity, "As etcd-signer --identity");
+        app.Option("--runs", runs, "Fresh processes to time").Range(1, 10000);
+        app.Switch("--child", child, "Run as the timed child").Hidden();
+        app.Option("--spawned-at", spawned_at, "The parent's clock at the spawn").Hidden();
+      });
+  if (code >= 0) return code;
   if (child) return Child(spawned_at, config, csr, identity);
   std::vector<std::string> child_args = {"--config", config, "--csr-b64", csr};
   if (!identity.empty()) child_args.insert(child_args.end(), {"--identity", identity});

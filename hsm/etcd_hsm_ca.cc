@@ -41,12 +41,12 @@ std::string HostSubject() {
   return "CN=etcd-ca " + name;
 }
 
-void AddCaRequestOptions(CLI::App& cmd, CaRequestFlags& f) {
-  cmd.add_option("--module", f.key.module, "PKCS#11 module path (or module-path= in the URI)");
-  cmd.add_option("--key", f.key.key_uri, "RFC 7512 URI of the CA key, e.g. pkcs11:token=etcd-ca;object=ca-key")
-      ->required();
-  cmd.add_option("--subject", f.subject, "Subject, e.g. CN=etcd-ca,O=Example")->capture_default_str();
-  cmd.add_option("--out", f.out, "Output file (refuses to overwrite; default stdout)");
+void AddCaRequestOptions(base::Flags& cmd, CaRequestFlags& f) {
+  cmd.Option("--module", f.key.module, "PKCS#11 module path (or module-path= in the URI)");
+  cmd.Option("--key", f.key.key_uri, "RFC 7512 URI of the CA key, e.g. pkcs11:token=etcd-ca;object=ca-key")
+      .Required();
+  cmd.Option("--subject", f.subject, "Subject, e.g. CN=etcd-ca,O=Example").ShowDefault();
+  cmd.Option("--out", f.out, "Output file (refuses to overwrite; default stdout)");
   AddPinOptions(cmd, f.key.pin);
 }
 
@@ -84,24 +84,24 @@ int Check(const Context& ctx, const CheckFlags& f) {
 
 }  // namespace
 
-VerbRun DefineCaCreate(CLI::App& cmd) {
+VerbRun DefineCaCreate(base::Flags& cmd) {
   auto f = std::make_shared<CaRequestFlags>();
   AddCaRequestOptions(cmd, *f);
-  cmd.add_option("--days", f->days, "Validity in days")->capture_default_str();
-  cmd.add_option("--path-len", f->path_len,
+  cmd.Option("--days", f->days, "Validity in days").ShowDefault();
+  cmd.Option("--path-len", f->path_len,
                  "Path length: 0 signs leaves only (single tier), 1 makes the root of a two-tier CA")
-      ->capture_default_str();
+      .ShowDefault();
   return [f](const Context& ctx) {
     Emit(hsm::CreateRootCaCertificate(f->key.Access(), f->subject, f->days, f->path_len, ctx.now), f->out);
     return 0;
   };
 }
 
-VerbRun DefineCaCsr(CLI::App& cmd) {
+VerbRun DefineCaCsr(base::Flags& cmd) {
   auto f = std::make_shared<CaRequestFlags>();
   f->subject.clear();
   AddCaRequestOptions(cmd, *f);
-  cmd.get_option("--subject")->description("Subject, e.g. 'CN=etcd client CA signer-a' (default: CN=etcd-ca HOSTNAME)");
+  cmd.Find("--subject").Help("Subject, e.g. 'CN=etcd client CA signer-a' (default: CN=etcd-ca HOSTNAME)");
   return [f](const Context&) {
     if (f->subject.empty()) f->subject = HostSubject();
     Emit(hsm::CreateCaRequest(f->key.Access(), f->subject), f->out);
@@ -109,36 +109,36 @@ VerbRun DefineCaCsr(CLI::App& cmd) {
   };
 }
 
-VerbRun DefineCaSignIntermediate(CLI::App& cmd) {
+VerbRun DefineCaSignIntermediate(base::Flags& cmd) {
   auto f = std::make_shared<SignIntermediateFlags>();
-  cmd.add_option("--module", f->key.module, "PKCS#11 module path (or module-path= in the URI)");
-  cmd.add_option("--key", f->key.key_uri, "RFC 7512 URI of the ROOT key")->required();
-  cmd.add_option("--ca-cert", f->ca_cert, "The root's certificate (PEM)")->required();
-  cmd.add_option("--csr", f->csr_file, "The intermediate's CSR (PEM, from 'etcd-hsm ca csr')")->required();
-  cmd.add_option("--days", f->days, "Validity in days (never past the root's)")->capture_default_str();
-  cmd.add_option("--out", f->out, "Output file (refuses to overwrite; default stdout)");
+  cmd.Option("--module", f->key.module, "PKCS#11 module path (or module-path= in the URI)");
+  cmd.Option("--key", f->key.key_uri, "RFC 7512 URI of the ROOT key").Required();
+  cmd.Option("--ca-cert", f->ca_cert, "The root's certificate (PEM)").Required();
+  cmd.Option("--csr", f->csr_file, "The intermediate's CSR (PEM, from 'etcd-hsm ca csr')").Required();
+  cmd.Option("--days", f->days, "Validity in days (never past the root's)").ShowDefault();
+  cmd.Option("--out", f->out, "Output file (refuses to overwrite; default stdout)");
   AddPinOptions(cmd, f->key.pin);
   return [f](const Context& ctx) { return SignIntermediate(ctx, *f); };
 }
 
-VerbRun DefineCaBundle(CLI::App& cmd) {
+VerbRun DefineCaBundle(base::Flags& cmd) {
   auto f = std::make_shared<BundleFlags>();
-  cmd.add_option("certs", f->files, "CA certificate files, current first")->required();
-  cmd.add_option("--out", f->out, "Output file (refuses to overwrite; default stdout)");
+  cmd.Option("certs", f->files, "CA certificate files, current first").Required();
+  cmd.Option("--out", f->out, "Output file (refuses to overwrite; default stdout)");
   return [f](const Context& ctx) {
     Emit(hsm::BuildCaBundle(f->files, ctx.now), f->out);
     return 0;
   };
 }
 
-VerbRun DefineCheck(CLI::App& cmd) {
+VerbRun DefineCheck(base::Flags& cmd) {
   auto f = std::make_shared<CheckFlags>();
-  cmd.add_option("--module", f->key.module, "PKCS#11 module path (or module-path= in the URI)");
-  cmd.add_option("--key", f->key.key_uri, "RFC 7512 URI of the CA key")->required();
-  cmd.add_option("--ca-cert", f->ca_cert, "CA certificate (PEM)")->required();
-  cmd.add_option("--ca-chain", f->chain,
+  cmd.Option("--module", f->key.module, "PKCS#11 module path (or module-path= in the URI)");
+  cmd.Option("--key", f->key.key_uri, "RFC 7512 URI of the CA key").Required();
+  cmd.Option("--ca-cert", f->ca_cert, "CA certificate (PEM)").Required();
+  cmd.Option("--ca-chain", f->chain,
                  "The signer's ca_chain (PEM: the CA certificate, then its issuers up to, not including, the root)");
-  cmd.add_option("--ca-bundle", f->roots, "With --ca-chain: the roots the chain must lead to (PEM)");
+  cmd.Option("--ca-bundle", f->roots, "With --ca-chain: the roots the chain must lead to (PEM)");
   AddPinOptions(cmd, f->key.pin);
   return [f](const Context& ctx) { return Check(ctx, *f); };
 }

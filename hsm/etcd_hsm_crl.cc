@@ -57,22 +57,22 @@ int Crl(const Context& ctx, const CrlFlags& f) {
 
 }  // namespace
 
-VerbRun DefineCrl(CLI::App& cmd) {
+VerbRun DefineCrl(base::Flags& cmd) {
   auto f = std::make_shared<CrlFlags>();
-  cmd.add_option("--module", f->module, "PKCS#11 module path (or module-path= in the URI)");
-  cmd.add_option("--key", f->key_uri, "RFC 7512 URI of the issuing CA key (a signer's CA/intermediate, or the root)")
-      ->required();
-  cmd.add_option("--ca-cert", f->ca_cert, "The issuer's certificate (PEM): the CRL's issuer and AKI")->required();
-  cmd.add_option("--revoke", f->revoke, "Serial(s) to revoke, hex as 'openssl x509 -serial -noout' prints them");
-  cmd.add_option("--revoke-file", f->revoke_file, "File of 'SERIAL [REASON]' lines ('#' comments, blank lines)");
-  cmd.add_option("--reason", f->reason,
+  cmd.Option("--module", f->module, "PKCS#11 module path (or module-path= in the URI)");
+  cmd.Option("--key", f->key_uri, "RFC 7512 URI of the issuing CA key (a signer's CA/intermediate, or the root)")
+      .Required();
+  cmd.Option("--ca-cert", f->ca_cert, "The issuer's certificate (PEM): the CRL's issuer and AKI").Required();
+  cmd.Option("--revoke", f->revoke, "Serial(s) to revoke, hex as 'openssl x509 -serial -noout' prints them");
+  cmd.Option("--revoke-file", f->revoke_file, "File of 'SERIAL [REASON]' lines ('#' comments, blank lines)");
+  cmd.Option("--reason", f->reason,
                  "Reason for entries that name none: unspecified, keyCompromise, cACompromise, "
                  "affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn")
-      ->capture_default_str();
-  cmd.add_option("--days", f->days, "nextUpdate = now + days (1-3650)")->required();
-  cmd.add_option("--out", f->out, "The CRL file: replaced atomically; an existing one of this issuer is continued")
-      ->required();
-  cmd.add_option("--crl-number-file", f->number_file, "File keeping the last cRLNumber used (created if missing)");
+      .ShowDefault();
+  cmd.Option("--days", f->days, "nextUpdate = now + days (1-3650)").Required();
+  cmd.Option("--out", f->out, "The CRL file: replaced atomically; an existing one of this issuer is continued")
+      .Required();
+  cmd.Option("--crl-number-file", f->number_file, "File keeping the last cRLNumber used (created if missing)");
   AddPinOptions(cmd, f->pin);
   return [f](const Context& ctx) { return Crl(ctx, *f); };
 }

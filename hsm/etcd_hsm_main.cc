@@ -18,9 +18,9 @@
 
 namespace etcd_hsm {
 
-void AddPinOptions(CLI::App& cmd, hsm::PinSource& pin) {
-  cmd.add_option("--pin-file", pin.file, "File holding the user PIN (mode 0400/0600)");
-  cmd.add_option("--pin-env", pin.env_name, "Name of an environment variable holding the user PIN");
+void AddPinOptions(base::Flags& cmd, hsm::PinSource& pin) {
+  cmd.Option("--pin-file", pin.file, "File holding the user PIN (mode 0400/0600)");
+  cmd.Option("--pin-env", pin.env_name, "Name of an environment variable holding the user PIN");
 }
 
 void Emit(const std::string& text, const std::string& out) {
@@ -91,7 +91,8 @@ std::vector<Verb> AddVerbs(CLI::App& app) {
   std::vector<Verb> verbs;
   for (const Command& command : kCommands) {
     CLI::App* cli = ParentOf(app, command, groups).add_subcommand(command.name, command.help);
-    verbs.push_back({cli, command.define(*cli)});
+    base::Flags flags(*cli);
+    verbs.push_back({cli, command.define(flags)});
   }
   return verbs;
 }

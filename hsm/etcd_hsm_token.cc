@@ -107,31 +107,31 @@ int List(const ListFlags& f) {
 
 }  // namespace
 
-VerbRun DefineInitToken(CLI::App& cmd) {
+VerbRun DefineInitToken(base::Flags& cmd) {
   auto f = std::make_shared<InitTokenFlags>();
-  cmd.add_option("--module", f->module, "PKCS#11 module path")->required();
-  cmd.add_option("--label", f->label, "Token label (1-32 characters)")->required();
-  cmd.add_option("--so-pin-file", f->so_pin_file, "File holding the security officer PIN")->required();
+  cmd.Option("--module", f->module, "PKCS#11 module path").Required();
+  cmd.Option("--label", f->label, "Token label (1-32 characters)").Required();
+  cmd.Option("--so-pin-file", f->so_pin_file, "File holding the security officer PIN").Required();
   AddPinOptions(cmd, f->pin);
   return [f](const Context&) { return InitToken(*f); };
 }
 
-VerbRun DefineKeygen(CLI::App& cmd) {
+VerbRun DefineKeygen(base::Flags& cmd) {
   auto f = std::make_shared<KeygenFlags>();
-  cmd.add_option("--module", f->module, "PKCS#11 module path")->required();
-  cmd.add_option("--token", f->token, "Token label");
-  cmd.add_option("--serial", f->serial, "Token serial number");
-  cmd.add_option("--label", f->label, "Key label (CKA_LABEL), unique in the token")->required();
-  cmd.add_option("--type", f->type, "ec-p256 | ec-p384 | rsa-2048 | rsa-3072 | rsa-4096")->capture_default_str();
+  cmd.Option("--module", f->module, "PKCS#11 module path").Required();
+  cmd.Option("--token", f->token, "Token label");
+  cmd.Option("--serial", f->serial, "Token serial number");
+  cmd.Option("--label", f->label, "Key label (CKA_LABEL), unique in the token").Required();
+  cmd.Option("--type", f->type, "ec-p256 | ec-p384 | rsa-2048 | rsa-3072 | rsa-4096").ShowDefault();
   AddPinOptions(cmd, f->pin);
   return [f](const Context&) { return Keygen(*f); };
 }
 
-VerbRun DefineList(CLI::App& cmd) {
+VerbRun DefineList(base::Flags& cmd) {
   auto f = std::make_shared<ListFlags>();
-  cmd.add_option("--module", f->module, "PKCS#11 module path")->required();
-  cmd.add_option("--token", f->token, "Token label: list its objects");
-  cmd.add_option("--serial", f->serial, "Token serial: list its objects");
+  cmd.Option("--module", f->module, "PKCS#11 module path").Required();
+  cmd.Option("--token", f->token, "Token label: list its objects");
+  cmd.Option("--serial", f->serial, "Token serial: list its objects");
   AddPinOptions(cmd, f->pin);
   return [f](const Context&) { return List(*f); };
 }

@@ -5,11 +5,11 @@
 // it once the command line is parsed; etcd_hsm_main.cc's table says which verb is which command.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <chrono>
 #include <functional>
 #include <string>
 
+#include "base/flags.h"
 #include "hsm/pin.h"
 
 namespace etcd_hsm {
@@ -20,26 +20,26 @@ struct Context {
 };
 
 using VerbRun = std::function<int(const Context&)>;
-using DefineVerb = VerbRun (*)(CLI::App& cmd);
+using DefineVerb = VerbRun (*)(base::Flags& cmd);
 
 // --pin-file / --pin-env: the user PIN, never in argv.
-void AddPinOptions(CLI::App& cmd, hsm::PinSource& pin);
+void AddPinOptions(base::Flags& cmd, hsm::PinSource& pin);
 // Writes `text` to stdout, or to the new file `out` (never over an existing one).
 void Emit(const std::string& text, const std::string& out);
 
 // etcd_hsm_token.cc
-VerbRun DefineInitToken(CLI::App& cmd);
-VerbRun DefineKeygen(CLI::App& cmd);
-VerbRun DefineList(CLI::App& cmd);
+VerbRun DefineInitToken(base::Flags& cmd);
+VerbRun DefineKeygen(base::Flags& cmd);
+VerbRun DefineList(base::Flags& cmd);
 
 // etcd_hsm_ca.cc
-VerbRun DefineCaCreate(CLI::App& cmd);
-VerbRun DefineCaCsr(CLI::App& cmd);
-VerbRun DefineCaSignIntermediate(CLI::App& cmd);
-VerbRun DefineCaBundle(CLI::App& cmd);
-VerbRun DefineCheck(CLI::App& cmd);
+VerbRun DefineCaCreate(base::Flags& cmd);
+VerbRun DefineCaCsr(base::Flags& cmd);
+VerbRun DefineCaSignIntermediate(base::Flags& cmd);
+VerbRun DefineCaBundle(base::Flags& cmd);
+VerbRun DefineCheck(base::Flags& cmd);
 
 // etcd_hsm_crl.cc
-VerbRun DefineCrl(CLI::App& cmd);
+VerbRun DefineCrl(base::Flags& cmd);
 
 }  // namespace etcd_hsm

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
 // `audit verify` and `audit list`: the audit log's hash chain, and one line per request.
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -124,27 +123,27 @@ int AuditList(const Context& ctx, const ListFlags& flags) {
 
 }  // namespace
 
-VerbRun DefineAuditVerify(CLI::App& cmd) {
+VerbRun DefineAuditVerify(base::Flags& cmd) {
   auto flags = std::make_shared<VerifyFlags>();
-  cmd.add_option("files", flags->files, "Audit log files, oldest first (e.g. audit.log.2 audit.log.1 audit.log)")
-      ->required();
-  cmd.add_option("--head", flags->heads,
+  cmd.Option("files", flags->files, "Audit log files, oldest first (e.g. audit.log.2 audit.log.1 audit.log)")
+      .Required();
+  cmd.Option("--head", flags->heads,
                  "SEQ:HASH of a trusted head (from syslog, or a master's audit witness in `etcd-requester "
                  "status`); repeatable; the head the signer recorded in the newest file's .lock is checked too");
-  cmd.add_flag("--no-recorded-head", flags->no_recorded_head,
+  cmd.Switch("--no-recorded-head", flags->no_recorded_head,
                "Check the files' own chain only (files copied away from their .lock)");
-  cmd.add_flag("--json", flags->json, "One JSON object instead of the summary lines");
+  cmd.Switch("--json", flags->json, "One JSON object instead of the summary lines");
   return [flags](const Context&) { return AuditVerify(*flags); };
 }
 
-VerbRun DefineAuditList(CLI::App& cmd) {
+VerbRun DefineAuditList(base::Flags& cmd) {
   auto flags = std::make_shared<ListFlags>();
   AddAuditFilesOption(cmd, flags->files);
-  cmd.add_option("--since", flags->since, "Only requests newer than this (e.g. 24h, 7d)");
-  cmd.add_option("--identity", flags->identity, "Only this identity (or cn:NAME for unbound keys)");
-  cmd.add_option("--outcome", flags->outcome, "Only this outcome")
-      ->check(CLI::IsMember({"issued", "refused", "served", "error", "pending", "checked"}));
-  cmd.add_flag("--json", flags->json, "Print the matching records as they are (JSON lines)");
+  cmd.Option("--since", flags->since, "Only requests newer than this (e.g. 24h, 7d)");
+  cmd.Option("--identity", flags->identity, "Only this identity (or cn:NAME for unbound keys)");
+  cmd.Option("--outcome", flags->outcome, "Only this outcome")
+      .OneOf({"issued", "refused", "served", "error", "pending", "checked"});
+  cmd.Switch("--json", flags->json, "Print the matching records as they are (JSON lines)");
   return [flags](const Context& ctx) { return AuditList(ctx, *flags); };
 }
 

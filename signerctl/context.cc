@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -77,8 +76,8 @@ void Print(const std::string& text) {
   std::fwrite(text.data(), 1, text.size(), stdout);
 }
 
-void AddAuditFilesOption(CLI::App& cmd, std::vector<std::string>& files) {
-  cmd.add_option("files", files, "Audit log files, oldest first (default: audit_log.1 audit_log)");
+void AddAuditFilesOption(base::Flags& cmd, std::vector<std::string>& files) {
+  cmd.Option("files", files, "Audit log files, oldest first (default: audit_log.1 audit_log)");
 }
 
 // Every file is checked before anything is printed: a listing that stops half-way at an unsafe

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
 // `enrollment list` and `enrollment remove` (#27): the TPMs enrolled on this signer host.
-#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "base/failure.h"
@@ -81,22 +80,22 @@ std::string FormatPendingEnrollments(const signer::SignerConfig& config) {
   return out;
 }
 
-VerbRun DefineEnrollmentApprove(CLI::App& cmd) {
+VerbRun DefineEnrollmentApprove(base::Flags& cmd) {
   auto flags = std::make_shared<ApproveFlags>();
-  cmd.add_option("NAME", flags->name, "The master whose enrolled TPM is approved")->required();
-  cmd.add_option("EK_SHA256", flags->ek_sha256, "The TPM's EK SHA-256 as `pending` shows it (checked when given)");
+  cmd.Option("NAME", flags->name, "The master whose enrolled TPM is approved").Required();
+  cmd.Option("EK_SHA256", flags->ek_sha256, "The TPM's EK SHA-256 as `pending` shows it (checked when given)");
   return [flags](const Context& ctx) { return Approve(ctx, *flags); };
 }
 
-VerbRun DefineEnrollmentList(CLI::App& cmd) {
+VerbRun DefineEnrollmentList(base::Flags& cmd) {
   auto flags = std::make_shared<ListFlags>();
-  cmd.add_flag("--json", flags->json, "One JSON array instead of lines");
+  cmd.Switch("--json", flags->json, "One JSON array instead of lines");
   return [flags](const Context& ctx) { return List(ctx, *flags); };
 }
 
-VerbRun DefineEnrollmentRemove(CLI::App& cmd) {
+VerbRun DefineEnrollmentRemove(base::Flags& cmd) {
   auto name = std::make_shared<std::string>();
-  cmd.add_option("NAME", *name, "The master whose TPM enrollment goes")->required();
+  cmd.Option("NAME", *name, "The master whose TPM enrollment goes").Required();
   return [name](const Context& ctx) { return Remove(ctx, *name); };
 }
 

@@ -11,7 +11,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <thread>
 #include <chrono>
@@ -486,14 +485,14 @@ struct SigningFlags {
   std::string valid = "30d";
 };
 
-void AddSigningFlags(CLI::App& cmd, SigningFlags& s) {
-  cmd.add_option("--module", s.module, "PKCS#11 module of the governance token (or module-path= in --key)");
+void AddSigningFlags(base::Flags& cmd, SigningFlags& s) {
+  cmd.Option("--module", s.module, "PKCS#11 module of the governance token (or module-path= in --key)");
   // Not --key: allow-master's --key is the master's new key.
-  cmd.add_option("--governance-key", s.key, "PKCS#11 URI of the governance key")->required();
-  cmd.add_option("--pin-file", s.pin_file, "File holding the governance token's PIN")->required();
-  cmd.add_option("--cert", s.cert, "The governance key's certificate")->required();
-  cmd.add_option("--out", s.out, "Where to write the new document (and its STATE.toml as OUT.toml)")->required();
-  cmd.add_option("--valid", s.valid, "The new document expires this long from now (default 30d)");
+  cmd.Option("--governance-key", s.key, "PKCS#11 URI of the governance key").Required();
+  cmd.Option("--pin-file", s.pin_file, "File holding the governance token's PIN").Required();
+  cmd.Option("--cert", s.cert, "The governance key's certificate").Required();
+  cmd.Option("--out", s.out, "Where to write the new document (and its STATE.toml as OUT.toml)").Required();
+  cmd.Option("--valid", s.valid, "The new document expires this long from now (default 30d)");
 }
 
 // The document in force on the fleet: the highest version any signer host has (each host
@@ -667,34 +666,34 @@ int RunAllowMaster(const Context& ctx, const AllowFlags& f) {
 
 }  // namespace
 
-VerbRun DefineFleetPush(CLI::App& cmd) {
+VerbRun DefineFleetPush(base::Flags& cmd) {
   auto f = std::make_shared<PushFlags>();
-  cmd.add_option("--fleet", f->fleet, "The fleet file (signer hosts, members, the fleet key)")->required();
-  cmd.add_option("file", f->file, "The signed governance document")->required();
+  cmd.Option("--fleet", f->fleet, "The fleet file (signer hosts, members, the fleet key)").Required();
+  cmd.Option("file", f->file, "The signed governance document").Required();
   return [f](const Context&) { return RunPush(*f); };
 }
 
-VerbRun DefineFleetStatus(CLI::App& cmd) {
+VerbRun DefineFleetStatus(base::Flags& cmd) {
   auto f = std::make_shared<StatusFlags>();
-  cmd.add_option("--fleet", f->fleet, "The fleet file")->required();
-  cmd.add_flag("--json", f->json, "One JSON array, a host each");
+  cmd.Option("--fleet", f->fleet, "The fleet file").Required();
+  cmd.Switch("--json", f->json, "One JSON array, a host each");
   return [f](const Context& ctx) { return RunStatus(ctx, *f); };
 }
 
-VerbRun DefineFleetDenyMaster(CLI::App& cmd) {
+VerbRun DefineFleetDenyMaster(base::Flags& cmd) {
   auto f = std::make_shared<DenyFlags>();
-  cmd.add_option("--fleet", f->fleet, "The fleet file")->required();
-  cmd.add_option("name", f->name, "The compromised master's name")->required();
-  cmd.add_option("--reason", f->reason, "Revocation reason of its serials (default keyCompromise)");
+  cmd.Option("--fleet", f->fleet, "The fleet file").Required();
+  cmd.Option("name", f->name, "The compromised master's name").Required();
+  cmd.Option("--reason", f->reason, "Revocation reason of its serials (default keyCompromise)");
   AddSigningFlags(cmd, f->signing);
   return [f](const Context& ctx) { return RunDenyMaster(ctx, *f); };
 }
 
-VerbRun DefineFleetAllowMaster(CLI::App& cmd) {
+VerbRun DefineFleetAllowMaster(base::Flags& cmd) {
   auto f = std::make_shared<AllowFlags>();
-  cmd.add_option("--fleet", f->fleet, "The fleet file")->required();
-  cmd.add_option("name", f->name, "The rebuilt master's name")->required();
-  cmd.add_option("--key", f->key_sha256, "SHA-256 of its new key (etcd-signerctl pending shows it)")->required();
+  cmd.Option("--fleet", f->fleet, "The fleet file").Required();
+  cmd.Option("name", f->name, "The rebuilt master's name").Required();
+  cmd.Option("--key", f->key_sha256, "SHA-256 of its new key (etcd-signerctl pending shows it)").Required();
   AddSigningFlags(cmd, f->signing);
   return [f](const Context& ctx) { return RunAllowMaster(ctx, *f); };
 }

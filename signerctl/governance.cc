@@ -5,7 +5,6 @@
 
 #include <pwd.h>
 
-#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -282,35 +281,35 @@ std::string SignWithGovernanceToken(const std::string& module_path, const std::s
   return pem;
 }
 
-VerbRun DefineGovernanceSign(CLI::App& cmd) {
+VerbRun DefineGovernanceSign(base::Flags& cmd) {
   auto f = std::make_shared<SignFlags>();
-  cmd.add_option("--module", f->module, "PKCS#11 module of the governance token (or module-path= in --key)");
-  cmd.add_option("--key", f->key, "PKCS#11 URI of the governance key")->required();
-  cmd.add_option("--pin-file", f->pin_file, "File holding the governance token's PIN")->required();
-  cmd.add_option("--cert", f->cert, "The governance key's certificate (what signers list in governance_cert)")->required();
-  cmd.add_option("--state", f->state, "The operators' STATE.toml")->required();
-  cmd.add_option("--out", f->out, "Where to write the signed document (PEM CMS)")->required();
-  cmd.add_option("--previous", f->previous,
+  cmd.Option("--module", f->module, "PKCS#11 module of the governance token (or module-path= in --key)");
+  cmd.Option("--key", f->key, "PKCS#11 URI of the governance key").Required();
+  cmd.Option("--pin-file", f->pin_file, "File holding the governance token's PIN").Required();
+  cmd.Option("--cert", f->cert, "The governance key's certificate (what signers list in governance_cert)").Required();
+  cmd.Option("--state", f->state, "The operators' STATE.toml").Required();
+  cmd.Option("--out", f->out, "Where to write the signed document (PEM CMS)").Required();
+  cmd.Option("--previous", f->previous,
                  "The document this one follows: without a version in STATE.toml, this one's is its version + 1");
   return [f](const Context& ctx) { return Sign(ctx, *f); };
 }
 
-VerbRun DefineGovernanceShow(CLI::App& cmd) {
+VerbRun DefineGovernanceShow(base::Flags& cmd) {
   auto f = std::make_shared<ShowFlags>();
-  cmd.add_option("file", f->file, "The signed document (- for stdin)")->required();
-  cmd.add_option("--cert", f->cert,
+  cmd.Option("file", f->file, "The signed document (- for stdin)").Required();
+  cmd.Option("--cert", f->cert,
                  "Verify it was signed by one of these certificates (default: --config's governance_cert)");
-  cmd.add_flag("--json", f->json, "One JSON object: the content, its signer and the document's SHA-256");
+  cmd.Switch("--json", f->json, "One JSON object: the content, its signer and the document's SHA-256");
   return [f](const Context& ctx) { return Show(ctx, *f); };
 }
 
-VerbRun DefineGovernanceAgent(CLI::App&) {
+VerbRun DefineGovernanceAgent(base::Flags&) {
   return [](const Context& ctx) { return Agent(ctx); };
 }
 
-VerbRun DefineGovernanceInstall(CLI::App& cmd) {
+VerbRun DefineGovernanceInstall(base::Flags& cmd) {
   auto f = std::make_shared<InstallFlags>();
-  cmd.add_option("file", f->file, "The signed document (- for stdin)")->required();
+  cmd.Option("file", f->file, "The signed document (- for stdin)").Required();
   return [f](const Context& ctx) { return Install(ctx, *f); };
 }
 

@@ -5,7 +5,6 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <memory>
 
 #include "base/duration.h"
@@ -157,42 +156,42 @@ int AllowIdentity(const Context& ctx, const std::string& name) {
   return 0;
 }
 
-void AddNameOption(CLI::App& cmd, std::string& name, const char* help) {
-  cmd.add_option("name", name, help)->required();
+void AddNameOption(base::Flags& cmd, std::string& name, const char* help) {
+  cmd.Option("name", name, help).Required();
 }
 
 }  // namespace
 
-VerbRun DefinePending(CLI::App& cmd) {
+VerbRun DefinePending(base::Flags& cmd) {
   auto flags = std::make_shared<PendingFlags>();
   AddAuditFilesOption(cmd, flags->files);
-  cmd.add_flag("--all", flags->all, "Also keys approved or denied since");
-  cmd.add_flag("--json", flags->json, "One JSON array of {identity, key_sha256, first_seen, last_seen, count, peer}");
+  cmd.Switch("--all", flags->all, "Also keys approved or denied since");
+  cmd.Switch("--json", flags->json, "One JSON array of {identity, key_sha256, first_seen, last_seen, count, peer}");
   return [flags](const Context& ctx) { return Pending(ctx, *flags); };
 }
 
-VerbRun DefineApprove(CLI::App& cmd) {
+VerbRun DefineApprove(base::Flags& cmd) {
   auto flags = std::make_shared<KeyFlags>();
   AddNameOption(cmd, flags->name, "The identity (the certificate's CN)");
-  cmd.add_option("sha256", flags->key, "The key's SHA-256, as `pending` prints it")->required();
-  cmd.add_flag("--replace", flags->replace, "Remove NAME's other approved keys (a rebuilt master)");
+  cmd.Option("sha256", flags->key, "The key's SHA-256, as `pending` prints it").Required();
+  cmd.Switch("--replace", flags->replace, "Remove NAME's other approved keys (a rebuilt master)");
   return [flags](const Context& ctx) { return Approve(ctx, *flags); };
 }
 
-VerbRun DefineDeny(CLI::App& cmd) {
+VerbRun DefineDeny(base::Flags& cmd) {
   auto flags = std::make_shared<KeyFlags>();
   AddNameOption(cmd, flags->name, "The identity (the certificate's CN)");
-  cmd.add_option("sha256", flags->key, "The key's SHA-256")->required();
+  cmd.Option("sha256", flags->key, "The key's SHA-256").Required();
   return [flags](const Context& ctx) { return Deny(ctx, *flags); };
 }
 
-VerbRun DefineDenyIdentity(CLI::App& cmd) {
+VerbRun DefineDenyIdentity(base::Flags& cmd) {
   auto name = std::make_shared<std::string>();
   AddNameOption(cmd, *name, "The identity");
   return [name](const Context& ctx) { return DenyIdentity(ctx, *name); };
 }
 
-VerbRun DefineAllowIdentity(CLI::App& cmd) {
+VerbRun DefineAllowIdentity(base::Flags& cmd) {
   auto name = std::make_shared<std::string>();
   AddNameOption(cmd, *name, "The identity");
   return [name](const Context& ctx) { return AllowIdentity(ctx, *name); };

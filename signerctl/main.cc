@@ -150,7 +150,8 @@ std::vector<Verb> AddVerbs(CLI::App& app) {
   std::vector<Verb> verbs;
   for (const Command& command : kCommands) {
     CLI::App* cli = ParentOf(app, command, groups).add_subcommand(command.name, command.help);
-    verbs.push_back({&command, cli, command.define(*cli)});
+    base::Flags flags(*cli);
+    verbs.push_back({&command, cli, command.define(flags)});
   }
   return verbs;
 }

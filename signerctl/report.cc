@@ -4,7 +4,6 @@
 #include <openssl/asn1.h>
 #include <openssl/x509.h>
 
-#include <CLI/CLI.hpp>
 #include <ctime>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -97,19 +96,19 @@ int Metrics(const Context& ctx, const MetricsFlags& flags) {
 
 }  // namespace
 
-VerbRun DefineAuditReport(CLI::App& cmd) {
+VerbRun DefineAuditReport(base::Flags& cmd) {
   auto flags = std::make_shared<ReportFlags>();
   AddAuditFilesOption(cmd, flags->files);
-  cmd.add_option("--since", flags->since, "Window of the counts and flags (default 7d)");
-  cmd.add_flag("--json", flags->json, "One JSON document");
+  cmd.Option("--since", flags->since, "Window of the counts and flags (default 7d)");
+  cmd.Switch("--json", flags->json, "One JSON document");
   return [flags](const Context& ctx) { return AuditReport(ctx, *flags); };
 }
 
-VerbRun DefineMetrics(CLI::App& cmd) {
+VerbRun DefineMetrics(base::Flags& cmd) {
   auto flags = std::make_shared<MetricsFlags>();
   AddAuditFilesOption(cmd, flags->files);
-  cmd.add_option("--prometheus", flags->prometheus, "Textfile to write atomically (e.g. .../etcd_signer.prom)")
-      ->required();
+  cmd.Option("--prometheus", flags->prometheus, "Textfile to write atomically (e.g. .../etcd_signer.prom)")
+      .Required();
   return [flags](const Context& ctx) { return Metrics(ctx, *flags); };
 }
 

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
 // `serials`: what a name was issued, as `etcd-hsm crl --revoke` takes it.
-#include <CLI/CLI.hpp>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -46,12 +45,12 @@ int Serials(const Context& ctx, const SerialsFlags& flags) {
 
 }  // namespace
 
-VerbRun DefineSerials(CLI::App& cmd) {
+VerbRun DefineSerials(base::Flags& cmd) {
   auto flags = std::make_shared<SerialsFlags>();
   AddAuditFilesOption(cmd, flags->files);
-  cmd.add_option("--identity", flags->identity, "The certificates' CN")->required();
-  cmd.add_flag("--valid", flags->valid_only, "Only certificates not expired now");
-  cmd.add_flag("--json", flags->json, "One JSON array of {serial, profile, not_after, seq} instead of lines");
+  cmd.Option("--identity", flags->identity, "The certificates' CN").Required();
+  cmd.Switch("--valid", flags->valid_only, "Only certificates not expired now");
+  cmd.Switch("--json", flags->json, "One JSON array of {serial, profile, not_after, seq} instead of lines");
   return [flags](const Context& ctx) { return Serials(ctx, *flags); };
 }
 

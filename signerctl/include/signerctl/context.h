@@ -8,14 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "base/flags.h"
 #include "signer/audit.h"
 #include "signer/audit_chain.h"
 #include "signer/audit_report.h"
 #include "signer/config.h"
-
-namespace CLI {
-class App;
-}
 
 namespace signerctl {
 
@@ -42,7 +39,7 @@ void RecordInSignerLog(const Context& ctx, signer::AuditRecord record, const std
 void Print(const std::string& text);
 
 // The positional FILE... of the verbs that read the audit log (default: AuditFiles).
-void AddAuditFilesOption(CLI::App& cmd, std::vector<std::string>& files);
+void AddAuditFilesOption(base::Flags& cmd, std::vector<std::string>& files);
 
 // `given`, or else the configuration's audit_log.1 (when it exists) and audit_log, oldest first.
 // Failure(kUsage) when neither is there.
