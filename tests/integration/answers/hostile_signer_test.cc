@@ -20,7 +20,7 @@ using namespace std::chrono_literals;
 // stdout, 16 KiB stderr) plus one libssh window (~1.3 MB) and allocator slack. ASan keeps freed
 // blocks in quarantine (libssh's packet buffers among them), so its build gets more room; the old
 // behaviour (~92 MB held) fails either way.
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(ETCD_SIGNER_SANITIZED)
 constexpr long kFloodMarginKib = 32 * 1024;
 #else
 constexpr long kFloodMarginKib = 8 * 1024;

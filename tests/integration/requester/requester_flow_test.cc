@@ -26,7 +26,7 @@ using namespace std::chrono_literals;
 // #15's checks are about messages and files, not memory: they run in the normal pass only, not
 // again in the ASan+UBSan pass (CI's time budget).
 bool NormalPassOnly(const std::string& test) {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(ETCD_SIGNER_SANITIZED)
   for (const char* name : {"StatusWritesMetricsOnlyWhenAskedAndStillPrintsWhenThatFails",
                            "RefusedRequestLeavesNoNewKeyAndNoBundle", "MissingDirectoriesAndRefusedPermissionsSayWhatToDo",
                            "HelpUsageOwnerDaysAndTheNamesSignerTomlUses"}) {
