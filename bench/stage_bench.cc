@@ -39,6 +39,7 @@
 #include "pki/key.h"
 #include "pki/openssl.h"
 #include "signer/approval.h"
+#include "signer/governance.h"
 #include "signer/audit.h"
 #include "signer/config.h"
 #include "signer/issuance.h"
@@ -81,7 +82,14 @@ int Child(long long spawned_ns, const std::string& config_path, const std::strin
   signer::Approval approval = signer::ApplyPolicy(req.get(), std::nullopt, config, facts);
   mark("CSR parse + policy");
 
-  signer::ApprovalGate gate(config);
+  // As the signer's CheckApprovalLists: the installed governance document's decisions (#29), when
+  // configured, then the lists.
+  std::optional<signer::GovernanceDocument> governance;
+  if (!config.governance_file.empty()) {
+    governance = signer::LoadGovernanceDecisions(config);
+    signer::RequireUnexpired(*governance, std::chrono::system_clock::now());
+  }
+  signer::ApprovalGate gate(config, governance ? &governance->state : nullptr);
   gate.CheckIdentity(facts.common_name);
   gate.CheckKey(facts.common_name, facts.public_key_sha256);
   mark("approval look-ups");

@@ -14,6 +14,7 @@
 #include "base/text.h"
 #include "pki/verify.h"
 #include "signer/approval.h"
+#include "signer/audit_chain.h"
 #include "signer/policy.h"
 
 namespace signer {
@@ -112,6 +113,7 @@ std::string ReadTrustedFile(const std::string& path, const std::vector<uid_t>& o
     throw Failure(ExitCode::kDataErr, "governance-invalid", path + " is larger than " + std::to_string(kMaxGovernanceBytes) + " bytes");
   }
   std::string bytes;
+  bytes.reserve(static_cast<std::size_t>(st.st_size));  // one allocation for what fstat saw (#30)
   char buf[65536];
   for (;;) {
     ssize_t n = ::read(fd.get(), buf, sizeof buf);
@@ -218,10 +220,6 @@ namespace {
 
 constexpr const char* kIndexHeader = "etcd-signer governance index v1";
 
-std::string Sha256Of(const std::string& bytes) {
-  return pki::Sha256Hex(std::vector<unsigned char>(bytes.begin(), bytes.end()));
-}
-
 std::int64_t UnixSeconds(pki::TimePoint t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
@@ -304,11 +302,11 @@ GovernanceDocument LoadGovernanceDecisions(const SignerConfig& config) {
   std::vector<uid_t> owners = ListOwners(config);
   std::string pem = ReadTrustedFile(config.governance_file, owners, "governance document");
   std::string certs = ReadTrustedFile(config.governance_cert, owners, "governance certificate");
-  std::string document_sha256 = Sha256Of(pem);
+  std::string document_sha256 = Sha256Hex(pem);
   std::string index_path = GovernanceIndexPath(config);
   if (::access(index_path.c_str(), F_OK) == 0) {
     std::string index = ReadTrustedFile(index_path, owners, "governance index");
-    if (std::optional<GovernanceState> state = DecodeGovernanceIndex(index, document_sha256, Sha256Of(certs))) {
+    if (std::optional<GovernanceState> state = DecodeGovernanceIndex(index, document_sha256, Sha256Hex(certs))) {
       GovernanceDocument doc;
       doc.state = std::move(*state);
       doc.sha256 = std::move(document_sha256);
@@ -389,7 +387,7 @@ GovernanceDocument InstallGovernance(const SignerConfig& config, std::string_vie
   // full again.
   std::string certs_pem = ReadTrustedFile(config.governance_cert, ListOwners(config), "governance certificate");
   base::AtomicFileWriter(GovernanceIndexPath(config), 0644)
-      .Write(EncodeGovernanceIndex(doc.state, Sha256Of(std::string(pem)), Sha256Of(certs_pem)));
+      .Write(EncodeGovernanceIndex(doc.state, Sha256Hex(pem), Sha256Hex(certs_pem)));
   return doc;
 }
 
