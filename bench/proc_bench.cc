@@ -27,9 +27,9 @@
 #include <thread>
 #include <vector>
 
-extern char** environ;
-
 #include "base/flags.h"
+
+extern char** environ;
 
 namespace {
 

@@ -39,9 +39,9 @@
 #include "pki/key.h"
 #include "pki/openssl.h"
 #include "signer/approval.h"
-#include "signer/governance.h"
 #include "signer/audit.h"
 #include "signer/config.h"
+#include "signer/governance.h"
 #include "signer/issuance.h"
 #include "signer/policy.h"
 
