@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -67,7 +68,8 @@ const std::vector<std::string> kSteps = {
 int Child(long long spawned_ns, const std::string& config_path, const std::string& csr_path,
           const std::string& identity) {
   std::vector<std::pair<std::string, long long>> marks;
-  auto mark = [&](const char* step) { marks.emplace_back(step, NowNs() - spawned_ns); };
+  auto mark = [&](const char* step) { marks.emplace_back(step, NowNs() - spawned_ns);
+    struct rusage ru; getrusage(RUSAGE_SELF, &ru); if (getenv("STAGE_FAULTS")) fprintf(stderr, "faults\t%s\t%ld\n", step, ru.ru_minflt); };
   mark("exec + dynamic linking");
 
   signer::SignerConfig config;
