@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "pki/openssl.h"
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
@@ -8,6 +9,8 @@
 #include "base/files.h"
 
 namespace pki {
+
+void LeaveOpenSslCleanupToExit() { OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr); }
 
 std::string DrainOpenSslErrors() {
   std::string out;

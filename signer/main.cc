@@ -9,6 +9,7 @@
 #include "base/duration.h"
 #include "base/failure.h"
 #include "base/program.h"
+#include "pki/openssl.h"
 #include "signer/config.h"
 #include "signer/service.h"
 
@@ -33,6 +34,7 @@ constexpr const char* kDescription =
 }  // namespace
 
 int main(int argc, char** argv) {
+  pki::LeaveOpenSslCleanupToExit();
   CLI::App app{kDescription, "etcd-signer"};
   app.set_version_flag("--version", ETCD_SIGNER_VERSION);
   app.allow_extras();  // the request words (sign/ca/info, --lifetime) are collected, not parsed
