@@ -26,10 +26,10 @@ bool Trusted(uid_t uid, const std::vector<uid_t>& trusted) {
   return uid == 0 || std::find(trusted.begin(), trusted.end(), uid) != trusted.end();
 }
 
-// One directory on the way: owned by a trusted account, and writable by nobody else unless sticky.
-std::optional<std::string> DirectoryProblem(const std::string& dir, const std::vector<uid_t>& trusted) {
-  struct stat st {};
-  if (::lstat(dir.c_str(), &st) != 0) return "cannot inspect " + dir + ": " + std::strerror(errno);
+// One directory on the way (its lstat): owned by a trusted account, and writable by nobody else
+// unless sticky.
+std::optional<std::string> DirectoryProblem(const std::string& dir, const struct stat& st,
+                                            const std::vector<uid_t>& trusted) {
   if (!Trusted(st.st_uid, trusted)) {
     return "its directory " + dir + " is owned by uid " + std::to_string(st.st_uid) + ", who can replace what is in it";
   }
@@ -96,13 +96,17 @@ std::optional<std::string> OthersCanChange(const std::string& path, const struct
     if (::getcwd(cwd, sizeof cwd) == nullptr) return std::string("cannot resolve the working directory");
     given = std::string(cwd) + "/" + given;
   }
-  for (const std::string& way : {resolved, given}) {
-    for (std::size_t slash = way.rfind('/'); slash != std::string::npos;
-         slash = slash == 0 ? std::string::npos : way.rfind('/', slash - 1)) {
-      std::string dir = slash == 0 ? "/" : way.substr(0, slash);
+  // One lstat per directory, and the given way only where it differs from the resolved one (the
+  // governance check reads three files per request: 16 stats each had become 4, #30).
+  for (const std::string* way : {&resolved, &given}) {
+    if (way == &given && given == resolved) break;
+    for (std::size_t slash = way->rfind('/'); slash != std::string::npos;
+         slash = slash == 0 ? std::string::npos : way->rfind('/', slash - 1)) {
+      std::string dir = slash == 0 ? "/" : way->substr(0, slash);
       struct stat st {};
-      if (::lstat(dir.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) continue;  // its directory is next
-      if (auto problem = DirectoryProblem(dir, trusted)) return problem;
+      if (::lstat(dir.c_str(), &st) != 0) return "cannot inspect " + dir + ": " + std::strerror(errno);
+      if (S_ISLNK(st.st_mode)) continue;  // its directory is next
+      if (auto problem = DirectoryProblem(dir, st, trusted)) return problem;
     }
   }
   return std::nullopt;
