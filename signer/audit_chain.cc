@@ -46,6 +46,33 @@ std::string Sha256Hex(std::string_view bytes) {
   return pki::Hex(digest, size);
 }
 
+struct Sha256Stream::Impl {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx{EVP_MD_CTX_new(), &EVP_MD_CTX_free};
+};
+
+Sha256Stream::Sha256Stream() : impl_(std::make_unique<Impl>()) {
+  if (!impl_->ctx || EVP_DigestInit_ex(impl_->ctx.get(), EVP_sha256(), nullptr) != 1) {
+    pki::ThrowOpenSsl(base::ExitCode::kSoftware, "internal", "SHA-256 failed");
+  }
+}
+
+Sha256Stream::~Sha256Stream() = default;
+
+void Sha256Stream::Update(std::string_view bytes) {
+  if (EVP_DigestUpdate(impl_->ctx.get(), bytes.data(), bytes.size()) != 1) {
+    pki::ThrowOpenSsl(base::ExitCode::kSoftware, "internal", "SHA-256 failed");
+  }
+}
+
+std::string Sha256Stream::FinalHex() {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (EVP_DigestFinal_ex(impl_->ctx.get(), digest, &size) != 1) {
+    pki::ThrowOpenSsl(base::ExitCode::kSoftware, "internal", "SHA-256 failed");
+  }
+  return pki::Hex(digest, size);
+}
+
 bool operator==(const ChainHead& a, const ChainHead& b) {
   return a.seq == b.seq && a.hash == b.hash;
 }

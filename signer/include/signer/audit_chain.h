@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,6 +27,21 @@ extern const std::string kGenesisPrev;  // 64 zeros
 
 // Lowercase hex SHA-256.
 std::string Sha256Hex(std::string_view bytes);
+
+// The same over bytes that arrive in pieces (a file read in chunks, never held whole).
+class Sha256Stream {
+ public:
+  Sha256Stream();
+  ~Sha256Stream();
+  Sha256Stream(const Sha256Stream&) = delete;
+  Sha256Stream& operator=(const Sha256Stream&) = delete;
+  void Update(std::string_view bytes);
+  std::string FinalHex();  // once
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // A chain's head: the seq of its last record and the SHA-256 of that record's line. Before any
 // record: seq 0 and the genesis hash.
