@@ -7,12 +7,14 @@
 //
 // ctest runs each TEST in its own process, so each TEST is one scenario on a fresh deployment.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "pki/governance.h"
 #include "test_support.h"
 
 namespace {
@@ -441,6 +443,15 @@ TEST_F(Governance, TheSignerTrustsOnlyRootsDocumentSignedByTheGovernanceKey) {
   RunResult unsafe = Ask("sign", csr.b64);
   EXPECT_EQ(unsafe.exit_code, 78) << unsafe.err;
   EXPECT_EQ(SignerLine(unsafe.err).rfind("etcd-signer: governance-unsafe: ", 0), 0u) << unsafe.err;
+
+  // Root's again, but larger than any governance document may be: refused by its size, unread.
+  ASSERT_EQ(::chown((*dir_ / "governance.cms").c_str(), 0, 0), 0);
+  WriteFile(*dir_ / "governance.cms", std::string(pki::kMaxGovernanceBytes + 1, 'A'), 0644);
+  RunResult huge = Ask("sign", csr.b64);
+  EXPECT_EQ(huge.exit_code, 65) << huge.err;
+  EXPECT_EQ(SignerLine(huge.err).rfind("etcd-signer: governance-invalid: ", 0), 0u) << huge.err;
+  EXPECT_NE(huge.err.find("is larger than 16777216 bytes"), std::string::npos) << huge.err;
+  EXPECT_EQ(huge.out, "");
 }
 
 }  // namespace
