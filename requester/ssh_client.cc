@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <chrono>
 #include <string_view>
+#include <thread>
 
 #include "base/failure.h"
 #include "requester/key_store.h"
@@ -102,6 +104,7 @@ KnownHostsMarkers ScanMarkers(const std::string& path, std::string_view server_b
 struct SshClient::Impl {
   SshOptions options;
   SessionPtr session;
+  int channels_opened = 0;
 };
 
 SshClient::SshClient(const SshOptions& o) : impl_(std::make_unique<Impl>()) {
@@ -224,13 +227,25 @@ SshClient::~SshClient() = default;
 ExecResult SshClient::Exec(const std::string& command, const std::string& input) {
   ssh_session s = impl_->session.get();
   const SshOptions& o = impl_->options;
-  ChannelPtr channel(ssh_channel_new(s));
   auto lost = [&](const std::string& what) {
     return Failure(ExitCode::kUnavailable, "connection-lost",
                    "the connection to the signer " + Where(o) + " failed while " + what + ": " +
                        SshError(s));
   };
-  if (!channel || ssh_channel_open_session(channel.get()) != SSH_OK) throw lost("opening a channel");
+  // A signer host allows one session per connection (the package's sshd drop-in: MaxSessions 1)
+  // and frees it a moment after the previous channel closed: without Nagle (#30) the next channel
+  // ("sign" after "ca", "activate" after "enroll") can arrive before that, and sshd answers "open
+  // failed". A later channel of a connection is retried, briefly; the first one's refusal is real.
+  ChannelPtr channel;
+  for (int attempt = 0;; ++attempt) {
+    channel.reset(ssh_channel_new(s));
+    if (channel && ssh_channel_open_session(channel.get()) == SSH_OK) break;
+    if (!channel || impl_->channels_opened == 0 || attempt == 5 || ssh_is_connected(s) == 0) {
+      throw lost("opening a channel");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2 << attempt));  // 2, 4, 8, 16, 32 ms
+  }
+  ++impl_->channels_opened;
   if (ssh_channel_request_exec(channel.get(), command.c_str()) != SSH_OK) throw lost("starting the request");
   // A signer may answer and exit before it has read the request (a refusal at the request line,
   // or a forced command that is not etcd-signer): the write then fails, but its answer and exit

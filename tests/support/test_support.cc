@@ -342,7 +342,7 @@ SshServer::SshServer(const std::string& dir, const std::string& user) : dir_(dir
       "/authorized_keys\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n"
       "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
       "PermitRootLogin forced-commands-only\nPrintMotd no\nLogLevel VERBOSE\nExposeAuthInfo yes\n"
-      "MaxStartups 100:30:200\nMaxSessions 50\nPerSourcePenalties no\n";
+      "MaxStartups 100:30:200\nMaxSessions 1\nPerSourcePenalties no\n";  // MaxSessions as the package's drop-in
   WriteFile(dir_ + "/sshd_config", config);
   ::mkdir("/run/sshd", 0755);
 }

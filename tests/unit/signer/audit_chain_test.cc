@@ -58,6 +58,24 @@ TEST(AuditChain, Sha256HexIsLowercaseHexOfTheExactBytes) {
   EXPECT_EQ(signer::kGenesisPrev, std::string(64, '0'));
 }
 
+TEST(AuditChain, Sha256StreamOverPiecesIsTheHashOfTheWhole) {
+  {
+    signer::Sha256Stream nothing;
+    EXPECT_EQ(nothing.FinalHex(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  }
+  signer::Sha256Stream abc;
+  abc.Update("a");
+  abc.Update("");
+  abc.Update("bc");
+  EXPECT_EQ(abc.FinalHex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  // Pieces of the sizes the governance check reads in (16 KiB), the last one short.
+  std::string whole(3 * 16384 + 1000, '\0');
+  for (std::size_t i = 0; i < whole.size(); ++i) whole[i] = static_cast<char>(i * 131 % 251);
+  signer::Sha256Stream chunked;
+  for (std::size_t at = 0; at < whole.size(); at += 16384) chunked.Update(std::string_view(whole).substr(at, 16384));
+  EXPECT_EQ(chunked.FinalHex(), signer::Sha256Hex(whole));
+}
+
 TEST(AuditChain, HeadsParseStrictly) {
   auto h = signer::ParseHead("7:" + std::string(64, 'a'));
   ASSERT_TRUE(h);
